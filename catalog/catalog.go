@@ -1,0 +1,437 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/imgly/syncer/providers"
+)
+
+// ErrStop, returned by a Range callback, ends the range without error.
+var ErrStop = errors.New("stop")
+
+var (
+	rootBucket   = []byte("sources")
+	objectBucket = []byte("objects")
+	outboxBucket = []byte("outbox")
+	keySeq       = []byte("seq")
+	keyCount     = []byte("count")
+	keyBatch     = []byte("batch")
+)
+
+// Catalog is the embedded, durable catalog: one bbolt file.
+//
+// bbolt was chosen for its ordered cursor scans (the diff's hot path), cheap
+// read transactions and a single-writer model that matches one worker per
+// catalog; see docs/design.md for the measurements behind the choice.
+type Catalog struct {
+	db  *bolt.DB
+	now func() time.Time
+
+	mu      sync.Mutex
+	waiters map[string]chan struct{}
+}
+
+// Open opens (creating if needed) the catalog in dir.
+func Open(dir string) (*Catalog, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("catalog: create %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "catalog.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:        2 * time.Second,
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("catalog: %s is locked by another syncer process", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("catalog: open %s: %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(rootBucket)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalog: init %s: %w", path, err)
+	}
+	return &Catalog{db: db, now: time.Now, waiters: map[string]chan struct{}{}}, nil
+}
+
+// Close closes the file.
+func (c *Catalog) Close() error { return c.db.Close() }
+
+// Sources lists the ids of the sources the catalog holds.
+func (c *Catalog) Sources() ([]string, error) {
+	var ids []string
+	err := c.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(rootBucket).ForEachBucket(func(k []byte) error {
+			ids = append(ids, string(k))
+			return nil
+		})
+	})
+	return ids, err
+}
+
+// Source returns the handle of one source. order must be the order the
+// source's provider lists in; it fixes how keys are laid out on disk.
+func (c *Catalog) Source(id string, order providers.Order) *Source {
+	return &Source{c: c, id: id, bid: []byte(id), order: order}
+}
+
+// signal wakes whoever waits for outbox records of source id.
+func (c *Catalog) signal(id string) {
+	c.mu.Lock()
+	ch := c.waiters[id]
+	c.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (c *Catalog) waiter(id string) chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := c.waiters[id]
+	if ch == nil {
+		ch = make(chan struct{}, 1)
+		c.waiters[id] = ch
+	}
+	return ch
+}
+
+// Source is one source's part of the catalog.
+type Source struct {
+	c     *Catalog
+	id    string
+	bid   []byte
+	order providers.Order
+}
+
+// ID is the source id.
+func (s *Source) ID() string { return s.id }
+
+func (s *Source) bucket(tx *bolt.Tx) *bolt.Bucket {
+	return tx.Bucket(rootBucket).Bucket(s.bid)
+}
+
+func (s *Source) writable(tx *bolt.Tx) (src, objs, out *bolt.Bucket, err error) {
+	if src, err = tx.Bucket(rootBucket).CreateBucketIfNotExists(s.bid); err != nil {
+		return
+	}
+	if objs, err = src.CreateBucketIfNotExists(objectBucket); err != nil {
+		return
+	}
+	out, err = src.CreateBucketIfNotExists(outboxBucket)
+	return
+}
+
+// Range calls fn for each entry whose key comes after `after` in the
+// source's order ("" for the start), in that order, until fn returns an error.
+// ErrStop ends the range cleanly. fn must not call back into the catalog.
+func (s *Source) Range(ctx context.Context, after string, fn func(Entry) error) error {
+	err := s.c.db.View(func(tx *bolt.Tx) error {
+		src := s.bucket(tx)
+		if src == nil {
+			return nil
+		}
+		objs := src.Bucket(objectBucket)
+		if objs == nil {
+			return nil
+		}
+		cur := objs.Cursor()
+		var k, v []byte
+		if after == "" {
+			k, v = cur.First()
+		} else {
+			sk := []byte(s.order.SortKey(after))
+			k, v = cur.Seek(sk)
+			if k != nil && bytes.Equal(k, sk) {
+				k, v = cur.Next()
+			}
+		}
+		for n := 0; k != nil; k, v = cur.Next() {
+			if n++; n%1024 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			e, err := decodeEntry(s.order.FromSortKey(string(k)), v)
+			if err != nil {
+				return fmt.Errorf("key %q: %w", k, err)
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, ErrStop) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("catalog: range %s: %w", s.id, err)
+	}
+	return nil
+}
+
+// Get returns the entry of key, and whether it exists.
+func (s *Source) Get(ctx context.Context, key string) (Entry, bool, error) {
+	var (
+		e  Entry
+		ok bool
+	)
+	err := s.c.db.View(func(tx *bolt.Tx) error {
+		src := s.bucket(tx)
+		if src == nil || src.Bucket(objectBucket) == nil {
+			return nil
+		}
+		v := src.Bucket(objectBucket).Get([]byte(s.order.SortKey(key)))
+		if v == nil {
+			return nil
+		}
+		var err error
+		e, err = decodeEntry(key, v)
+		ok = err == nil
+		return err
+	})
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("catalog: get %s %q: %w", s.id, key, err)
+	}
+	return e, ok, nil
+}
+
+// Stats are a source's counters.
+type Stats struct {
+	Objects uint64 // objects recorded
+	LastSeq uint64 // sequence number of the last committed change
+	Pending uint64 // changes in the outbox, not yet published
+}
+
+// Stats returns the source's counters.
+func (s *Source) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	err := s.c.db.View(func(tx *bolt.Tx) error {
+		src := s.bucket(tx)
+		if src == nil {
+			return nil
+		}
+		st.Objects = getU64(src, keyCount)
+		st.LastSeq = getU64(src, keySeq)
+		if out := src.Bucket(outboxBucket); out != nil {
+			st.Pending = uint64(out.Stats().KeyN)
+		}
+		return nil
+	})
+	return st, err
+}
+
+// Commit applies muts in one transaction, in order, and appends one outbox
+// record per resulting change, numbered with the source's next sequence
+// numbers. Mutations that change nothing, or whose guard fails, are skipped.
+// It returns the changes it committed.
+func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) {
+	if len(muts) == 0 {
+		return nil, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var changes []Change
+	err := s.c.db.Update(func(tx *bolt.Tx) error {
+		changes = changes[:0]
+		src, objs, out, err := s.writable(tx)
+		if err != nil {
+			return err
+		}
+		objs.FillPercent = 0.9
+		out.FillPercent = 1
+		seq := getU64(src, keySeq)
+		count := getU64(src, keyCount)
+		now := s.c.now().UTC()
+		var buf []byte
+		for i := range muts {
+			m := &muts[i]
+			if m.Object.Key == "" {
+				return fmt.Errorf("mutation %d: empty key", i)
+			}
+			sk := []byte(s.order.SortKey(m.Object.Key))
+			var (
+				cur    Entry
+				exists bool
+			)
+			if v := objs.Get(sk); v != nil {
+				if cur, err = decodeEntry(m.Object.Key, v); err != nil {
+					return fmt.Errorf("key %q: %w", m.Object.Key, err)
+				}
+				exists = true
+			}
+			if m.Guard && cur.Seq != m.IfSeq {
+				continue
+			}
+			ch := Change{Origin: m.Origin, Object: m.Object, At: now}
+			switch {
+			case m.Delete && !exists:
+				continue
+			case m.Delete:
+				ch.Op, ch.Object = Deleted, cur.Object
+			case !exists:
+				ch.Op = Added
+			case Changed(cur.Object, m.Object):
+				ch.Op = Modified
+			default:
+				continue
+			}
+			seq++
+			ch.Seq = seq
+			if ch.Op == Deleted {
+				if err := objs.Delete(sk); err != nil {
+					return err
+				}
+				count--
+			} else {
+				buf = encodeEntry(buf[:0], seq, &ch.Object)
+				if err := objs.Put(sk, buf); err != nil {
+					return err
+				}
+				if ch.Op == Added {
+					count++
+				}
+			}
+			buf = encodeChange(buf[:0], &ch)
+			if err := out.Put(u64(seq), buf); err != nil {
+				return err
+			}
+			changes = append(changes, ch)
+		}
+		if len(changes) == 0 {
+			return nil
+		}
+		if err := src.Put(keySeq, u64(seq)); err != nil {
+			return err
+		}
+		return src.Put(keyCount, u64(count))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: commit %s: %w", s.id, err)
+	}
+	if len(changes) > 0 {
+		s.c.signal(s.id)
+	}
+	return changes, nil
+}
+
+// Wait returns a channel that receives after a commit adds outbox records.
+// One waiter per source: the source's publisher.
+func (s *Source) Wait() <-chan struct{} { return s.c.waiter(s.id) }
+
+// Outbox returns up to limit unpublished changes with Seq >= from, in order.
+func (s *Source) Outbox(ctx context.Context, from uint64, limit int) ([]Change, error) {
+	var changes []Change
+	err := s.c.db.View(func(tx *bolt.Tx) error {
+		src := s.bucket(tx)
+		if src == nil || src.Bucket(outboxBucket) == nil {
+			return nil
+		}
+		cur := src.Bucket(outboxBucket).Cursor()
+		for k, v := cur.Seek(u64(from)); k != nil && len(changes) < limit; k, v = cur.Next() {
+			c, err := decodeChange(binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return fmt.Errorf("outbox seq %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			changes = append(changes, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: outbox %s: %w", s.id, err)
+	}
+	return changes, nil
+}
+
+// Batch is a range of outbox sequence numbers chosen to be published as one
+// event. It is recorded before publishing so that a retry after a crash
+// publishes exactly the same event, which the bus then deduplicates.
+type Batch struct{ First, Last uint64 }
+
+// PendingBatch returns the recorded batch, if any.
+func (s *Source) PendingBatch(ctx context.Context) (Batch, bool, error) {
+	var (
+		b  Batch
+		ok bool
+	)
+	err := s.c.db.View(func(tx *bolt.Tx) error {
+		src := s.bucket(tx)
+		if src == nil {
+			return nil
+		}
+		v := src.Get(keyBatch)
+		if len(v) != 16 {
+			return nil
+		}
+		b = Batch{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])}
+		ok = true
+		return nil
+	})
+	if err != nil {
+		return Batch{}, false, fmt.Errorf("catalog: pending batch %s: %w", s.id, err)
+	}
+	return b, ok, nil
+}
+
+// BeginBatch records b as the batch being published.
+func (s *Source) BeginBatch(ctx context.Context, b Batch) error {
+	err := s.c.db.Update(func(tx *bolt.Tx) error {
+		src, _, _, err := s.writable(tx)
+		if err != nil {
+			return err
+		}
+		return src.Put(keyBatch, append(u64(b.First), u64(b.Last)...))
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: begin batch %s: %w", s.id, err)
+	}
+	return nil
+}
+
+// AckBatch removes b's changes from the outbox and forgets b: they have been
+// published.
+func (s *Source) AckBatch(ctx context.Context, b Batch) error {
+	err := s.c.db.Update(func(tx *bolt.Tx) error {
+		src, _, out, err := s.writable(tx)
+		if err != nil {
+			return err
+		}
+		cur := out.Cursor()
+		for k, _ := cur.Seek(u64(b.First)); k != nil && binary.BigEndian.Uint64(k) <= b.Last; k, _ = cur.Seek(u64(b.First)) {
+			if err := cur.Delete(); err != nil {
+				return err
+			}
+		}
+		return src.Delete(keyBatch)
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: ack batch %s: %w", s.id, err)
+	}
+	return nil
+}
+
+func getU64(b *bolt.Bucket, k []byte) uint64 {
+	v := b.Get(k)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}

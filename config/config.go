@@ -1,0 +1,384 @@
+// Package config reads syncer's YAML configuration: strict (an unknown key is
+// an error naming its path), with ${VAR} expansion from the environment and
+// validation messages that name the field.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole file.
+type Config struct {
+	NATS    NATS     `yaml:"nats"`
+	Catalog Catalog  `yaml:"catalog"`
+	HTTP    HTTP     `yaml:"http"`
+	Events  Events   `yaml:"events"`
+	Log     Log      `yaml:"log"`
+	Sources []Source `yaml:"sources"`
+}
+
+// NATS says where events go.
+type NATS struct {
+	// URL of the NATS server, or "embedded" to run one in-process.
+	URL           string `yaml:"url"`
+	Stream        string `yaml:"stream"`
+	SubjectPrefix string `yaml:"subjectPrefix"`
+	// CredsFile is a NATS credentials file (optional).
+	CredsFile string `yaml:"credsFile"`
+	// Embedded server settings, used when URL is "embedded".
+	Listen   string `yaml:"listen"`
+	StoreDir string `yaml:"storeDir"`
+}
+
+// Catalog says where the catalog lives.
+type Catalog struct {
+	Path string `yaml:"path"`
+}
+
+// HTTP is the health, metrics and webhook listener.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+// Events tunes how changes become events.
+type Events struct {
+	// CoalesceWindow gathers the changes of one source detected this close
+	// together into one event.
+	CoalesceWindow time.Duration `yaml:"coalesceWindow"`
+	// MaxChanges caps the changes listed in one event; larger bursts split.
+	MaxChanges int `yaml:"maxChanges"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// Source is one bucket (or container, or directory) plus prefix and filters.
+type Source struct {
+	ID       string `yaml:"id"`
+	Provider string `yaml:"provider"`
+	Bucket   string `yaml:"bucket"`
+	// Container is Azure's name for a bucket.
+	Container string   `yaml:"container"`
+	Path      string   `yaml:"path"`
+	Prefix    string   `yaml:"prefix"`
+	Include   []string `yaml:"include"`
+	Exclude   []string `yaml:"exclude"`
+	Schedule  string   `yaml:"schedule"`
+
+	S3    S3    `yaml:"s3"`
+	GCS   GCS   `yaml:"gcs"`
+	Azure Azure `yaml:"azure"`
+
+	Notifications Notifications `yaml:"notifications"`
+}
+
+// S3 holds S3 and S3-compatible settings. Credentials come from the standard
+// AWS chain (environment, shared config, IRSA), never from this file.
+type S3 struct {
+	Endpoint  string `yaml:"endpoint"`
+	Region    string `yaml:"region"`
+	PathStyle bool   `yaml:"pathStyle"`
+}
+
+// GCS holds Google Cloud Storage settings. Without CredentialsFile the
+// Application Default Credentials apply; STORAGE_EMULATOR_HOST is respected.
+type GCS struct {
+	CredentialsFile string `yaml:"credentialsFile"`
+	Endpoint        string `yaml:"endpoint"`
+}
+
+// Azure holds Azure Blob settings. One way to authenticate: a connection
+// string, an account key, a SAS token, or none of them for
+// DefaultAzureCredential (workload identity on AKS).
+type Azure struct {
+	AccountURL       string `yaml:"accountURL"`
+	ConnectionString string `yaml:"connectionString"`
+	AccountName      string `yaml:"accountName"`
+	AccountKey       string `yaml:"accountKey"`
+	SASToken         string `yaml:"sasToken"`
+}
+
+// Notifications are a source's fast paths. Any number may be set.
+type Notifications struct {
+	SQS          *SQS          `yaml:"sqs"`
+	Webhook      *Webhook      `yaml:"webhook"`
+	PubSub       *PubSub       `yaml:"pubsub"`
+	StorageQueue *StorageQueue `yaml:"storageQueue"`
+	EventGrid    *EventGrid    `yaml:"eventGrid"`
+}
+
+// SQS is an SQS queue receiving S3 notifications (raw, SNS-wrapped or
+// EventBridge).
+type SQS struct {
+	QueueURL          string        `yaml:"queueURL"`
+	Endpoint          string        `yaml:"endpoint"`
+	Region            string        `yaml:"region"`
+	Concurrency       int           `yaml:"concurrency"`
+	VisibilityTimeout time.Duration `yaml:"visibilityTimeout"`
+	WaitTime          time.Duration `yaml:"waitTime"`
+}
+
+// Webhook is an S3-compatible (MinIO, Ceph) notification webhook, served at
+// /webhooks/s3/<source id> and authenticated with a bearer token.
+type Webhook struct {
+	Token string `yaml:"token"`
+}
+
+// PubSub is a GCS notification subscription.
+type PubSub struct {
+	Project      string `yaml:"project"`
+	Subscription string `yaml:"subscription"`
+	Endpoint     string `yaml:"endpoint"`
+}
+
+// StorageQueue is an Azure Storage Queue receiving Event Grid events.
+type StorageQueue struct {
+	Queue             string        `yaml:"queue"`
+	AccountURL        string        `yaml:"accountURL"`
+	ConnectionString  string        `yaml:"connectionString"`
+	PoisonQueue       string        `yaml:"poisonQueue"`
+	MaxDequeueCount   int           `yaml:"maxDequeueCount"`
+	VisibilityTimeout time.Duration `yaml:"visibilityTimeout"`
+}
+
+// EventGrid is an Event Grid webhook, served at /webhooks/eventgrid/<source
+// id>, authenticated with a secret in a query parameter or header.
+type EventGrid struct {
+	Secret string `yaml:"secret"`
+	// Header, when set, names the header carrying the secret; otherwise the
+	// query parameter "code" does.
+	Header string `yaml:"header"`
+}
+
+// Defaults.
+const (
+	DefaultStream         = "SYNCER"
+	DefaultSubjectPrefix  = "syncer.changed"
+	DefaultSchedule       = "@every 5m"
+	DefaultCoalesceWindow = 250 * time.Millisecond
+	DefaultMaxChanges     = 500
+)
+
+// Load reads, expands, decodes and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(data, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes and validates a configuration. lookup resolves ${VAR}.
+func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, err
+	}
+	cfg := &Config{}
+	if root.Kind == 0 { // empty file
+		cfg.setDefaults()
+		return cfg, cfg.Validate()
+	}
+	if err := expand(&root, "", lookup); err != nil {
+		return nil, err
+	}
+	if err := checkKeys(&root, typeOf(cfg), ""); err != nil {
+		return nil, err
+	}
+	if err := root.Decode(cfg); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	return cfg, cfg.Validate()
+}
+
+func (c *Config) setDefaults() {
+	if c.NATS.URL == "" {
+		c.NATS.URL = "embedded"
+	}
+	if c.NATS.Stream == "" {
+		c.NATS.Stream = DefaultStream
+	}
+	if c.NATS.SubjectPrefix == "" {
+		c.NATS.SubjectPrefix = DefaultSubjectPrefix
+	}
+	if c.NATS.Listen == "" {
+		c.NATS.Listen = "127.0.0.1:4222"
+	}
+	if c.Catalog.Path == "" {
+		c.Catalog.Path = "./data"
+	}
+	if c.NATS.StoreDir == "" {
+		c.NATS.StoreDir = c.Catalog.Path + "/nats"
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = "127.0.0.1:8080"
+	}
+	if c.Events.CoalesceWindow == 0 {
+		c.Events.CoalesceWindow = DefaultCoalesceWindow
+	}
+	if c.Events.MaxChanges == 0 {
+		c.Events.MaxChanges = DefaultMaxChanges
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		if s.Schedule == "" {
+			s.Schedule = DefaultSchedule
+		}
+		if s.Provider == "s3" && s.S3.Region == "" {
+			s.S3.Region = "us-east-1"
+		}
+	}
+}
+
+var (
+	sourceIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	// A subject prefix is one or more NATS tokens without wildcards.
+	subjectPrefixRe = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+	streamRe        = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+)
+
+// Validate checks the configuration; each problem names its field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if !streamRe.MatchString(c.NATS.Stream) {
+		bad("nats.stream", "%q is not a valid stream name (use A-Z a-z 0-9 _ -)", c.NATS.Stream)
+	}
+	if !subjectPrefixRe.MatchString(c.NATS.SubjectPrefix) {
+		bad("nats.subjectPrefix", "%q is not a valid NATS subject prefix (dot-separated tokens of A-Z a-z 0-9 _ -)", c.NATS.SubjectPrefix)
+	}
+	if c.Events.CoalesceWindow < 0 {
+		bad("events.coalesceWindow", "must not be negative")
+	}
+	if c.Events.MaxChanges < 1 {
+		bad("events.maxChanges", "must be at least 1")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	seen := map[string]int{}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		f := fmt.Sprintf("sources[%d]", i)
+		switch {
+		case s.ID == "":
+			bad(f+".id", "is required")
+		case !sourceIDRe.MatchString(s.ID):
+			bad(f+".id", "%q must be usable as one NATS subject token: only A-Z a-z 0-9 _ -", s.ID)
+		default:
+			if j, dup := seen[s.ID]; dup {
+				bad(f+".id", "%q is already used by sources[%d]", s.ID, j)
+			}
+			seen[s.ID] = i
+		}
+		if _, err := cron.ParseStandard(s.Schedule); err != nil {
+			bad(f+".schedule", "%q is not a valid cron spec: %v", s.Schedule, err)
+		}
+		for j, g := range s.Include {
+			if err := checkGlob(g); err != nil {
+				bad(fmt.Sprintf("%s.include[%d]", f, j), "%v", err)
+			}
+		}
+		for j, g := range s.Exclude {
+			if err := checkGlob(g); err != nil {
+				bad(fmt.Sprintf("%s.exclude[%d]", f, j), "%v", err)
+			}
+		}
+		s.validateProvider(f, bad)
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Source) validateProvider(f string, bad func(field, format string, args ...any)) {
+	n := &s.Notifications
+	switch s.Provider {
+	case "":
+		bad(f+".provider", "is required (s3, gcs, azure or local)")
+	case "local":
+		if s.Path == "" {
+			bad(f+".path", "is required for provider local")
+		}
+	case "s3":
+		if s.Bucket == "" {
+			bad(f+".bucket", "is required for provider s3")
+		}
+	case "gcs":
+		if s.Bucket == "" {
+			bad(f+".bucket", "is required for provider gcs")
+		}
+	case "azure":
+		if s.Container == "" {
+			bad(f+".container", "is required for provider azure")
+		}
+		a := &s.Azure
+		if a.ConnectionString == "" && a.AccountURL == "" {
+			bad(f+".azure.accountURL", "is required unless azure.connectionString is set")
+		}
+		if a.AccountKey != "" && a.AccountName == "" {
+			bad(f+".azure.accountName", "is required with azure.accountKey")
+		}
+	default:
+		bad(f+".provider", "%q is not one of s3, gcs, azure, local", s.Provider)
+	}
+	only := func(field, provider string, set bool) {
+		if set && s.Provider != provider {
+			bad(f+"."+field, "applies to provider %s, not %q", provider, s.Provider)
+		}
+	}
+	only("notifications.sqs", "s3", n.SQS != nil)
+	only("notifications.webhook", "s3", n.Webhook != nil)
+	only("notifications.pubsub", "gcs", n.PubSub != nil)
+	only("notifications.storageQueue", "azure", n.StorageQueue != nil)
+	only("notifications.eventGrid", "azure", n.EventGrid != nil)
+	if n.SQS != nil && n.SQS.QueueURL == "" {
+		bad(f+".notifications.sqs.queueURL", "is required")
+	}
+	if n.Webhook != nil && n.Webhook.Token == "" {
+		bad(f+".notifications.webhook.token", "is required: the webhook refuses unauthenticated requests")
+	}
+	if n.PubSub != nil {
+		if n.PubSub.Project == "" {
+			bad(f+".notifications.pubsub.project", "is required")
+		}
+		if n.PubSub.Subscription == "" {
+			bad(f+".notifications.pubsub.subscription", "is required")
+		}
+	}
+	if n.StorageQueue != nil && n.StorageQueue.Queue == "" {
+		bad(f+".notifications.storageQueue.queue", "is required")
+	}
+	if n.EventGrid != nil && n.EventGrid.Secret == "" {
+		bad(f+".notifications.eventGrid.secret", "is required: the webhook refuses unauthenticated requests")
+	}
+}
