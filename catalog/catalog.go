@@ -3,7 +3,9 @@ package catalog
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -24,9 +26,12 @@ var (
 	rootBucket   = []byte("sources")
 	objectBucket = []byte("objects")
 	outboxBucket = []byte("outbox")
+	markerBucket = []byte("markers")
 	keySeq       = []byte("seq")
 	keyCount     = []byte("count")
 	keyBatch     = []byte("batch")
+	metaBucket   = []byte("meta")
+	keyInstance  = []byte("instance")
 )
 
 // Catalog is the embedded, durable catalog: one bbolt file.
@@ -35,8 +40,9 @@ var (
 // read transactions and a single-writer model that matches one worker per
 // catalog; see docs/design.md for the measurements behind the choice.
 type Catalog struct {
-	db  *bolt.DB
-	now func() time.Time
+	db       *bolt.DB
+	instance string
+	now      func() time.Time
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{}
@@ -59,15 +65,36 @@ func Open(dir string) (*Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog: open %s: %w", path, err)
 	}
+	var instance string
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(rootBucket)
-		return err
+		if _, err := tx.CreateBucketIfNotExists(rootBucket); err != nil {
+			return err
+		}
+		meta, err := tx.CreateBucketIfNotExists(metaBucket)
+		if err != nil {
+			return err
+		}
+		if v := meta.Get(keyInstance); v != nil {
+			instance = string(v)
+			return nil
+		}
+		var b [6]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return err
+		}
+		instance = hex.EncodeToString(b[:])
+		return meta.Put(keyInstance, []byte(instance))
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("catalog: init %s: %w", path, err)
 	}
-	return &Catalog{db: db, now: time.Now, waiters: map[string]chan struct{}{}}, nil
+	return &Catalog{db: db, instance: instance, now: time.Now, waiters: map[string]chan struct{}{}}, nil
 }
+
+// InstanceID is a random id fixed when the catalog was created. Event ids
+// include it, so that a catalog recreated from scratch — whose sequence
+// numbers start again at 1 — never reuses an id the bus still remembers.
+func (c *Catalog) InstanceID() string { return c.instance }
 
 // Close closes the file.
 func (c *Catalog) Close() error { return c.db.Close() }
@@ -257,11 +284,11 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 			return err
 		}
 		objs.FillPercent = 0.9
+		var marks *bolt.Bucket // created on first use: most sources never see a notification
 		out.FillPercent = 1
 		seq := getU64(src, keySeq)
 		count := getU64(src, keyCount)
 		now := s.c.now().UTC()
-		var buf []byte
 		for i := range muts {
 			m := &muts[i]
 			if m.Object.Key == "" {
@@ -280,6 +307,27 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 			}
 			if m.Guard && cur.Seq != m.IfSeq {
 				continue
+			}
+			if marks == nil {
+				marks = src.Bucket(markerBucket)
+			}
+			if !m.ListedAt.IsZero() && marks != nil {
+				if mk, ok := decodeMarker(marks.Get(sk)); ok && mk.at.After(m.ListedAt) {
+					continue
+				}
+			}
+			if m.Sequencer != "" {
+				if marks == nil {
+					if marks, err = src.CreateBucketIfNotExists(markerBucket); err != nil {
+						return err
+					}
+				}
+				if mk, ok := decodeMarker(marks.Get(sk)); ok && !newer(m.Sequencer, m.Delete, mk) {
+					continue
+				}
+				if err := marks.Put(sk, encodeMarker(m.Sequencer, m.Delete, now)); err != nil {
+					return err
+				}
 			}
 			ch := Change{Origin: m.Origin, Object: m.Object, At: now}
 			switch {
@@ -302,16 +350,15 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 				}
 				count--
 			} else {
-				buf = encodeEntry(buf[:0], seq, &ch.Object)
-				if err := objs.Put(sk, buf); err != nil {
+				// bbolt keeps the slices it is given until commit: no reuse.
+				if err := objs.Put(sk, encodeEntry(nil, seq, &ch.Object)); err != nil {
 					return err
 				}
 				if ch.Op == Added {
 					count++
 				}
 			}
-			buf = encodeChange(buf[:0], &ch)
-			if err := out.Put(u64(seq), buf); err != nil {
+			if err := out.Put(u64(seq), encodeChange(nil, &ch)); err != nil {
 				return err
 			}
 			changes = append(changes, ch)

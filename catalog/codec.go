@@ -146,3 +146,45 @@ func decodeChange(seq uint64, v []byte) (Change, error) {
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// marker is the last notification applied to a key.
+type marker struct {
+	seq    string
+	delete bool
+	at     time.Time
+}
+
+func encodeMarker(seq string, del bool, at time.Time) []byte {
+	b := []byte{codecVersion, 0}
+	if del {
+		b[1] = 1
+	}
+	b = appendTime(b, at)
+	return appendString(b, seq)
+}
+
+func decodeMarker(v []byte) (marker, bool) {
+	if v == nil {
+		return marker{}, false
+	}
+	r := reader{b: v}
+	if r.byte() != codecVersion {
+		return marker{}, false
+	}
+	m := marker{delete: r.byte() == 1}
+	m.at = r.time()
+	m.seq = r.string()
+	return m, r.err == nil
+}
+
+// newer reports whether a notification (seq, del) comes after mk: a greater
+// sequencer, or an equal one where a delete follows an upsert.
+func newer(seq string, del bool, mk marker) bool {
+	switch {
+	case seq > mk.seq:
+		return true
+	case seq < mk.seq:
+		return false
+	}
+	return del && !mk.delete
+}

@@ -19,7 +19,7 @@ import (
 type Entry struct {
 	providers.Object
 	// Seq is the sequence number of the change that produced this state.
-	Seq uint64
+	Seq uint64 `json:"seq"`
 }
 
 // Op says what happened to an object.
@@ -86,6 +86,16 @@ type Mutation struct {
 	// meanwhile; the guard lets the newer state win.
 	Guard bool
 	IfSeq uint64
+	// Sequencer orders notifications of the same key (greater is newer;
+	// see notify.Event). A mutation whose sequencer is older than the last
+	// one applied to the key is skipped; at equal sequencers a delete wins,
+	// so a late or duplicated "created" never resurrects a deleted object.
+	// The last sequencer of a key is kept even after the key is deleted.
+	Sequencer string
+	// ListedAt, for scan mutations, is when the listing began: a key that
+	// a notification changed after that is left alone, because the listing
+	// may predate the change.
+	ListedAt time.Time
 }
 
 // Changed reports whether new differs from old in what subscribers care

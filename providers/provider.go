@@ -18,12 +18,12 @@ import (
 type Object struct {
 	// Key is the object's full key in the bucket (or its slash path below a
 	// local root), as the provider spells it, unescaped.
-	Key          string
-	Size         int64
-	ETag         string
-	Version      string // version id or generation, when the store has one
-	LastModified time.Time
-	ContentType  string
+	Key          string    `json:"key"`
+	Size         int64     `json:"size"`
+	ETag         string    `json:"etag,omitempty"`
+	Version      string    `json:"version,omitempty"` // version id or generation, when the store has one
+	LastModified time.Time `json:"lastModified"`
+	ContentType  string    `json:"contentType,omitempty"`
 }
 
 // Page is one page of a listing. Keys within a page, and across the pages of

@@ -1,0 +1,197 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/imgly/syncer/catalog"
+	"github.com/imgly/syncer/providers"
+)
+
+// Committer is what the applier needs of a source's catalog.
+type Committer interface {
+	Commit(ctx context.Context, muts []catalog.Mutation) ([]catalog.Change, error)
+}
+
+// Statter reads the current state of a key (a providers.Provider).
+type Statter interface {
+	Stat(ctx context.Context, key string) (providers.Object, error)
+}
+
+// Route is one source notifications can be applied to.
+type Route struct {
+	SourceID string
+	Provider string // "s3", "gcs", "azure"
+	Bucket   string
+	Filter   providers.Filter
+	Store    Statter
+	Catalog  Committer
+}
+
+// RouterOptions tune a Router.
+type RouterOptions struct {
+	// StatRate limits stats per second across all sources; StatBurst is the
+	// bucket size. Stats happen when a notification lacks what the catalog
+	// needs, and a burst of notifications must not become a burst of
+	// requests that gets the worker throttled.
+	StatRate  float64
+	StatBurst int
+	// StatConcurrency bounds the stats in flight.
+	StatConcurrency int
+	Log             *slog.Logger
+	Registerer      prometheus.Registerer
+}
+
+// Router is the Applier: it routes each event to every source whose provider
+// and bucket match and whose prefix and filters include the key, and commits
+// it through the same catalog path a scan uses.
+type Router struct {
+	routes  []Route
+	limiter *rate.Limiter
+	sem     chan struct{}
+	log     *slog.Logger
+
+	events *prometheus.CounterVec
+	stats  *prometheus.CounterVec
+}
+
+var _ Applier = (*Router)(nil)
+
+// NewRouter returns a router over routes.
+func NewRouter(routes []Route, o RouterOptions) (*Router, error) {
+	if o.StatRate <= 0 {
+		o.StatRate = 200
+	}
+	if o.StatBurst <= 0 {
+		o.StatBurst = 50
+	}
+	if o.StatConcurrency <= 0 {
+		o.StatConcurrency = 16
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	r := &Router{
+		routes:  routes,
+		limiter: rate.NewLimiter(rate.Limit(o.StatRate), o.StatBurst),
+		sem:     make(chan struct{}, o.StatConcurrency),
+		log:     o.Log,
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncer_notification_events_total",
+			Help: "Notification events by source and outcome: changed (committed a change), unchanged (duplicate, stale or no difference), filtered (outside the source's prefix or filters), unrouted (no source has that bucket).",
+		}, []string{"provider", "source", "outcome"}),
+		stats: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncer_notification_stats_total",
+			Help: "Stats made to complete notifications, by source and result.",
+		}, []string{"source", "result"}),
+	}
+	if o.Registerer != nil {
+		for _, c := range []prometheus.Collector{r.events, r.stats} {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("register notification metrics: %w", err)
+			}
+		}
+	}
+	return r, nil
+}
+
+// Apply implements Applier.
+func (r *Router) Apply(ctx context.Context, events []Event) error {
+	for i := range r.routes {
+		rt := &r.routes[i]
+		var muts []catalog.Mutation
+		for j := range events {
+			ev := &events[j]
+			if ev.Provider != rt.Provider || ev.Bucket != rt.Bucket {
+				continue
+			}
+			if !rt.Filter.Match(ev.Key) {
+				r.events.WithLabelValues(ev.Provider, rt.SourceID, "filtered").Inc()
+				continue
+			}
+			m, err := r.mutation(ctx, rt, ev)
+			if err != nil {
+				return err
+			}
+			muts = append(muts, m)
+		}
+		if len(muts) == 0 {
+			continue
+		}
+		changes, err := rt.Catalog.Commit(ctx, muts)
+		if err != nil {
+			return fmt.Errorf("apply notifications to %s: %w", rt.SourceID, err)
+		}
+		r.events.WithLabelValues(rt.Provider, rt.SourceID, "changed").Add(float64(len(changes)))
+		r.events.WithLabelValues(rt.Provider, rt.SourceID, "unchanged").Add(float64(len(muts) - len(changes)))
+	}
+	for j := range events {
+		if !r.routed(&events[j]) {
+			r.events.WithLabelValues(events[j].Provider, "", "unrouted").Inc()
+			r.log.Debug("notification for no configured source", "provider", events[j].Provider,
+				"bucket", events[j].Bucket, "key", events[j].Key, "id", events[j].ID)
+		}
+	}
+	return nil
+}
+
+func (r *Router) routed(ev *Event) bool {
+	for i := range r.routes {
+		if r.routes[i].Provider == ev.Provider && r.routes[i].Bucket == ev.Bucket {
+			return true
+		}
+	}
+	return false
+}
+
+// mutation turns an event into the catalog mutation for one source, asking
+// the store for the key's state when the event alone cannot say.
+func (r *Router) mutation(ctx context.Context, rt *Route, ev *Event) (catalog.Mutation, error) {
+	m := catalog.Mutation{Origin: catalog.Notification, Sequencer: ev.Sequencer}
+	if ev.Complete {
+		m.Delete = ev.Kind == Delete
+		m.Object = ev.Object
+		m.Object.Key = ev.Key
+		return m, nil
+	}
+	obj, err := r.stat(ctx, rt, ev.Key)
+	switch {
+	case errors.Is(err, providers.ErrNotFound):
+		// Gone by now, whatever the event said: a later delete, or a
+		// non-current version's deletion of an object that no longer exists.
+		m.Delete = true
+		m.Object.Key = ev.Key
+	case err != nil:
+		return m, fmt.Errorf("complete %s notification %s for %s: %w", ev.Kind, ev.ID, rt.SourceID, err)
+	default:
+		m.Object = obj
+	}
+	return m, nil
+}
+
+func (r *Router) stat(ctx context.Context, rt *Route, key string) (providers.Object, error) {
+	if err := r.limiter.Wait(ctx); err != nil {
+		return providers.Object{}, err
+	}
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return providers.Object{}, ctx.Err()
+	}
+	defer func() { <-r.sem }()
+	obj, err := rt.Store.Stat(ctx, key)
+	result := "found"
+	switch {
+	case errors.Is(err, providers.ErrNotFound):
+		result = "not_found"
+	case err != nil:
+		result = "error"
+	}
+	r.stats.WithLabelValues(rt.SourceID, result).Inc()
+	return obj, err
+}

@@ -1,0 +1,154 @@
+package schedule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
+)
+
+// Job is a target and its cron spec (robfig/cron/v3 standard syntax,
+// including descriptors such as "@every 5m").
+type Job struct {
+	Target Target
+	Spec   string
+}
+
+// Scheduler runs each job's reconciliation on its schedule. A source's
+// reconciliations never overlap: a tick that finds the previous one still
+// running is skipped.
+type Scheduler struct {
+	jobs []*job
+	log  *slog.Logger
+	opts Options
+
+	scans    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	objects  *prometheus.GaugeVec
+}
+
+type job struct {
+	Job
+	running sync.Mutex
+
+	mu       sync.Mutex
+	lastErr  error
+	lastDone time.Time
+}
+
+// NewScheduler returns a scheduler for jobs. reg may be nil.
+func NewScheduler(jobs []Job, opts Options, log *slog.Logger, reg prometheus.Registerer) (*Scheduler, error) {
+	s := &Scheduler{
+		log:  log,
+		opts: opts,
+		scans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncer_scans_total", Help: "Reconciliations by source and result (ok, error, skipped).",
+		}, []string{"source", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "syncer_scan_duration_seconds", Help: "Duration of reconciliations.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 3, 12),
+		}, []string{"source"}),
+		objects: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "syncer_scan_objects", Help: "Objects matched by the last complete reconciliation.",
+		}, []string{"source"}),
+	}
+	for _, j := range jobs {
+		if _, err := cron.ParseStandard(j.Spec); err != nil {
+			return nil, fmt.Errorf("source %s: schedule %q: %w", j.Target.ID, j.Spec, err)
+		}
+		s.jobs = append(s.jobs, &job{Job: j})
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{s.scans, s.duration, s.objects} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register scan metrics: %w", err)
+			}
+		}
+	}
+	return s, nil
+}
+
+// Run reconciles every source once at once — catching up on what changed
+// while syncer was down — and then on each source's schedule, until ctx is
+// cancelled. It returns after the reconciliations in progress have stopped.
+func (s *Scheduler) Run(ctx context.Context) {
+	c := cron.New(cron.WithLogger(cron.DiscardLogger))
+	var wg sync.WaitGroup
+	for _, j := range s.jobs {
+		c.AddFunc(j.Spec, func() { s.runJob(ctx, j) }) //nolint:errcheck // spec validated in NewScheduler
+	}
+	for _, j := range s.jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.runJob(ctx, j)
+		}()
+	}
+	c.Start()
+	<-ctx.Done()
+	<-c.Stop().Done() // waits for running cron jobs
+	wg.Wait()
+}
+
+// Scan reconciles source id now, unless a reconciliation of it is running.
+func (s *Scheduler) Scan(ctx context.Context, id string) (Result, error) {
+	for _, j := range s.jobs {
+		if j.Target.ID == id {
+			return s.runJob(ctx, j)
+		}
+	}
+	return Result{}, fmt.Errorf("no source %q", id)
+}
+
+// ErrBusy is returned when a source's previous reconciliation still runs.
+var ErrBusy = errors.New("reconciliation already running")
+
+func (s *Scheduler) runJob(ctx context.Context, j *job) (Result, error) {
+	if ctx.Err() != nil {
+		return Result{}, ctx.Err()
+	}
+	if !j.running.TryLock() {
+		s.scans.WithLabelValues(j.Target.ID, "skipped").Inc()
+		s.log.Warn("scan skipped: the previous one is still running", "source", j.Target.ID)
+		return Result{}, ErrBusy
+	}
+	defer j.running.Unlock()
+	s.log.Debug("scan started", "source", j.Target.ID)
+	res, err := Reconcile(ctx, j.Target, s.opts)
+	s.duration.WithLabelValues(j.Target.ID).Observe(res.Duration.Seconds())
+	j.mu.Lock()
+	j.lastErr, j.lastDone = err, time.Now()
+	j.mu.Unlock()
+	attrs := []any{"source", j.Target.ID, "listed", res.Listed, "matched", res.Matched,
+		"added", res.Added, "modified", res.Modified, "deleted", res.Deleted, "duration", res.Duration.Round(time.Millisecond)}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		s.log.Info("scan interrupted by shutdown; no deletions applied", attrs...)
+	case err != nil:
+		s.scans.WithLabelValues(j.Target.ID, "error").Inc()
+		s.log.Error("scan failed; no deletions applied", append(attrs, "err", err)...)
+	default:
+		s.scans.WithLabelValues(j.Target.ID, "ok").Inc()
+		s.objects.WithLabelValues(j.Target.ID).Set(float64(res.Matched))
+		s.log.Info("scan done", attrs...)
+	}
+	return res, err
+}
+
+// Healthy returns the errors of the sources whose last reconciliation failed.
+func (s *Scheduler) Healthy() error {
+	var errs []error
+	for _, j := range s.jobs {
+		j.mu.Lock()
+		if j.lastErr != nil && !errors.Is(j.lastErr, context.Canceled) {
+			errs = append(errs, j.lastErr)
+		}
+		j.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,116 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/providers"
+	"github.com/imgly/syncer/providers/local"
+	"github.com/imgly/syncer/providers/s3"
+)
+
+// OpenProvider returns the provider adapter of src.
+func OpenProvider(ctx context.Context, src config.Source) (providers.Provider, error) {
+	switch src.Provider {
+	case "local":
+		if err := os.MkdirAll(src.Path, 0o755); err != nil {
+			return nil, fmt.Errorf("source %s: create %s: %w", src.ID, src.Path, err)
+		}
+		return local.New(src.Path)
+	case "s3":
+		return s3.New(ctx, src)
+	}
+	return nil, fmt.Errorf("source %s: provider %q is not supported by this build", src.ID, src.Provider)
+}
+
+// Filter is the key filter of src.
+func Filter(src config.Source) providers.Filter {
+	return providers.Filter{Prefix: src.Prefix, Include: src.Include, Exclude: src.Exclude}
+}
+
+// BucketOf is the bucket (or container) name notifications name for src.
+func BucketOf(src config.Source) string {
+	if src.Provider == "azure" {
+		return src.Container
+	}
+	return src.Bucket
+}
+
+// Embedded is an in-process nats-server with JetStream.
+type Embedded struct {
+	Server *natsserver.Server
+}
+
+// StartEmbeddedNATS starts nats-server with JetStream on listen ("host:port"),
+// storing streams in storeDir.
+func StartEmbeddedNATS(listen, storeDir string) (*Embedded, error) {
+	host, port, err := splitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: listen %q: %w", listen, err)
+	}
+	if err := os.MkdirAll(storeDir, 0o755); err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	abs, err := filepath.Abs(storeDir)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	s, err := natsserver.NewServer(&natsserver.Options{
+		ServerName: "syncer-embedded", Host: host, Port: port,
+		JetStream: true, StoreDir: abs, NoSigs: true, NoLog: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("embedded nats: not ready on %s (is the port in use?)", listen)
+	}
+	return &Embedded{Server: s}, nil
+}
+
+// URL is the client URL of the embedded server.
+func (e *Embedded) URL() string { return e.Server.ClientURL() }
+
+// Shutdown stops the server.
+func (e *Embedded) Shutdown() {
+	e.Server.Shutdown()
+	e.Server.WaitForShutdown()
+}
+
+// Connect connects to NATS. It keeps trying in the background when the
+// server is not reachable yet: syncer's outbox holds events meanwhile.
+func Connect(url string, cfg config.NATS, name string) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+	}
+	if cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// OrderOf is the key order of a provider kind, for opening a catalog
+// without opening the provider.
+func OrderOf(provider string) providers.Order {
+	if provider == "azure" {
+		return providers.UTF16Order
+	}
+	return providers.ByteOrder
+}

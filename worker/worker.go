@@ -1,0 +1,312 @@
+// Package worker wires syncer together from its configuration: providers,
+// catalog, scheduler, notification consumers, publisher and the HTTP side.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/imgly/syncer/catalog"
+	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/events"
+	"github.com/imgly/syncer/notify"
+	"github.com/imgly/syncer/providers"
+	"github.com/imgly/syncer/schedule"
+)
+
+// Options are the parts of a worker that do not come from the config file.
+type Options struct {
+	Log *slog.Logger
+	// OnPublish, if set, sees every event after JetStream acknowledged it.
+	OnPublish func(events.CloudEvent)
+	// FlushTimeout bounds the outbox flush at shutdown.
+	FlushTimeout time.Duration
+}
+
+// Source is one configured source, opened.
+type Source struct {
+	Config   config.Source
+	Provider providers.Provider
+	Catalog  *catalog.Source
+}
+
+// Consumer is a notification consumer (SQS, Pub/Sub, Storage Queue).
+type Consumer interface {
+	Run(ctx context.Context) error
+}
+
+// Worker is a running syncer.
+type Worker struct {
+	cfg *config.Config
+	log *slog.Logger
+	reg *prometheus.Registry
+
+	cat      *catalog.Catalog
+	sources  []*Source
+	embedded *Embedded
+	nc       *nats.Conn
+	pub      *events.Publisher
+	sched    *schedule.Scheduler
+	router   *notify.Router
+
+	consumers map[string]Consumer
+	webhooks  map[string]http.Handler // pattern -> handler
+	listener  net.Listener
+	opts      Options
+
+	mu          sync.Mutex
+	consumerErr map[string]error
+}
+
+// New opens everything cfg describes. Close releases it.
+func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.FlushTimeout == 0 {
+		opts.FlushTimeout = 10 * time.Second
+	}
+	w = &Worker{
+		cfg: cfg, log: opts.Log, reg: prometheus.NewRegistry(), opts: opts,
+		consumers: map[string]Consumer{}, webhooks: map[string]http.Handler{}, consumerErr: map[string]error{},
+	}
+	defer func() {
+		if err != nil {
+			w.Close()
+		}
+	}()
+	w.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if w.cat, err = catalog.Open(cfg.Catalog.Path); err != nil {
+		return nil, err
+	}
+	var routes []notify.Route
+	for _, sc := range cfg.Sources {
+		p, err := OpenProvider(ctx, sc)
+		if err != nil {
+			return nil, err
+		}
+		s := &Source{Config: sc, Provider: p, Catalog: w.cat.Source(sc.ID, p.Order())}
+		w.sources = append(w.sources, s)
+		if sc.Provider != "local" {
+			routes = append(routes, notify.Route{
+				SourceID: sc.ID, Provider: sc.Provider, Bucket: BucketOf(sc),
+				Filter: Filter(sc), Store: p, Catalog: s.Catalog,
+			})
+		}
+	}
+	if w.router, err = notify.NewRouter(routes, notify.RouterOptions{Log: w.log, Registerer: w.reg}); err != nil {
+		return nil, err
+	}
+	for _, s := range w.sources {
+		if err := w.addNotifications(ctx, s); err != nil {
+			return nil, fmt.Errorf("source %s: notifications: %w", s.Config.ID, err)
+		}
+	}
+
+	url := cfg.NATS.URL
+	if url == "embedded" {
+		if w.embedded, err = StartEmbeddedNATS(cfg.NATS.Listen, cfg.NATS.StoreDir); err != nil {
+			return nil, err
+		}
+		url = w.embedded.URL()
+		w.log.Info("embedded NATS with JetStream", "url", url, "store", cfg.NATS.StoreDir)
+	}
+	if w.nc, err = Connect(url, cfg.NATS, "syncer"); err != nil {
+		return nil, err
+	}
+	w.pub, err = events.NewPublisher(w.nc, events.Options{
+		Stream: cfg.NATS.Stream, SubjectPrefix: cfg.NATS.SubjectPrefix,
+		Window: cfg.Events.CoalesceWindow, MaxChanges: cfg.Events.MaxChanges,
+		Instance: w.cat.InstanceID(), Log: w.log, Registerer: w.reg, OnPublish: opts.OnPublish,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	var jobs []schedule.Job
+	for _, s := range w.sources {
+		jobs = append(jobs, schedule.Job{Spec: s.Config.Schedule, Target: schedule.Target{
+			ID: s.Config.ID, Provider: s.Provider, Filter: Filter(s.Config), Catalog: s.Catalog,
+		}})
+	}
+	if w.sched, err = schedule.NewScheduler(jobs, schedule.Options{SpillDir: cfg.Catalog.Path}, w.log, w.reg); err != nil {
+		return nil, err
+	}
+	if cfg.HTTP.Listen != "" && cfg.HTTP.Listen != "off" {
+		if w.listener, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+			return nil, fmt.Errorf("http: listen %s: %w", cfg.HTTP.Listen, err)
+		}
+	}
+	return w, nil
+}
+
+// Sources are the opened sources.
+func (w *Worker) Sources() []*Source { return w.sources }
+
+// Catalog is the worker's catalog.
+func (w *Worker) Catalog() *catalog.Catalog { return w.cat }
+
+// Router is the notification applier.
+func (w *Worker) Router() *notify.Router { return w.router }
+
+// HTTPAddr is the address the HTTP side listens on ("" when off).
+func (w *Worker) HTTPAddr() string {
+	if w.listener == nil {
+		return ""
+	}
+	return w.listener.Addr().String()
+}
+
+// Run runs until ctx is cancelled: it stops scheduling, lets the current
+// scans end safely (no deletions from an interrupted listing), flushes the
+// publisher and returns nil.
+func (w *Worker) Run(ctx context.Context) error {
+	sctx, cancelStream := context.WithTimeout(ctx, 30*time.Second)
+	if err := w.pub.EnsureStream(sctx); err != nil {
+		// Not fatal: the publisher retries and the outbox keeps events.
+		w.log.Warn("stream not ensured yet; publishing will retry", "stream", w.cfg.NATS.Stream, "err", err)
+	}
+	cancelStream()
+
+	var srv *http.Server
+	if w.listener != nil {
+		srv = &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(w.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				w.log.Error("http server failed", "err", err)
+			}
+		}()
+		w.log.Info("http listening", "addr", w.listener.Addr().String())
+	}
+
+	var wg sync.WaitGroup
+	for name, c := range w.consumers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.runConsumer(ctx, name, c)
+		}()
+	}
+	outboxes := make([]events.Outbox, len(w.sources))
+	for i, s := range w.sources {
+		outboxes[i] = s.Catalog
+	}
+	pubDone := make(chan struct{})
+	// The publisher outlives the scans so it can flush what they commit
+	// while stopping.
+	pctx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		defer close(pubDone)
+		w.pub.Run(pctx, outboxes, w.opts.FlushTimeout)
+	}()
+
+	w.sched.Run(ctx) // returns once ctx is done and scans have stopped
+	wg.Wait()
+	stopPub()
+	<-pubDone
+	if srv != nil {
+		sdctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sdctx) //nolint:errcheck // best effort at exit
+	}
+	return nil
+}
+
+func (w *Worker) runConsumer(ctx context.Context, name string, c Consumer) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		err := c.Run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		w.mu.Lock()
+		w.consumerErr[name] = err
+		w.mu.Unlock()
+		w.log.Error("notification consumer stopped; restarting", "consumer", name, "err", err, "in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, time.Minute)
+	}
+}
+
+// Handler is the HTTP side: health, readiness, metrics and webhooks.
+func (w *Worker) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Write([]byte("ok\n")) //nolint:errcheck
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		problems := w.problems()
+		rw.Header().Set("Content-Type", "application/json")
+		if len(problems) > 0 {
+			rw.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(rw).Encode(map[string]any{"ready": len(problems) == 0, "problems": problems}) //nolint:errcheck
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(w.reg, promhttp.HandlerOpts{Registry: w.reg}))
+	for pattern, h := range w.webhooks {
+		mux.Handle(pattern, h)
+	}
+	return mux
+}
+
+// problems lists what keeps the worker from doing its job: a dead NATS
+// connection, failing publishes, failing scans, a consumer that stopped.
+func (w *Worker) problems() []string {
+	var out []string
+	if !w.nc.IsConnected() {
+		out = append(out, "nats: not connected")
+	}
+	if err := w.pub.Healthy(); err != nil {
+		out = append(out, "publish: "+err.Error())
+	}
+	if err := w.sched.Healthy(); err != nil {
+		out = append(out, "scan: "+err.Error())
+	}
+	w.mu.Lock()
+	for name, err := range w.consumerErr {
+		if err != nil {
+			out = append(out, fmt.Sprintf("consumer %s: %v", name, err))
+		}
+	}
+	w.mu.Unlock()
+	return out
+}
+
+// Close releases everything New opened.
+func (w *Worker) Close() {
+	if w.listener != nil {
+		w.listener.Close()
+	}
+	if w.nc != nil {
+		w.nc.Drain() //nolint:errcheck
+		w.nc.Close()
+	}
+	if w.embedded != nil {
+		w.embedded.Shutdown()
+	}
+	for _, s := range w.sources {
+		s.Provider.Close()
+	}
+	if w.cat != nil {
+		w.cat.Close()
+	}
+}
