@@ -310,3 +310,9 @@ func (w *Worker) Close() {
 		w.cat.Close()
 	}
 }
+
+// Scan reconciles source id now (unless its reconciliation is running) and
+// returns what it found. The changes are published by Run's publisher.
+func (w *Worker) Scan(ctx context.Context, id string) (schedule.Result, error) {
+	return w.sched.Scan(ctx, id)
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/imgly/syncer/internal/testkit"
+)
+
+func TestScanCommand(t *testing.T) {
+	s3 := testkit.StartS3(t, nil)
+	s3.CreateBucket(t, "bkt")
+	for _, k := range []string{"images/a.jpg", "images/b.png", "images/c.txt", "other/d.jpg"} {
+		s3.Put(t, "bkt", k, []byte(k), "")
+	}
+	n := testkit.StartNATS(t, t.TempDir(), 0)
+	cfg := fmt.Sprintf(`
+nats: {url: %q}
+catalog: {path: %q}
+sources:
+  - {id: imgs, provider: s3, bucket: bkt, prefix: images/, include: ["*.jpg", "*.png"],
+     s3: {endpoint: %q, pathStyle: true}}
+  - {id: missing, provider: s3, bucket: no-such-bucket, s3: {endpoint: %q, pathStyle: true}}
+`, n.URL, t.TempDir(), s3.URL, s3.URL)
+	path := writeConfig(t, cfg)
+
+	code, stdout, stderr := runCLI(t, "scan", "--config", path, "--source", "imgs")
+	if code != 0 {
+		t.Fatalf("scan: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"3 listed, 2 matched, 2 added, 0 modified, 0 deleted", "published 1 events"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout %q lacks %q", stdout, want)
+		}
+	}
+	code, stdout, _ = runCLI(t, "scan", "--config", path, "--source", "imgs")
+	if code != 0 || !strings.Contains(stdout, "0 added, 0 modified, 0 deleted") || !strings.Contains(stdout, "published 0 events") {
+		t.Errorf("rescan: exit %d, %q", code, stdout)
+	}
+
+	code, stdout, _ = runCLI(t, "catalog", "ls", "--config", path, "--source", "imgs")
+	if code != 0 || strings.Count(stdout, "\n") != 2 || !strings.Contains(stdout, `"key":"images/a.jpg"`) {
+		t.Errorf("catalog ls: exit %d, %q", code, stdout)
+	}
+
+	code, _, stderr = runCLI(t, "scan", "--config", path, "--source", "missing")
+	if code == 0 || !strings.Contains(stderr, "FAILED, no deletions applied") {
+		t.Errorf("scan of a missing bucket: exit %d, stderr %q", code, stderr)
+	}
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The whole test suite, as README.md and .ci/run give it: installs the
+# emulators from npm (Azurite for Azure Blob/Queue, fauxqs for SQS, on Node 22
+# from the npm registry), starts them on loopback, runs `go test -race` over
+# every package, stops them, and prints a one-line summary.
+#
+#   scripts/test.sh                 # everything
+#   scripts/test.sh ./catalog/...   # some packages (emulators still started)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+logs=$(mktemp -d)
+pids=()
+
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # port name
+  for _ in $(seq 1 150); do
+    listening "$1" && return 0
+    sleep 0.2
+  done
+  echo "test.sh: $2 did not start on port $1; its log:" >&2
+  cat "$logs/$2.log" >&2 || true
+  exit 1
+}
+
+echo "== installing emulators (npm ci in testenv/)"
+(cd testenv && npm ci --no-audit --no-fund --loglevel=error >"$logs/npm.log" 2>&1) || { cat "$logs/npm.log" >&2; exit 1; }
+node22=$root/testenv/node_modules/.bin/node
+
+if listening 10000; then
+  echo "== Azurite already listening on 10000; using it"
+else
+  "$node22" testenv/node_modules/azurite/dist/src/azurite.js --inMemoryPersistence --skipApiVersionCheck \
+    --disableTelemetry --silent --blobHost 127.0.0.1 --queueHost 127.0.0.1 --tableHost 127.0.0.1 \
+    >"$logs/azurite.log" 2>&1 &
+  pids+=($!)
+fi
+if listening 4566; then
+  echo "== an SQS server already listening on 4566; using it"
+else
+  FAUXQS_PORT=4566 FAUXQS_LOGGER=false "$node22" testenv/node_modules/fauxqs/dist/cli.js >"$logs/fauxqs.log" 2>&1 &
+  pids+=($!)
+fi
+wait_port 10000 azurite
+wait_port 10001 azurite
+wait_port 4566 fauxqs
+
+export SYNCER_TEST_AZURITE_BLOB=http://127.0.0.1:10000/devstoreaccount1
+export SYNCER_TEST_AZURITE_QUEUE=http://127.0.0.1:10001/devstoreaccount1
+export SYNCER_TEST_SQS_ENDPOINT=http://127.0.0.1:4566
+
+pkgs=("$@")
+[ ${#pkgs[@]} -eq 0 ] && pkgs=(./...)
+echo "== go test -race ${pkgs[*]}"
+set +e
+go test -race -count=1 -timeout 15m -v "${pkgs[@]}" >"$logs/test.log" 2>&1
+rc=$?
+set -e
+# The package lines and every failure, not the whole verbose log.
+grep -E '^(ok|FAIL|---|panic:|\?)|^\s+--- FAIL|_test\.go:[0-9]+:|^\s+\S+\.go:[0-9]+:' "$logs/test.log" | grep -v -e '--- PASS' -e '--- SKIP' || true
+if [ $rc -ne 0 ] && ! grep -q -- '--- FAIL' "$logs/test.log"; then
+  tail -50 "$logs/test.log"   # a build failure or a panic outside a test
+fi
+passed=$(grep -cE '^\s*--- PASS' "$logs/test.log" || true)
+failed=$(grep -cE '^\s*--- FAIL' "$logs/test.log" || true)
+skipped=$(grep -cE '^\s*--- SKIP' "$logs/test.log" || true)
+if [ $rc -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+exit $rc
