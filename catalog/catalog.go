@@ -316,16 +316,26 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 					continue
 				}
 			}
-			if m.Sequencer != "" {
+			if m.Sequencer != "" || m.Origin == Notification {
 				if marks == nil {
 					if marks, err = src.CreateBucketIfNotExists(markerBucket); err != nil {
 						return err
 					}
 				}
-				if mk, ok := decodeMarker(marks.Get(sk)); ok && !newer(m.Sequencer, m.Delete, mk) {
-					continue
+				mk, ok := decodeMarker(marks.Get(sk))
+				if !ok {
+					mk = marker{}
 				}
-				if err := marks.Put(sk, encodeMarker(m.Sequencer, m.Delete, now)); err != nil {
+				if m.Sequencer != "" {
+					if ok && !newer(m.Sequencer, m.Delete, mk) {
+						continue
+					}
+					mk.seq, mk.delete = m.Sequencer, m.Delete
+				}
+				// An unsequenced notification is applied as it comes and
+				// keeps the key's last sequencer, but it still stamps the
+				// key, so that ListedAt protects it from an older listing.
+				if err := marks.Put(sk, encodeMarker(mk.seq, mk.delete, now)); err != nil {
 					return err
 				}
 			}

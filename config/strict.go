@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"reflect"
 	"strings"
 
@@ -67,6 +66,28 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 	return nil
 }
 
+// expandVars replaces each ${NAME} or ${NAME:-default} in s with get's
+// answer. Unlike os.Expand it leaves every other "$" alone ($HOME, $$, a "$"
+// inside a password): the file documents only the braced forms.
+func expandVars(s string, get func(name string) string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(s[i+2:], '}')
+		if j < 0 {
+			break
+		}
+		b.WriteString(s[:i])
+		b.WriteString(get(s[i+2 : i+2+j]))
+		s = s[i+2+j+1:]
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
 func join(path, key string) string {
 	if path == "" {
 		return key
@@ -83,8 +104,11 @@ func expand(n *yaml.Node, path string, lookup func(string) (string, bool)) error
 		if !strings.Contains(n.Value, "${") {
 			return nil
 		}
+		// "${VAR}" quoted whole — the only way to write a reference inside a
+		// flow mapping — takes the type of the value, like a plain one.
+		whole := strings.HasPrefix(n.Value, "${") && strings.Index(n.Value, "}") == len(n.Value)-1
 		var missing []string
-		n.Value = os.Expand(n.Value, func(name string) string {
+		n.Value = expandVars(n.Value, func(name string) string {
 			name, def, hasDef := strings.Cut(name, ":-")
 			if v, ok := lookup(name); ok && v != "" {
 				return v
@@ -100,8 +124,8 @@ func expand(n *yaml.Node, path string, lookup func(string) (string, bool)) error
 		}
 		// A plain scalar's type was resolved from the text before expansion
 		// ("${PORT}" is a string); resolve it again from the expanded value.
-		if n.Style == 0 {
-			n.Tag = ""
+		if n.Style == 0 || whole && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+			n.Tag, n.Style = "", 0
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
