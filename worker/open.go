@@ -12,6 +12,8 @@ import (
 
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/providers"
+	"github.com/imgly/syncer/providers/azure"
+	"github.com/imgly/syncer/providers/gcs"
 	"github.com/imgly/syncer/providers/local"
 	"github.com/imgly/syncer/providers/s3"
 )
@@ -26,6 +28,10 @@ func OpenProvider(ctx context.Context, src config.Source) (providers.Provider, e
 		return local.New(src.Path)
 	case "s3":
 		return s3.New(ctx, src)
+	case "gcs":
+		return gcs.New(ctx, src)
+	case "azure":
+		return azure.New(ctx, src)
 	}
 	return nil, fmt.Errorf("source %s: provider %q is not supported by this build", src.ID, src.Provider)
 }

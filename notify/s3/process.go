@@ -1,0 +1,190 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/notify"
+)
+
+// Message outcomes (label "outcome" of syncer_notify_s3_messages_total).
+const (
+	outApplied      = "applied"      // Apply returned nil for its events
+	outSkipped      = "skipped"      // nothing to apply (test, ignored, foreign)
+	outMalformed    = "malformed"    // body refused by the parser
+	outTooLarge     = "too_large"    // body over MaxBodySize
+	outApplyFailed  = "apply_failed" // Apply returned an error; redelivered
+	outUnauthorized = "unauthorized" // webhook: missing or wrong token
+)
+
+// Record outcomes (label "outcome" of syncer_notify_s3_records_total).
+const (
+	recEvent     = "event" // handed to Apply
+	recIgnored   = string(SkipIgnored)
+	recTest      = string(SkipTest)
+	recMalformed = string(SkipMalformed)
+	recForeign   = "foreign_bucket" // names a bucket other than the source's
+)
+
+type metrics struct {
+	messages *prometheus.CounterVec
+	records  *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+}
+
+// newMetrics creates the counters of one source's transport ("sqs",
+// "webhook"). Source and transport are constant labels, so that several
+// consumers register side by side in one registry; registering the same
+// pair twice reuses the first collectors.
+func newMetrics(reg prometheus.Registerer, source, transport string) *metrics {
+	labels := prometheus.Labels{"source": source, "transport": transport}
+	m := &metrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "syncer_notify_s3_messages_total",
+			Help:        "S3 notification messages (SQS messages, webhook requests) by outcome.",
+			ConstLabels: labels,
+		}, []string{"outcome"}),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "syncer_notify_s3_records_total",
+			Help:        "S3 notification records by outcome: event (applied), ignored, test, malformed, foreign_bucket.",
+			ConstLabels: labels,
+		}, []string{"outcome"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "syncer_notify_s3_transport_errors_total",
+			Help:        "Failed queue operations (receive, delete, heartbeat) of S3 notification consumers.",
+			ConstLabels: labels,
+		}, []string{"op"}),
+	}
+	for _, o := range []string{outApplied, outSkipped, outMalformed, outTooLarge, outApplyFailed, outUnauthorized} {
+		m.messages.WithLabelValues(o)
+	}
+	for _, o := range []string{recEvent, recIgnored, recTest, recMalformed, recForeign} {
+		m.records.WithLabelValues(o)
+	}
+	if reg != nil {
+		m.messages = register(reg, m.messages)
+		m.records = register(reg, m.records)
+		m.errors = register(reg, m.errors)
+	}
+	return m
+}
+
+func register(reg prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if prev, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return prev
+			}
+		}
+		// A conflicting collector of the same name: keep counting
+		// unregistered rather than failing the consumer.
+	}
+	return c
+}
+
+// onceLog logs the first occurrence of each distinct problem at its level
+// and later ones at debug, so that a misconfigured notification (every
+// object-access event of a bucket, say) is visible once without flooding
+// the log; the counters keep the totals. The set is bounded; past the bound
+// everything logs at debug.
+type onceLog struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+const onceLogMax = 1024
+
+func (o *onceLog) Log(ctx context.Context, level slog.Level, key, msg string, args ...any) {
+	o.mu.Lock()
+	_, dup := o.seen[key]
+	first := !dup && len(o.seen) < onceLogMax
+	if first {
+		o.seen[key] = struct{}{}
+	}
+	o.mu.Unlock()
+	if !first {
+		level = slog.LevelDebug
+	}
+	o.log.Log(ctx, level, msg, args...)
+}
+
+// processor is what the SQS consumer and the webhook share: parse a body,
+// count and log what it skips, keep the events of the source's bucket.
+type processor struct {
+	source string
+	bucket string
+	log    *slog.Logger
+	once   *onceLog
+	m      *metrics
+}
+
+func newProcessor(src config.Source, transport string, log *slog.Logger, reg prometheus.Registerer, attrs ...any) *processor {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With(append([]any{"source", src.ID, "transport", transport}, attrs...)...)
+	return &processor{
+		source: src.ID,
+		bucket: src.Bucket,
+		log:    log,
+		once:   &onceLog{log: log, seen: map[string]struct{}{}},
+		m:      newMetrics(reg, src.ID, transport),
+	}
+}
+
+// excerptLen bounds the body excerpt logged with a malformed message.
+const excerptLen = 256
+
+// prepare parses body and returns the events to apply. A refused body is
+// counted and logged here and returned as an error (ErrMalformed,
+// ErrTooLarge); the caller acknowledges it all the same. attrs are logged
+// with every line (message id, receive count, remote address).
+func (p *processor) prepare(ctx context.Context, body []byte, attrs ...any) ([]notify.Event, error) {
+	attrs = slices.Clip(attrs) // each log line appends its own fields
+	res, err := Parse(body)
+	if err != nil {
+		out := outMalformed
+		if errors.Is(err, ErrTooLarge) {
+			out = outTooLarge
+		}
+		p.m.messages.WithLabelValues(out).Inc()
+		excerpt := body
+		if len(excerpt) > excerptLen {
+			excerpt = excerpt[:excerptLen]
+		}
+		p.once.Log(ctx, slog.LevelWarn, out+":"+err.Error(), "s3 notification refused",
+			append(attrs, "err", err, "bytes", len(body), "body_excerpt", string(excerpt))...)
+		return nil, err
+	}
+	for _, s := range res.Skips {
+		p.m.records.WithLabelValues(string(s.Kind)).Inc()
+		level := slog.LevelInfo
+		if s.Kind == SkipMalformed {
+			level = slog.LevelWarn
+		}
+		p.once.Log(ctx, level, fmt.Sprintf("%s:%s:%s", s.Kind, s.Name, s.Reason), "s3 notification record skipped",
+			append(attrs, "kind", s.Kind, "format", res.Format, "event", s.Name, "bucket", s.Bucket,
+				"key", s.Key, "reason", s.Reason)...)
+	}
+	events := res.Events[:0:0]
+	for _, ev := range res.Events {
+		if ev.Bucket != p.bucket {
+			p.m.records.WithLabelValues(recForeign).Inc()
+			p.once.Log(ctx, slog.LevelWarn, "foreign:"+ev.Bucket, "s3 notification for another bucket skipped",
+				append(attrs, "bucket", ev.Bucket, "want_bucket", p.bucket, "key", ev.Key, "format", res.Format)...)
+			continue
+		}
+		events = append(events, ev)
+	}
+	p.m.records.WithLabelValues(recEvent).Add(float64(len(events)))
+	return events, nil
+}
