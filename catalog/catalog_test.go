@@ -113,6 +113,7 @@ func TestChanged(t *testing.T) {
 		{"etag", func(o *providers.Object) { o.ETag = "f" }, true},
 		{"size", func(o *providers.Object) { o.Size = 11 }, true},
 		{"version", func(o *providers.Object) { o.Version = "w" }, true},
+		{"version unknown to one side", func(o *providers.Object) { o.Version = "" }, false},
 		{"timestamp only", func(o *providers.Object) { o.LastModified = t0.Add(time.Hour) }, false},
 		{"content type only", func(o *providers.Object) { o.ContentType = "image/jpeg" }, false},
 	} {
@@ -133,6 +134,7 @@ func TestCommitOps(t *testing.T) {
 
 	a := obj("a", "e1", 1)
 	a.LastModified = t0
+	a.Version = "v1"
 	wantOps(t, commit(t, s, upsert(a), upsert(obj("b", "e1", 2))), "added a 1", "added b 2")
 
 	// The same state again, and the same state with only a newer timestamp:

@@ -100,7 +100,10 @@ type Mutation struct {
 
 // Changed reports whether new differs from old in what subscribers care
 // about: content (ETag, size) or version. Timestamps alone do not count: some
-// stores rewrite them without a new object.
+// stores rewrite them without a new object. A version counts only when both
+// sides know one: Azure's Event Grid reports no version id where its listing
+// does, and that must not look like a modification.
 func Changed(old, new providers.Object) bool {
-	return old.ETag != new.ETag || old.Size != new.Size || old.Version != new.Version
+	return old.ETag != new.ETag || old.Size != new.Size ||
+		old.Version != new.Version && old.Version != "" && new.Version != ""
 }

@@ -1,0 +1,200 @@
+package azure
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/notify"
+)
+
+// MaxBodySize bounds a webhook request: Event Grid caps an event, and a
+// batch, at 1 MB.
+const MaxBodySize = 1 << 20
+
+// webhook receives Event Grid deliveries over HTTP. The lead mounts it at
+// /webhooks/eventgrid/<source id>.
+type webhook struct {
+	app notify.Applier
+	p   *processor
+	// want is the SHA-256 of the configured secret; comparing digests keeps
+	// the comparison constant-time in the secret's length too.
+	want    [sha256.Size]byte
+	enabled bool
+	header  string
+}
+
+// NewWebhook returns the handler of src.Notifications.EventGrid.
+//
+//   - Every request, handshakes included, must carry the configured secret:
+//     in the header named by EventGrid.Header when set (a "Bearer " prefix
+//     is allowed), else in the query parameter "code" of the endpoint URL
+//     registered with Event Grid. Without it, or with a wrong one, the
+//     answer is 401 and nothing is parsed or applied. A source without a
+//     secret refuses every request.
+//   - Event Grid schema handshake: a POST with "aeg-event-type:
+//     SubscriptionValidation" is answered 200 {"validationResponse": code}.
+//   - CloudEvents abuse protection: an OPTIONS with WebHook-Request-Origin
+//     is answered 200 with WebHook-Allowed-Origin (the same origin) and
+//     WebHook-Allowed-Rate: *.
+//   - Deliveries (one event or an array, either schema): 200 once Apply
+//     returned nil (also when every event was ignored), 500 when it failed
+//     so that Event Grid retries, 400 for a malformed body and 413 for one
+//     over MaxBodySize (both counted; Event Grid does not retry those).
+func NewWebhook(src config.Source, app notify.Applier, log *slog.Logger, reg prometheus.Registerer) http.Handler {
+	h := &webhook{app: app, p: newProcessor(src, "webhook", log, reg)}
+	if eg := src.Notifications.EventGrid; eg != nil && eg.Secret != "" {
+		h.want, h.enabled, h.header = sha256.Sum256([]byte(eg.Secret)), true, eg.Header
+	} else {
+		h.p.log.Error("event grid webhook has no secret configured: refusing every request")
+	}
+	return h
+}
+
+func (h *webhook) authorized(r *http.Request) bool {
+	if !h.enabled {
+		return false
+	}
+	var got string
+	if h.header != "" {
+		got = strings.TrimSpace(r.Header.Get(h.header))
+	} else {
+		got = r.URL.Query().Get("code")
+	}
+	if got == "" {
+		return false
+	}
+	ok := h.matches(got)
+	if scheme, token, found := strings.Cut(got, " "); found && strings.EqualFold(scheme, "Bearer") {
+		ok = h.matches(strings.TrimSpace(token)) || ok
+	}
+	return ok
+}
+
+func (h *webhook) matches(s string) bool {
+	d := sha256.Sum256([]byte(s))
+	return subtle.ConstantTimeCompare(d[:], h.want[:]) == 1
+}
+
+func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	attrs := []any{"remote", r.RemoteAddr}
+	if !h.authorized(r) {
+		h.p.m.messages.WithLabelValues(outUnauthorized).Inc()
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		h.p.once.Log(ctx, slog.LevelWarn, "unauthorized:"+host, "event grid webhook request without a valid secret refused",
+			append(attrs, "method", r.Method)...)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+	case http.MethodOptions:
+		h.abuseProtection(w, r)
+		return
+	default:
+		w.Header().Set("Allow", "OPTIONS, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			h.p.refused(ctx, outTooLarge, fmt.Errorf("body over %d bytes", MaxBodySize), nil,
+				append(attrs, "content_length", r.ContentLength)...)
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		// The client went away or sent a broken body: nothing to apply.
+		h.p.log.DebugContext(ctx, "event grid webhook body unreadable", append(attrs, "err", err)...)
+		http.Error(w, "unreadable body", http.StatusBadRequest)
+		return
+	}
+	if strings.EqualFold(r.Header.Get("aeg-event-type"), "SubscriptionValidation") {
+		h.validate(w, r, body, attrs)
+		return
+	}
+	events, err := h.p.prepare(ctx, body, attrs...)
+	if err != nil {
+		http.Error(w, "malformed event grid delivery", http.StatusBadRequest)
+		return
+	}
+	if len(events) == 0 {
+		h.p.m.messages.WithLabelValues(outSkipped).Inc()
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if err := h.app.Apply(ctx, events); err != nil {
+		h.p.m.messages.WithLabelValues(outApplyFailed).Inc()
+		h.p.log.WarnContext(ctx, "event grid delivery not applied; Event Grid will retry",
+			append(attrs, "err", err, "events", len(events), "container", events[0].Bucket, "key", events[0].Key)...)
+		http.Error(w, "not applied", http.StatusInternalServerError)
+		return
+	}
+	h.p.m.messages.WithLabelValues(outApplied).Inc()
+	w.WriteHeader(http.StatusOK)
+}
+
+// abuseProtection answers the CloudEvents webhook validation handshake.
+func (h *webhook) abuseProtection(w http.ResponseWriter, r *http.Request) {
+	origin := strings.TrimSpace(r.Header.Get("WebHook-Request-Origin"))
+	w.Header().Set("Allow", "OPTIONS, POST")
+	if origin != "" {
+		h.p.m.messages.WithLabelValues(outValidation).Inc()
+		h.p.log.InfoContext(r.Context(), "event grid cloudevents handshake answered", "origin", origin)
+		w.Header().Set("WebHook-Allowed-Origin", origin)
+		w.Header().Set("WebHook-Allowed-Rate", "*")
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// validate answers the Event Grid schema's subscription validation.
+func (h *webhook) validate(w http.ResponseWriter, r *http.Request, body []byte, attrs []any) {
+	ctx := r.Context()
+	code, err := validationCode(body)
+	if err != nil {
+		h.p.refused(ctx, outMalformed, err, body, attrs...)
+		http.Error(w, "malformed subscription validation", http.StatusBadRequest)
+		return
+	}
+	h.p.m.messages.WithLabelValues(outValidation).Inc()
+	h.p.log.InfoContext(ctx, "event grid subscription validation answered", attrs...)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(struct {
+		ValidationResponse string `json:"validationResponse"`
+	}{code})
+}
+
+// validationCode finds the code of a SubscriptionValidationEvent.
+func validationCode(body []byte) (string, error) {
+	elems, err := splitEvents(body)
+	if err != nil {
+		return "", err
+	}
+	for _, raw := range elems {
+		var ev struct {
+			EventType string `json:"eventType"`
+			Data      struct {
+				ValidationCode string `json:"validationCode"`
+			} `json:"data"`
+		}
+		if json.Unmarshal(raw, &ev) != nil || !strings.EqualFold(ev.EventType, TypeSubscriptionValidation) {
+			continue
+		}
+		if ev.Data.ValidationCode != "" {
+			return ev.Data.ValidationCode, nil
+		}
+	}
+	return "", fmt.Errorf("%w: no SubscriptionValidationEvent with a validationCode", ErrMalformed)
+}

@@ -1,0 +1,75 @@
+package azure
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/imgly/syncer/config"
+)
+
+// newContainerClient builds a client for one container from the source's
+// settings. Errors never quote the settings: URLs may carry a SAS and
+// connection strings carry keys.
+func newContainerClient(name string, az config.Azure, co *container.ClientOptions) (*container.Client, error) {
+	if az.ConnectionString != "" {
+		c, err := container.NewClientFromConnectionString(az.ConnectionString, name, co)
+		if err != nil {
+			// The SDK's parse errors do not quote the string; keep them.
+			return nil, fmt.Errorf("azure.connectionString: %w", err)
+		}
+		return c, nil
+	}
+	u, err := ServiceURL(az.AccountURL, az.SASToken)
+	if err != nil {
+		return nil, err
+	}
+	u.Path = strings.TrimRight(u.Path, "/") + "/" + name
+	u.RawPath = ""
+	switch {
+	case az.AccountKey != "":
+		if az.AccountName == "" {
+			return nil, errors.New("azure.accountName is required with azure.accountKey")
+		}
+		cred, err := container.NewSharedKeyCredential(az.AccountName, az.AccountKey)
+		if err != nil {
+			return nil, errors.New("azure.accountKey is not valid base64")
+		}
+		u.RawQuery = ""
+		return container.NewClientWithSharedKeyCredential(u.String(), cred, co)
+	case u.RawQuery != "":
+		// A SAS authorises by itself.
+		return container.NewClientWithNoCredential(u.String(), co)
+	default:
+		// The credential keeps the SDK's own retries: token endpoints
+		// (IMDS, workload identity) are flaky at pod start.
+		cred, err := azidentity.NewDefaultAzureCredential(nil)
+		if err != nil {
+			return nil, fmt.Errorf("azure default credential: %w", err)
+		}
+		return container.NewClient(u.String(), cred, co)
+	}
+}
+
+// ServiceURL parses an account URL (https://acct.blob.core.windows.net, or
+// an emulator's http://127.0.0.1:10000/devstoreaccount1) and puts sas, when
+// given, in its query. A SAS already in the URL is kept when sas is empty.
+func ServiceURL(accountURL, sas string) (*url.URL, error) {
+	if accountURL == "" {
+		return nil, errors.New("azure.accountURL is required unless a connection string is given")
+	}
+	u, err := url.Parse(accountURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		// Not quoting the URL: it may hold a SAS.
+		return nil, errors.New("azure.accountURL is not an http(s) URL")
+	}
+	u.Fragment = ""
+	if sas = strings.TrimPrefix(strings.TrimSpace(sas), "?"); sas != "" {
+		u.RawQuery = sas
+	}
+	return u, nil
+}
