@@ -65,6 +65,7 @@ func Open(dir string) (*Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog: open %s: %w", path, err)
 	}
+	db.MaxBatchDelay = 2 * time.Millisecond
 	var instance string
 	if err := db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(rootBucket); err != nil {
@@ -276,8 +277,18 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// Notifications arrive one message at a time from many goroutines;
+	// bbolt's Batch folds concurrent commits into one transaction and one
+	// fsync (group commit). A scan commits large batches from one goroutine
+	// and would only wait for the batch timer, so it commits directly. Batch
+	// may run the function again alone if another in the batch fails: it
+	// starts from scratch each time.
+	update := s.c.db.Update
+	if notificationsOnly(muts) {
+		update = s.c.db.Batch
+	}
 	var changes []Change
-	err := s.c.db.Update(func(tx *bolt.Tx) error {
+	err := update(func(tx *bolt.Tx) error {
 		changes = changes[:0]
 		src, objs, out, err := s.writable(tx)
 		if err != nil {
@@ -388,6 +399,15 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 		s.c.signal(s.id)
 	}
 	return changes, nil
+}
+
+func notificationsOnly(muts []Mutation) bool {
+	for i := range muts {
+		if muts[i].Origin != Notification {
+			return false
+		}
+	}
+	return true
 }
 
 // Wait returns a channel that receives after a commit adds outbox records.

@@ -22,7 +22,19 @@ type Config struct {
 	HTTP    HTTP     `yaml:"http"`
 	Events  Events   `yaml:"events"`
 	Log     Log      `yaml:"log"`
+	Notify  Notify   `yaml:"notify"`
 	Sources []Source `yaml:"sources"`
+}
+
+// Notify tunes the notification apply path shared by all sources.
+type Notify struct {
+	// StatRate bounds the stats per second made to complete notifications
+	// (an S3 create lacks the content type; a versioned delete may leave
+	// the object), StatBurst the burst above it, StatConcurrency the stats
+	// in flight.
+	StatRate        float64 `yaml:"statRate"`
+	StatBurst       int     `yaml:"statBurst"`
+	StatConcurrency int     `yaml:"statConcurrency"`
 }
 
 // NATS says where events go.
@@ -235,6 +247,15 @@ func (c *Config) setDefaults() {
 	if c.Events.MaxChanges == 0 {
 		c.Events.MaxChanges = DefaultMaxChanges
 	}
+	if c.Notify.StatRate == 0 {
+		c.Notify.StatRate = 1000
+	}
+	if c.Notify.StatBurst == 0 {
+		c.Notify.StatBurst = 200
+	}
+	if c.Notify.StatConcurrency == 0 {
+		c.Notify.StatConcurrency = 16
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -273,6 +294,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Events.CoalesceWindow < 0 {
 		bad("events.coalesceWindow", "must not be negative")
+	}
+	if c.Notify.StatRate < 0 {
+		bad("notify.statRate", "must not be negative")
+	}
+	if c.Notify.StatBurst < 0 {
+		bad("notify.statBurst", "must not be negative")
+	}
+	if c.Notify.StatConcurrency < 0 {
+		bad("notify.statConcurrency", "must not be negative")
 	}
 	if c.Events.MaxChanges < 1 {
 		bad("events.maxChanges", "must be at least 1")

@@ -65,10 +65,10 @@ var _ Applier = (*Router)(nil)
 // NewRouter returns a router over routes.
 func NewRouter(routes []Route, o RouterOptions) (*Router, error) {
 	if o.StatRate <= 0 {
-		o.StatRate = 200
+		o.StatRate = 1000
 	}
 	if o.StatBurst <= 0 {
-		o.StatBurst = 50
+		o.StatBurst = 200
 	}
 	if o.StatConcurrency <= 0 {
 		o.StatConcurrency = 16

@@ -93,6 +93,27 @@ func (r *running) stop(t *testing.T) {
 	r.Close()
 }
 
+// startB and stopB are start and stop for benchmarks.
+func startB(b *testing.B, cfg *config.Config) *running {
+	b.Helper()
+	w, err := worker.New(context.Background(), cfg, worker.Options{Log: quietLog(), FlushTimeout: 2 * time.Second})
+	if err != nil {
+		b.Fatalf("worker: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{Worker: w, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- w.Run(ctx) }()
+	return r
+}
+
+func (r *running) stopB(b *testing.B) {
+	r.cancel()
+	if err := <-r.done; err != nil {
+		b.Error(err)
+	}
+	r.Close()
+}
+
 func (r *running) scan(t *testing.T, id string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -107,7 +107,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 			})
 		}
 	}
-	if w.router, err = notify.NewRouter(routes, notify.RouterOptions{Log: w.log, Registerer: w.reg}); err != nil {
+	if w.router, err = notify.NewRouter(routes, notify.RouterOptions{
+		StatRate: cfg.Notify.StatRate, StatBurst: cfg.Notify.StatBurst, StatConcurrency: cfg.Notify.StatConcurrency,
+		Log: w.log, Registerer: w.reg,
+	}); err != nil {
 		return nil, err
 	}
 	for _, s := range w.sources {
@@ -302,6 +305,11 @@ func (w *Worker) Close() {
 	}
 	if w.embedded != nil {
 		w.embedded.Shutdown()
+	}
+	for _, c := range w.consumers {
+		if cl, ok := c.(interface{ Close() error }); ok {
+			cl.Close()
+		}
 	}
 	for _, s := range w.sources {
 		s.Provider.Close()
