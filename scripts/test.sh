@@ -63,10 +63,13 @@ set +e
 go test -race -count=1 -timeout 15m -v "${pkgs[@]}" >"$logs/test.log" 2>&1
 rc=$?
 set -e
-# The package lines and every failure, not the whole verbose log.
-grep -E '^(ok|FAIL|---|panic:|\?)|^\s+--- FAIL|_test\.go:[0-9]+:|^\s+\S+\.go:[0-9]+:' "$logs/test.log" | grep -v -e '--- PASS' -e '--- SKIP' || true
-if [ $rc -ne 0 ] && ! grep -q -- '--- FAIL' "$logs/test.log"; then
-  tail -50 "$logs/test.log"   # a build failure or a panic outside a test
+# The package lines; on failure also the failures and what the tests logged.
+grep -E '^(ok|FAIL|\?)\s' "$logs/test.log" || true
+if [ $rc -ne 0 ]; then
+  echo "== failures"
+  grep -E -- '--- FAIL|^FAIL|panic:|\.go:[0-9]+:' "$logs/test.log" | grep -v -e '--- PASS' -e '--- SKIP' || true
+  grep -q -- '--- FAIL' "$logs/test.log" || tail -50 "$logs/test.log"   # a build failure or a panic outside a test
+  cp "$logs/test.log" "${TMPDIR:-/tmp}/syncer-test.log" && echo "full log: ${TMPDIR:-/tmp}/syncer-test.log"
 fi
 passed=$(grep -cE '^\s*--- PASS' "$logs/test.log" || true)
 failed=$(grep -cE '^\s*--- FAIL' "$logs/test.log" || true)
