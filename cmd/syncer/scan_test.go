@@ -39,6 +39,11 @@ sources:
 		t.Errorf("rescan: exit %d, %q", code, stdout)
 	}
 
+	code, stdout, stderr = runCLI(t, "events", "tail", "--nats", n.URL, "--source", "imgs", "--all", "-n", "1")
+	if code != 0 || !strings.Contains(stdout, `"type":"io.syncer.contents.changed.v1"`) || !strings.Contains(stdout, `"key":"images/b.png"`) {
+		t.Errorf("events tail: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
 	code, stdout, _ = runCLI(t, "catalog", "ls", "--config", path, "--source", "imgs")
 	if code != 0 || strings.Count(stdout, "\n") != 2 || !strings.Contains(stdout, `"key":"images/a.jpg"`) {
 		t.Errorf("catalog ls: exit %d, %q", code, stdout)
