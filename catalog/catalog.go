@@ -56,8 +56,9 @@ func Open(dir string) (*Catalog, error) {
 	path := filepath.Join(dir, "catalog.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:        2 * time.Second,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
+		// The freelist is kept on disk: without it every open walks every
+		// page to rebuild it (0.4 s and a 10 MB spike at a million objects).
+		FreelistType: bolt.FreelistMapType,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("catalog: %s is locked by another syncer process", path)
@@ -67,6 +68,17 @@ func Open(dir string) (*Catalog, error) {
 	}
 	db.MaxBatchDelay = 2 * time.Millisecond
 	var instance string
+	// An existing catalog is opened without a write, so read-only commands
+	// and no-change rescans leave the file untouched.
+	db.View(func(tx *bolt.Tx) error { //nolint:errcheck // a miss falls through to the Update
+		if tx.Bucket(rootBucket) != nil && tx.Bucket(metaBucket) != nil {
+			instance = string(tx.Bucket(metaBucket).Get(keyInstance))
+		}
+		return nil
+	})
+	if instance != "" {
+		return &Catalog{db: db, instance: instance, now: time.Now, waiters: map[string]chan struct{}{}}, nil
+	}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(rootBucket); err != nil {
 			return err
@@ -287,9 +299,14 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 	if notificationsOnly(muts) {
 		update = s.c.db.Batch
 	}
-	var changes []Change
+	changes := make([]Change, 0, len(muts))
 	err := update(func(tx *bolt.Tx) error {
 		changes = changes[:0]
+		// bbolt holds on to keys and values until the commit, so they are
+		// carved from one growing arena instead of allocated one by one; a
+		// reallocation leaves the earlier slices on the old array, intact.
+		arena := make([]byte, 0, 160*len(muts))
+		carve := func(start int) []byte { return arena[start:len(arena):len(arena)] }
 		src, objs, out, err := s.writable(tx)
 		if err != nil {
 			return err
@@ -305,7 +322,9 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 			if m.Object.Key == "" {
 				return fmt.Errorf("mutation %d: empty key", i)
 			}
-			sk := []byte(s.order.SortKey(m.Object.Key))
+			start := len(arena)
+			arena = append(arena, s.order.SortKey(m.Object.Key)...)
+			sk := carve(start)
 			var (
 				cur    Entry
 				exists bool
@@ -371,15 +390,21 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 				}
 				count--
 			} else {
-				// bbolt keeps the slices it is given until commit: no reuse.
-				if err := objs.Put(sk, encodeEntry(nil, seq, &ch.Object)); err != nil {
+				start := len(arena)
+				arena = encodeEntry(arena, seq, &ch.Object)
+				if err := objs.Put(sk, carve(start)); err != nil {
 					return err
 				}
 				if ch.Op == Added {
 					count++
 				}
 			}
-			if err := out.Put(u64(seq), encodeChange(nil, &ch)); err != nil {
+			start = len(arena)
+			arena = binary.BigEndian.AppendUint64(arena, seq)
+			k := carve(start)
+			start = len(arena)
+			arena = encodeChange(arena, &ch)
+			if err := out.Put(k, carve(start)); err != nil {
 				return err
 			}
 			changes = append(changes, ch)
