@@ -118,6 +118,14 @@ func (r *running) scan(t *testing.T, id string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// The start-up scan first: run after a manual one, it would report
+	// what the test means the manual scan to find.
+	for metric(t, r.HTTPAddr(), "syncer_scans_total", `source="`+id+`"`) < 1 {
+		if ctx.Err() != nil {
+			t.Fatalf("start-up scan of %s did not finish", id)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
+	}
 	for {
 		_, err := r.Scan(ctx, id)
 		if err == nil {
