@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
@@ -342,11 +343,22 @@ func (c *QueueConsumer) handle(ctx context.Context, msgs []*azqueue.DequeuedMess
 	stop := c.keepHidden(work, pending)
 	c.apply(work, pending)
 	stop()
+	// Storage Queues delete one message per request: in parallel, so a
+	// batch of 32 costs about one round trip to the service, not 32.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
 	for _, im := range pending {
-		if im.applied {
-			c.delete(work, im)
+		if !im.applied {
+			continue
 		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			c.delete(work, im)
+		}()
 	}
+	wg.Wait()
 }
 
 // apply applies the batch in one call; when that fails, message by message,
