@@ -55,7 +55,7 @@ func Open(dir string) (*Catalog, error) {
 	}
 	path := filepath.Join(dir, "catalog.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:        2 * time.Second,
+		Timeout: 2 * time.Second,
 		// The freelist is kept on disk: without it every open walks every
 		// page to rebuild it (0.4 s and a 10 MB spike at a million objects).
 		FreelistType: bolt.FreelistMapType,
