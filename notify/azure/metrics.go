@@ -2,10 +2,8 @@ package azure
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -65,58 +63,18 @@ func newMetrics(reg prometheus.Registerer, source, transport string) *metrics {
 		m.events.WithLabelValues(o)
 	}
 	if reg != nil {
-		m.messages = register(reg, m.messages)
-		m.events = register(reg, m.events)
-		m.errors = register(reg, m.errors)
+		m.messages = notify.RegisterCounterVec(reg, m.messages)
+		m.events = notify.RegisterCounterVec(reg, m.events)
+		m.errors = notify.RegisterCounterVec(reg, m.errors)
 	}
 	return m
-}
-
-func register(reg prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if prev, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return prev
-			}
-		}
-		// A conflicting collector of the same name: count unregistered
-		// rather than fail the consumer.
-	}
-	return c
-}
-
-// onceLog logs the first occurrence of each distinct problem at its level
-// and repeats at debug, so that a misconfigured subscription (every
-// BlobTierChanged of an account, say) shows once without flooding the log;
-// the counters keep the totals. The set is bounded.
-type onceLog struct {
-	log  *slog.Logger
-	mu   sync.Mutex
-	seen map[string]struct{}
-}
-
-const onceLogMax = 1024
-
-func (o *onceLog) Log(ctx context.Context, level slog.Level, key, msg string, args ...any) {
-	o.mu.Lock()
-	_, dup := o.seen[key]
-	first := !dup && len(o.seen) < onceLogMax
-	if first {
-		o.seen[key] = struct{}{}
-	}
-	o.mu.Unlock()
-	if !first {
-		level = slog.LevelDebug
-	}
-	o.log.Log(ctx, level, msg, args...)
 }
 
 // processor is what the queue consumer and the webhook share: parse a body,
 // log and count what it skips.
 type processor struct {
 	log  *slog.Logger
-	once *onceLog
+	once *notify.OnceLog
 	m    *metrics
 }
 
@@ -125,7 +83,7 @@ func newProcessor(src config.Source, transport string, log *slog.Logger, reg pro
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With(append([]any{"source", src.ID, "transport", transport}, attrs...)...)
-	return &processor{log: log, once: &onceLog{log: log, seen: map[string]struct{}{}}, m: newMetrics(reg, src.ID, transport)}
+	return &processor{log: log, once: notify.NewOnceLog(log), m: newMetrics(reg, src.ID, transport)}
 }
 
 // excerptLen bounds the body excerpt logged with a refused message.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -69,52 +68,11 @@ func newMetrics(reg prometheus.Registerer, source, transport string) *metrics {
 		m.records.WithLabelValues(o)
 	}
 	if reg != nil {
-		m.messages = register(reg, m.messages)
-		m.records = register(reg, m.records)
-		m.errors = register(reg, m.errors)
+		m.messages = notify.RegisterCounterVec(reg, m.messages)
+		m.records = notify.RegisterCounterVec(reg, m.records)
+		m.errors = notify.RegisterCounterVec(reg, m.errors)
 	}
 	return m
-}
-
-func register(reg prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if prev, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return prev
-			}
-		}
-		// A conflicting collector of the same name: keep counting
-		// unregistered rather than failing the consumer.
-	}
-	return c
-}
-
-// onceLog logs the first occurrence of each distinct problem at its level
-// and later ones at debug, so that a misconfigured notification (every
-// object-access event of a bucket, say) is visible once without flooding
-// the log; the counters keep the totals. The set is bounded; past the bound
-// everything logs at debug.
-type onceLog struct {
-	log  *slog.Logger
-	mu   sync.Mutex
-	seen map[string]struct{}
-}
-
-const onceLogMax = 1024
-
-func (o *onceLog) Log(ctx context.Context, level slog.Level, key, msg string, args ...any) {
-	o.mu.Lock()
-	_, dup := o.seen[key]
-	first := !dup && len(o.seen) < onceLogMax
-	if first {
-		o.seen[key] = struct{}{}
-	}
-	o.mu.Unlock()
-	if !first {
-		level = slog.LevelDebug
-	}
-	o.log.Log(ctx, level, msg, args...)
 }
 
 // processor is what the SQS consumer and the webhook share: parse a body,
@@ -123,7 +81,7 @@ type processor struct {
 	source string
 	bucket string
 	log    *slog.Logger
-	once   *onceLog
+	once   *notify.OnceLog
 	m      *metrics
 }
 
@@ -136,7 +94,7 @@ func newProcessor(src config.Source, transport string, log *slog.Logger, reg pro
 		source: src.ID,
 		bucket: src.Bucket,
 		log:    log,
-		once:   &onceLog{log: log, seen: map[string]struct{}{}},
+		once:   notify.NewOnceLog(log),
 		m:      newMetrics(reg, src.ID, transport),
 	}
 }

@@ -1,0 +1,60 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// RegisterCounterVec registers c with reg and returns the counter to use:
+// the one already registered under the same description when several
+// consumers (one per source) share a registry, or c itself. A conflicting
+// collector of the same name leaves c counting unregistered rather than
+// failing the consumer.
+func RegisterCounterVec(reg prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if prev, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return prev
+			}
+		}
+	}
+	return c
+}
+
+// OnceLog logs the first occurrence of each distinct problem at its level
+// and later ones at debug, so that a misconfigured notification (every
+// object-access event of a bucket, say) is visible once without flooding the
+// log; the counters keep the totals. The set of keys is bounded; past the
+// bound everything logs at debug.
+type OnceLog struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+const onceLogMax = 1024
+
+// NewOnceLog returns a OnceLog writing to log.
+func NewOnceLog(log *slog.Logger) *OnceLog {
+	return &OnceLog{log: log, seen: map[string]struct{}{}}
+}
+
+// Log logs msg at level the first time key is seen, at debug afterwards.
+func (o *OnceLog) Log(ctx context.Context, level slog.Level, key, msg string, args ...any) {
+	o.mu.Lock()
+	_, dup := o.seen[key]
+	first := !dup && len(o.seen) < onceLogMax
+	if first {
+		o.seen[key] = struct{}{}
+	}
+	o.mu.Unlock()
+	if !first {
+		level = slog.LevelDebug
+	}
+	o.log.Log(ctx, level, msg, args...)
+}
