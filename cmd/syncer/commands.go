@@ -59,6 +59,16 @@ sources:
 `), func(string) (string, bool) { return "", false })
 }
 
+// findSource returns the source id of cfg, loaded from path.
+func findSource(cfg *config.Config, id, path string) (*config.Source, error) {
+	for i := range cfg.Sources {
+		if cfg.Sources[i].ID == id {
+			return &cfg.Sources[i], nil
+		}
+	}
+	return nil, &exitError{2, fmt.Errorf("--source %q is not in %s", id, path)}
+}
+
 func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		return nil, &exitError{2, errors.New("--config is required")}
@@ -125,14 +135,9 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	var src *config.Source
-	for i := range cfg.Sources {
-		if cfg.Sources[i].ID == *id {
-			src = &cfg.Sources[i]
-		}
-	}
-	if src == nil {
-		return &exitError{2, fmt.Errorf("--source %q is not in %s", *id, *path)}
+	src, err := findSource(cfg, *id, *path)
+	if err != nil {
+		return err
 	}
 	log := newLogger(cfg.Log, stderr)
 	cat, err := catalog.Open(cfg.Catalog.Path)
@@ -278,14 +283,9 @@ func cmdCatalogLs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	var src *config.Source
-	for i := range cfg.Sources {
-		if cfg.Sources[i].ID == *id {
-			src = &cfg.Sources[i]
-		}
-	}
-	if src == nil {
-		return &exitError{2, fmt.Errorf("--source %q is not in %s", *id, *path)}
+	src, err := findSource(cfg, *id, *path)
+	if err != nil {
+		return err
 	}
 	cat, err := catalog.Open(cfg.Catalog.Path)
 	if err != nil {
