@@ -4,7 +4,9 @@ package schedule
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/imgly/syncer/catalog"
@@ -73,6 +75,7 @@ func Reconcile(ctx context.Context, t Target, opts Options) (Result, error) {
 	}
 	r := &reconciler{ctx: ctx, start: start, t: t, opts: opts, order: t.Provider.Order(), dels: newSpool(opts.SpillDir)}
 	defer r.dels.close()
+	r.com = startCommitter(ctx, t.Catalog)
 
 	err := providers.Walk(ctx, t.Provider, t.Filter.Prefix, r.page)
 	if err == nil {
@@ -83,10 +86,13 @@ func Reconcile(ctx context.Context, t Target, opts Options) (Result, error) {
 	if cerr := r.flush(ctx); err == nil {
 		err = cerr
 	}
+	if cerr := r.com.wait(); err == nil {
+		err = cerr
+	}
 	if err == nil {
 		err = r.commitDeletes(ctx)
 	}
-	res := Result{Progress: r.p, Duration: time.Since(start)}
+	res := Result{Progress: r.progress(), Duration: time.Since(start)}
 	if err != nil {
 		return res, fmt.Errorf("reconcile %s: %w", t.ID, err)
 	}
@@ -102,6 +108,7 @@ type reconciler struct {
 	p       Progress
 	after   string // last key whose catalog entries have been merged
 	pending []catalog.Mutation
+	com     *committer
 	dels    *spool
 }
 
@@ -162,8 +169,15 @@ func (r *reconciler) page(pg providers.Page) error {
 
 func (r *reconciler) report() {
 	if r.opts.OnPage != nil {
-		r.opts.OnPage(r.p)
+		r.opts.OnPage(r.progress())
 	}
+}
+
+func (r *reconciler) progress() Progress {
+	p := r.p
+	p.Added = int(r.com.added.Load())
+	p.Modified = int(r.com.modified.Load())
+	return p
 }
 
 func (r *reconciler) upsert(o providers.Object, ifSeq uint64) {
@@ -177,31 +191,77 @@ func (r *reconciler) collectDeletes(ctx context.Context) error {
 	})
 }
 
+// flush hands the pending upserts to the committer and starts a new batch.
 func (r *reconciler) flush(ctx context.Context) error {
 	if len(r.pending) == 0 {
 		return nil
 	}
-	// A scan interrupted by shutdown still records what it saw.
-	changes, err := r.t.Catalog.Commit(context.WithoutCancel(ctx), r.pending)
-	if err != nil {
+	if err := r.com.submit(r.pending); err != nil {
 		return err
 	}
-	r.count(changes)
-	r.pending = r.pending[:0]
+	r.pending = make([]catalog.Mutation, 0, r.opts.BatchSize)
 	return nil
 }
 
-func (r *reconciler) count(changes []catalog.Change) {
-	for _, c := range changes {
-		switch c.Op {
-		case catalog.Added:
-			r.p.Added++
-		case catalog.Modified:
-			r.p.Modified++
-		case catalog.Deleted:
-			r.p.Deleted++
+// committer commits a scan's batches of upserts on a goroutine of its own,
+// one batch in flight, so that a commit's CPU and fsync overlap with fetching
+// and merging the next pages. That is safe because a later page only reads
+// catalog keys after the last key of every batch handed over before it.
+type committer struct {
+	cat      Catalog
+	ctx      context.Context
+	in       chan []catalog.Mutation
+	done     chan struct{}
+	err      error // set before done closes
+	failed   atomic.Bool
+	added    atomic.Int64
+	modified atomic.Int64
+}
+
+func startCommitter(ctx context.Context, cat Catalog) *committer {
+	// A scan interrupted by shutdown still records what it saw.
+	c := &committer{cat: cat, ctx: context.WithoutCancel(ctx), in: make(chan []catalog.Mutation), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+func (c *committer) run() {
+	defer close(c.done)
+	for batch := range c.in {
+		if c.err != nil {
+			continue // drain: the scan stops at its next submit
+		}
+		changes, err := c.cat.Commit(c.ctx, batch)
+		if err != nil {
+			c.err = err
+			c.failed.Store(true)
+			continue
+		}
+		for _, ch := range changes {
+			switch ch.Op {
+			case catalog.Added:
+				c.added.Add(1)
+			case catalog.Modified:
+				c.modified.Add(1)
+			}
 		}
 	}
+}
+
+// submit hands over a batch; it waits while the previous one is committed.
+func (c *committer) submit(batch []catalog.Mutation) error {
+	if c.failed.Load() {
+		return errors.New("an earlier commit of this scan failed")
+	}
+	c.in <- batch
+	return nil
+}
+
+// wait lets the last batch finish and returns the first commit error.
+func (c *committer) wait() error {
+	close(c.in)
+	<-c.done
+	return c.err
 }
 
 func (r *reconciler) commitDeletes(ctx context.Context) error {
@@ -217,7 +277,7 @@ func (r *reconciler) commitDeletes(ctx context.Context) error {
 			return nil
 		}
 		changes, err := r.t.Catalog.Commit(ctx, batch)
-		r.count(changes)
+		r.p.Deleted += len(changes)
 		batch = batch[:0]
 		return err
 	})
@@ -225,7 +285,7 @@ func (r *reconciler) commitDeletes(ctx context.Context) error {
 		return err
 	}
 	changes, err := r.t.Catalog.Commit(ctx, batch)
-	r.count(changes)
+	r.p.Deleted += len(changes)
 	if err != nil {
 		return err
 	}
