@@ -44,7 +44,7 @@ import (
 
 // needEnv returns the emulator address in env var name; without it the
 // test fails in CI and is skipped elsewhere.
-func needEnv(t *testing.T, name, what string) string {
+func needEnv(t testing.TB, name, what string) string {
 	t.Helper()
 	v := os.Getenv(name)
 	if v == "" {
@@ -152,7 +152,7 @@ func md5Hex(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func mustJSON(t *testing.T, v any) string {
+func mustJSON(t testing.TB, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -185,7 +185,7 @@ func s3Record(name, bucket, key string, size int, etag, seq string) map[string]a
 	}
 }
 
-func s3Records(t *testing.T, records ...map[string]any) string {
+func s3Records(t testing.TB, records ...map[string]any) string {
 	return mustJSON(t, map[string]any{"Records": records})
 }
 
@@ -213,7 +213,7 @@ type sqsQueue struct {
 	arn string
 }
 
-func newSQSQueue(t *testing.T, endpoint string) *sqsQueue {
+func newSQSQueue(t testing.TB, endpoint string) *sqsQueue {
 	t.Helper()
 	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
 	q := &sqsQueue{
@@ -239,7 +239,7 @@ func newSQSQueue(t *testing.T, endpoint string) *sqsQueue {
 	return q
 }
 
-func (q *sqsQueue) send(t *testing.T, body string) {
+func (q *sqsQueue) send(t testing.TB, body string) {
 	t.Helper()
 	if _, err := q.sqs.SendMessage(t.Context(), &sqs.SendMessageInput{QueueUrl: aws.String(q.url), MessageBody: aws.String(body)}); err != nil {
 		t.Fatalf("send: %v", err)

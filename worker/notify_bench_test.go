@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -30,13 +33,32 @@ func BenchmarkWebhookLatency(b *testing.B) {
 	for _, window := range []time.Duration{0, 250 * time.Millisecond} {
 		b.Run(fmt.Sprintf("window=%s", window), func(b *testing.B) {
 			for range b.N {
-				benchWebhook(b, window, 2000, 5*time.Second)
+				benchNotify(b, window, 2000, 5*time.Second, nil)
 			}
 		})
 	}
 }
 
-func benchWebhook(b *testing.B, window time.Duration, rate int, dur time.Duration) {
+// BenchmarkSQSLatency is the same through SQS (fauxqs): the notifications
+// are sent in batches of ten, as S3 delivers them to a busy queue, and the
+// consumer receives, applies and deletes them ten at a time.
+//
+//	SYNCER_TEST_SQS_ENDPOINT=http://127.0.0.1:4566 go test -run=NONE -bench=SQSLatency -benchtime=1x ./worker/
+func BenchmarkSQSLatency(b *testing.B) {
+	endpoint := needEnv(b, "SYNCER_TEST_SQS_ENDPOINT", "fauxqs")
+	for _, window := range []time.Duration{0, 250 * time.Millisecond} {
+		b.Run(fmt.Sprintf("window=%s", window), func(b *testing.B) {
+			for range b.N {
+				q := newSQSQueue(b, endpoint)
+				benchNotify(b, window, 2000, 5*time.Second, q)
+			}
+		})
+	}
+}
+
+// benchNotify offers rate notifications/s for dur to the worker's webhook,
+// or to q when it is not nil, and reports latency percentiles.
+func benchNotify(b *testing.B, window time.Duration, rate int, dur time.Duration, q *sqsQueue) {
 	n := rate * int(dur/time.Second)
 	s3 := testkit.StartS3(b, nil)
 	s3.CreateBucket(b, "bench")
@@ -55,6 +77,10 @@ func benchWebhook(b *testing.B, window time.Duration, rate int, dur time.Duratio
 	src := s3.SourceConfig("bench", "bench")
 	src.Prefix = "k/"
 	src.Notifications.Webhook = &config.Webhook{Token: "secret"}
+	if q != nil {
+		src.Notifications.SQS = &config.SQS{QueueURL: q.url, Endpoint: *q.sqs.Options().BaseEndpoint,
+			Region: "us-east-1", Concurrency: 8, WaitTime: time.Second}
+	}
 	cfg, _ := config.Parse([]byte("{}"), func(string) (string, bool) { return "", false })
 	cfg.NATS.URL, cfg.Catalog.Path, cfg.HTTP.Listen = nt.URL, b.TempDir(), "127.0.0.1:0"
 	cfg.Events.CoalesceWindow = window
@@ -115,13 +141,32 @@ func benchWebhook(b *testing.B, window time.Duration, rate int, dur time.Duratio
 	hook := "http://" + w.HTTPAddr() + "/webhooks/s3/bench"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	sent := make([]time.Time, n)
+	// Jobs are runs of keys: one per webhook request, ten per SQS batch.
+	per := 1
+	if q != nil {
+		per = 10
+	}
 	jobs := make(chan int, 256)
 	var senders sync.WaitGroup
 	for range 32 {
 		senders.Add(1)
 		go func() {
 			defer senders.Done()
-			for i := range jobs {
+			for first := range jobs {
+				if q != nil {
+					var entries []sqstypes.SendMessageBatchRequestEntry
+					for i := first; i < min(first+per, n); i++ {
+						entries = append(entries, sqstypes.SendMessageBatchRequestEntry{
+							Id: aws.String(fmt.Sprint(i)), MessageBody: aws.String(string(recordBody("bench", fmt.Sprintf("k/%06d.jpg", i), i))),
+						})
+						sent[i] = time.Now()
+					}
+					if _, err := q.sqs.SendMessageBatch(context.Background(), &sqs.SendMessageBatchInput{QueueUrl: aws.String(q.url), Entries: entries}); err != nil {
+						b.Error(err)
+					}
+					continue
+				}
+				i := first
 				body := recordBody("bench", fmt.Sprintf("k/%06d.jpg", i), i)
 				req, _ := http.NewRequest(http.MethodPost, hook, bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer secret")
@@ -141,7 +186,7 @@ func benchWebhook(b *testing.B, window time.Duration, rate int, dur time.Duratio
 	b.ResetTimer()
 	start := time.Now()
 	interval := time.Second / time.Duration(rate)
-	for i := range n {
+	for i := 0; i < n; i += per {
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
 			time.Sleep(d) // pacing the load, not synchronisation
 		}
