@@ -135,7 +135,11 @@ func (s *Scheduler) runJob(ctx context.Context, j *job) (Result, error) {
 	default:
 		s.scans.WithLabelValues(j.Target.ID, "ok").Inc()
 		s.objects.WithLabelValues(j.Target.ID).Set(float64(res.Matched))
-		s.log.Info("scan done", attrs...)
+		level := slog.LevelInfo
+		if res.Added+res.Modified+res.Deleted == 0 {
+			level = slog.LevelDebug // a quiet source on a short schedule must not flood the log
+		}
+		s.log.Log(ctx, level, "scan done", attrs...)
 	}
 	return res, err
 }
