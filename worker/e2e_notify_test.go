@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -630,26 +631,7 @@ func TestGCSCatchUpWithQueuedNotifications(t *testing.T) {
 // want in some order.
 func (s *subscriber) expectSet(want ...change) {
 	s.t.Helper()
-	var got []change
-	deadline := time.After(20 * time.Second)
-	for len(got) < len(want) {
-		select {
-		case m := <-s.msgs:
-			ev, err := events.Decode(m.Data())
-			if err != nil {
-				s.t.Fatal(err)
-			}
-			if n := len(s.seen); n > 0 && ev.Data.FirstSeq != s.seen[n-1].Data.LastSeq+1 {
-				s.t.Errorf("event %s starts at seq %d after an event ending at %d", ev.ID, ev.Data.FirstSeq, s.seen[n-1].Data.LastSeq)
-			}
-			s.seen = append(s.seen, ev)
-			for _, c := range ev.Data.Changes {
-				got = append(got, change{c.Op, c.Key})
-			}
-		case <-deadline:
-			s.t.Fatalf("timed out: got %v, want %v in any order", got, want)
-		}
-	}
+	got := s.read(len(want), fmt.Sprint(want)+" in any order")
 	left := map[change]int{}
 	for _, c := range want {
 		left[c]++

@@ -215,9 +215,19 @@ func (c change) String() string { return c.Op + " " + c.Key }
 // exactly want, in order, and that sequence numbers are contiguous.
 func (s *subscriber) expect(want ...change) {
 	s.t.Helper()
+	got := s.read(len(want), fmt.Sprint(want))
+	if !slices.Equal(got, want) {
+		s.t.Fatalf("changes:\n got %v\nwant %v", got, want)
+	}
+}
+
+// read receives events until it has at least n changes and returns them,
+// checking each event's headers and that sequence ranges are contiguous.
+func (s *subscriber) read(n int, want string) []change {
+	s.t.Helper()
 	var got []change
 	deadline := time.After(20 * time.Second)
-	for len(got) < len(want) {
+	for len(got) < n {
 		select {
 		case m := <-s.msgs:
 			if ct := m.Headers().Get("Content-Type"); ct != events.ContentType {
@@ -230,20 +240,18 @@ func (s *subscriber) expect(want ...change) {
 			if err != nil {
 				s.t.Fatal(err)
 			}
-			if n := len(s.seen); n > 0 && ev.Data.FirstSeq != s.seen[n-1].Data.LastSeq+1 {
-				s.t.Errorf("event %s starts at seq %d after an event ending at %d", ev.ID, ev.Data.FirstSeq, s.seen[n-1].Data.LastSeq)
+			if k := len(s.seen); k > 0 && ev.Data.FirstSeq != s.seen[k-1].Data.LastSeq+1 {
+				s.t.Errorf("event %s starts at seq %d after an event ending at %d", ev.ID, ev.Data.FirstSeq, s.seen[k-1].Data.LastSeq)
 			}
 			s.seen = append(s.seen, ev)
 			for _, c := range ev.Data.Changes {
 				got = append(got, change{c.Op, c.Key})
 			}
 		case <-deadline:
-			s.t.Fatalf("timed out: got %v, want %v", got, want)
+			s.t.Fatalf("timed out: got %v, want %s", got, want)
 		}
 	}
-	if !slices.Equal(got, want) {
-		s.t.Fatalf("changes:\n got %v\nwant %v", got, want)
-	}
+	return got
 }
 
 // none checks that no further event is in the stream for this subscriber:
