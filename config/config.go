@@ -29,13 +29,21 @@ type Config struct {
 // Notify tunes the notification apply path shared by all sources.
 type Notify struct {
 	// StatRate bounds the stats per second made to complete notifications
-	// (an S3 create lacks the content type; a versioned delete may leave
-	// the object), StatBurst the burst above it, StatConcurrency the stats
+	// (a versioned delete may leave the object; a Ceph record has no
+	// sequencer), StatBurst the burst above it, StatConcurrency the stats
 	// in flight.
 	StatRate        float64 `yaml:"statRate"`
 	StatBurst       int     `yaml:"statBurst"`
 	StatConcurrency int     `yaml:"statConcurrency"`
+	// VerifyAfter is the age past which even a complete notification is
+	// checked by a stat before it is applied: a late one may describe a
+	// state that a scan has already seen replaced.
+	VerifyAfter time.Duration `yaml:"verifyAfter"`
 }
+
+// DefaultVerifyAfter is notify.verifyAfter's default: well past the seconds
+// a provider normally takes to deliver, so only a backlog pays for stats.
+const DefaultVerifyAfter = 10 * time.Second
 
 // NATS says where events go.
 type NATS struct {
@@ -256,6 +264,9 @@ func (c *Config) setDefaults() {
 	if c.Notify.StatConcurrency == 0 {
 		c.Notify.StatConcurrency = 16
 	}
+	if c.Notify.VerifyAfter == 0 {
+		c.Notify.VerifyAfter = DefaultVerifyAfter
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -303,6 +314,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Notify.StatConcurrency < 0 {
 		bad("notify.statConcurrency", "must not be negative")
+	}
+	if c.Notify.VerifyAfter < 0 {
+		bad("notify.verifyAfter", "must not be negative")
 	}
 	if c.Events.MaxChanges < 1 {
 		bad("events.maxChanges", "must be at least 1")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -44,18 +45,26 @@ type RouterOptions struct {
 	StatBurst int
 	// StatConcurrency bounds the stats in flight.
 	StatConcurrency int
-	Log             *slog.Logger
-	Registerer      prometheus.Registerer
+	// VerifyAfter is the age (by the event's Time) past which a complete
+	// event is still checked by a stat. Fresh events are applied as they
+	// are: their sequencers order them, and a stat per event would cost a
+	// request per change. A late one can describe a state that a scan has
+	// since seen replaced; applying it would publish a change that the
+	// next notification or scan takes back. Zero verifies nothing.
+	VerifyAfter time.Duration
+	Log         *slog.Logger
+	Registerer  prometheus.Registerer
 }
 
 // Router is the Applier: it routes each event to every source whose provider
 // and bucket match and whose prefix and filters include the key, and commits
 // it through the same catalog path a scan uses.
 type Router struct {
-	routes  []Route
-	limiter *rate.Limiter
-	sem     chan struct{}
-	log     *slog.Logger
+	routes      []Route
+	limiter     *rate.Limiter
+	verifyAfter time.Duration
+	sem         chan struct{}
+	log         *slog.Logger
 
 	events *prometheus.CounterVec
 	stats  *prometheus.CounterVec
@@ -78,10 +87,11 @@ func NewRouter(routes []Route, o RouterOptions) (*Router, error) {
 		o.Log = slog.Default()
 	}
 	r := &Router{
-		routes:  routes,
-		limiter: rate.NewLimiter(rate.Limit(o.StatRate), o.StatBurst),
-		sem:     make(chan struct{}, o.StatConcurrency),
-		log:     o.Log,
+		routes:      routes,
+		limiter:     rate.NewLimiter(rate.Limit(o.StatRate), o.StatBurst),
+		verifyAfter: o.VerifyAfter,
+		sem:         make(chan struct{}, o.StatConcurrency),
+		log:         o.Log,
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncer_notification_events_total",
 			Help: "Notification events by source and outcome: changed (committed a change), unchanged (duplicate, stale or no difference), filtered (outside the source's prefix or filters), unrouted (no source has that bucket).",
@@ -148,15 +158,16 @@ func (r *Router) mutations(ctx context.Context, rt *Route, evs []*Event) ([]cata
 	muts := make([]catalog.Mutation, len(evs))
 	errs := make([]error, len(evs))
 	var wg sync.WaitGroup
+	now := time.Now()
 	for i, ev := range evs {
-		if ev.Complete {
-			muts[i], errs[i] = r.mutation(ctx, rt, ev)
+		if !r.needsStat(ev, now) {
+			muts[i], errs[i] = r.mutation(ctx, rt, ev, false)
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			muts[i], errs[i] = r.mutation(ctx, rt, ev)
+			muts[i], errs[i] = r.mutation(ctx, rt, ev, true)
 		}()
 	}
 	wg.Wait()
@@ -175,11 +186,20 @@ func (r *Router) routed(ev *Event) bool {
 	return false
 }
 
+// needsStat says whether ev is decided by the store's current state rather
+// than by what it says: it is incomplete, or complete but late.
+func (r *Router) needsStat(ev *Event, now time.Time) bool {
+	if !ev.Complete {
+		return true
+	}
+	return r.verifyAfter > 0 && !ev.Time.IsZero() && now.Sub(ev.Time) > r.verifyAfter
+}
+
 // mutation turns an event into the catalog mutation for one source, asking
-// the store for the key's state when the event alone cannot say.
-func (r *Router) mutation(ctx context.Context, rt *Route, ev *Event) (catalog.Mutation, error) {
+// the store for the key's state when stat is set.
+func (r *Router) mutation(ctx context.Context, rt *Route, ev *Event, stat bool) (catalog.Mutation, error) {
 	m := catalog.Mutation{Origin: catalog.Notification, Sequencer: ev.Sequencer}
-	if ev.Complete {
+	if !stat {
 		m.Delete = ev.Kind == Delete
 		m.Object = ev.Object
 		m.Object.Key = ev.Key

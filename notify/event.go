@@ -50,8 +50,10 @@ type Event struct {
 	Object providers.Object
 	// Complete says Object (for Upsert) or the deletion (for Delete) can be
 	// committed as is. When false the applier asks the store for the key's
-	// current state instead: an S3 create lacks the content type, a delete of
-	// one version of a versioned object may leave the object in place.
+	// current state instead: a record without a sequencer or size cannot be
+	// ordered or recorded, a delete of one version of a versioned object may
+	// leave the object in place. A complete event older than the router's
+	// VerifyAfter is checked the same way.
 	Complete bool
 	// Sequencer orders events of the same key: a greater Sequencer (plain
 	// string comparison) is newer. Parsers normalise provider sequencers so

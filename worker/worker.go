@@ -109,7 +109,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	}
 	if w.router, err = notify.NewRouter(routes, notify.RouterOptions{
 		StatRate: cfg.Notify.StatRate, StatBurst: cfg.Notify.StatBurst, StatConcurrency: cfg.Notify.StatConcurrency,
-		Log: w.log, Registerer: w.reg,
+		VerifyAfter: cfg.Notify.VerifyAfter,
+		Log:         w.log, Registerer: w.reg,
 	}); err != nil {
 		return nil, err
 	}

@@ -38,6 +38,11 @@ type e2e struct {
 
 func newE2E(t *testing.T, versioned bool) *e2e {
 	t.Helper()
+	return newE2EWith(t, versioned, notify.RouterOptions{})
+}
+
+func newE2EWith(t *testing.T, versioned bool, opts notify.RouterOptions) *e2e {
+	t.Helper()
 	srv := testkit.StartS3(t, nil)
 	const bucket = "media"
 	srv.CreateBucket(t, bucket)
@@ -54,6 +59,7 @@ func newE2E(t *testing.T, versioned bool) *e2e {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cat.Close() })
+	opts.Log, opts.Registerer = testLogger(t), prometheus.NewRegistry()
 	prov, err := s3prov.New(t.Context(), srv.SourceConfig("lib", bucket))
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +68,7 @@ func newE2E(t *testing.T, versioned bool) *e2e {
 	router, err := notify.NewRouter([]notify.Route{{
 		SourceID: "lib", Provider: "s3", Bucket: bucket,
 		Filter: providers.Filter{Prefix: "photos/"}, Store: prov, Catalog: src,
-	}}, notify.RouterOptions{Log: testLogger(t), Registerer: prometheus.NewRegistry()})
+	}}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,12 +173,12 @@ func TestE2ESQS(t *testing.T) {
 		})
 	}
 
-	// A create, form-encoded key, completed by a stat (content type).
+	// A create, form-encoded key: committed as the record says.
 	etag, _ := x.put(t, "photos/red flower.png", "hello")
 	created := recordsBody(awsRecord("ObjectCreated:Put", "media", obj{Key: "photos/red+flower.png", Size: 5, ETag: etag, Sequencer: "0A"}))
 	send(func() { q.send(t, created) })
 	e, ok := x.entry(t, "photos/red flower.png")
-	if !ok || e.Size != 5 || e.ETag != md5hex("hello") || e.ContentType != "image/png" {
+	if !ok || e.Size != 5 || e.ETag != md5hex("hello") || e.LastModified.IsZero() {
 		t.Fatalf("entry %+v %v", e, ok)
 	}
 	applied++
@@ -314,6 +320,40 @@ func TestE2EVersioned(t *testing.T) {
 	}
 	if got := x.changes(t)["photos/v.png"]; strings.Join(opStrings(got), ",") != "added,deleted" {
 		t.Fatalf("outbox %v", got)
+	}
+}
+
+// TestRouterTrustsFreshEventsAndVerifiesLateOnes: a complete create is
+// committed as it says while it is fresh, without a request to the store;
+// one older than VerifyAfter is decided by the store's current state.
+func TestRouterTrustsFreshEventsAndVerifiesLateOnes(t *testing.T) {
+	x := newE2EWith(t, false, notify.RouterOptions{VerifyAfter: 10 * time.Second})
+	etag, _ := x.put(t, "photos/real.png", "current")
+	now := time.Now()
+	create := func(key string, at time.Time, seq string) notify.Event {
+		return notify.Event{Provider: "s3", Bucket: "media", Key: key, Kind: notify.Upsert, Complete: true,
+			Sequencer: seq, Time: at, ID: key,
+			Object: providers.Object{Key: key, Size: 3, ETag: "from-the-record", LastModified: at}}
+	}
+	err := x.router.Apply(t.Context(), []notify.Event{
+		// Not in the store (gofakes3 would say so): a fresh event is
+		// trusted, a late one is checked and found gone.
+		create("photos/fresh.png", now.Add(-time.Second), "01"),
+		create("photos/late.png", now.Add(-time.Minute), "01"),
+		// Late, and the store has moved on: its state wins.
+		create("photos/real.png", now.Add(-time.Minute), "01"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := x.entry(t, "photos/fresh.png"); !ok || e.ETag != "from-the-record" || e.Size != 3 {
+		t.Fatalf("fresh create: entry %+v %v, want the record's state", e, ok)
+	}
+	if e, ok := x.entry(t, "photos/late.png"); ok {
+		t.Fatalf("a late create of a key the store no longer has was applied: %+v", e)
+	}
+	if e, ok := x.entry(t, "photos/real.png"); !ok || e.ETag != etag || e.Size != int64(len("current")) {
+		t.Fatalf("late create: entry %+v %v, want the store's ETag %s", e, ok, etag)
 	}
 }
 

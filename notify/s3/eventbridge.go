@@ -102,6 +102,10 @@ func (e *envelope) parseEventBridge() (Result, error) {
 			Version: versionOf(d.Object.VersionID),
 		},
 	}
+	if kind == notify.Upsert {
+		ev.Complete = seqOK && completeObject(d.Object.Size, d.Object.ETag)
+		ev.Object.LastModified = ev.Time
+	}
 	if kind == notify.Delete {
 		ev.Object = providers.Object{Key: key, Version: ev.Object.Version}
 		switch {

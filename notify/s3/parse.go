@@ -5,8 +5,8 @@
 // S3-compatible store (NewWebhook).
 //
 // The parsers are pure: bytes in, events out. What a record does not say
-// (content type, whether a deleted version was the current one) is left to
-// the applier through Event.Complete.
+// (whether a deleted version was the current one; a create's size and ETag
+// where a store omits them) is left to the applier through Event.Complete.
 package s3
 
 import (
@@ -407,9 +407,13 @@ func parseRecord(raw json.RawMessage, i int) (notify.Event, *Skip) {
 	versioned := r.S3.Object.VersionID != ""
 	switch act {
 	case actUpsert:
-		// The record lacks the content type, and by the time it arrives
-		// the object may have changed again: the applier stats the key.
-		ev.Kind, ev.Complete = notify.Upsert, false
+		// Size, ETag and a sequencer are what the catalog needs of a
+		// create: the sequencer keeps a late create from overriding a newer
+		// change, and a create older than the router's verifyAfter is
+		// checked by a stat anyway. Without them (Ceph has no sequencer)
+		// the applier stats the key.
+		ev.Kind, ev.Complete = notify.Upsert, seqOK && !ceph && completeObject(r.S3.Object.Size, r.S3.Object.ETag)
+		ev.Object.LastModified = ev.Time
 	case actDelete:
 		// On a versioned bucket this deleted one version, which may not
 		// have been the current one: a stat decides.
@@ -537,3 +541,11 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 }
 
 func (f flexInt) valid() bool { return f.ok || f.raw == "" }
+
+// present says the size was given, not just absent (which reads as zero).
+func (f flexInt) present() bool { return f.ok && f.raw != "" && f.raw != "null" }
+
+// completeObject says a create names the object's size and ETag.
+func completeObject(size flexInt, etag string) bool {
+	return size.present() && strings.Trim(etag, `"`) != ""
+}

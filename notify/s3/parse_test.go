@@ -37,19 +37,29 @@ func TestParseAWSCreated(t *testing.T) {
 	}
 	ev := oneEvent(t, res)
 	want := notify.Event{
-		Provider: "s3", Bucket: "media", Key: "photos/red flower.jpg", Kind: notify.Upsert, Complete: false,
+		Provider: "s3", Bucket: "media", Key: "photos/red flower.jpg", Kind: notify.Upsert, Complete: true,
 		Sequencer: strings.Repeat("0", SequencerWidth-16) + "55aed6dcd90281e5", ID: "C3D13FE58DE4C810",
 		Time: time.Date(2026, 11, 27, 10, 11, 12, 345e6, time.UTC),
 	}
 	want.Object.Key, want.Object.Size, want.Object.ETag = want.Key, 1024, "d41d8cd98f00b204e9800998ecf8427e"
+	want.Object.LastModified = want.Time
 	if ev != want {
 		t.Fatalf("got  %+v\nwant %+v", ev, want)
 	}
 	for _, name := range []string{"ObjectCreated:Post", "ObjectCreated:Copy", "ObjectCreated:CompleteMultipartUpload", "ObjectCreated:SomethingNew"} {
-		ev := oneEvent(t, parseOK(t, recordsBody(awsRecord(name, "media", obj{Key: "k", Size: 1, Sequencer: "01"}))))
-		if ev.Kind != notify.Upsert || ev.Complete {
+		ev := oneEvent(t, parseOK(t, recordsBody(awsRecord(name, "media", obj{Key: "k", Size: 1, ETag: "e", Sequencer: "01"}))))
+		if ev.Kind != notify.Upsert || !ev.Complete {
 			t.Errorf("%s: kind %v complete %v", name, ev.Kind, ev.Complete)
 		}
+	}
+	// What the catalog needs is missing: the applier stats the key.
+	for _, o := range []obj{{Key: "k", Size: 1, Sequencer: "01"}, {Key: "k", Size: 1, ETag: "e"}} {
+		if ev := oneEvent(t, parseOK(t, recordsBody(awsRecord("ObjectCreated:Put", "media", o)))); ev.Complete {
+			t.Errorf("%+v: complete", o)
+		}
+	}
+	if ev := oneEvent(t, parseOK(t, strings.Replace(recordsBody(awsRecord("ObjectCreated:Put", "media", obj{Key: "k", Size: 1, ETag: "e", Sequencer: "01"})), `"size":1,`, "", 1))); ev.Complete {
+		t.Errorf("a create without size is complete: %+v", ev)
 	}
 }
 
@@ -262,7 +272,7 @@ func TestParseEventBridge(t *testing.T) {
 	}, "PutObject", "")
 	res := parseOK(t, body)
 	ev := oneEvent(t, res)
-	if res.Format != FormatEventBridge || ev.Kind != notify.Upsert || ev.Complete || ev.Key != "photos/red flower.jpg" ||
+	if res.Format != FormatEventBridge || ev.Kind != notify.Upsert || !ev.Complete || ev.Key != "photos/red flower.jpg" ||
 		ev.Object.Size != 5 || ev.Object.ETag != "b1946ac92492d2347c6235b4d2611184" || ev.Object.Version != "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e" ||
 		ev.Sequencer != strings.Repeat("0", SequencerWidth-16)+"617f08299329d189" || ev.ID != "17793124-05d4-b198-2fde-7ededc63b103" ||
 		!ev.Time.Equal(time.Date(2026, 11, 27, 10, 11, 12, 0, time.UTC)) {
@@ -309,7 +319,7 @@ func TestParseMinIO(t *testing.T) {
 	}
 	res := parseOK(t, body)
 	ev := oneEvent(t, res)
-	if res.Format != FormatMinIO || ev.Key != "photos/x y+z.png" || ev.Object.ContentType != "image/png" || ev.Complete ||
+	if res.Format != FormatMinIO || ev.Key != "photos/x y+z.png" || ev.Object.ContentType != "image/png" || !ev.Complete ||
 		ev.Sequencer != strings.Repeat("0", SequencerWidth-16)+"17a9e1b2c3d4e5f6" {
 		t.Fatalf("%+v", ev)
 	}

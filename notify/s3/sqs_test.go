@@ -338,10 +338,10 @@ func TestSQSFormats(t *testing.T) {
 		size     int64
 	}
 	wants := map[string]want{
-		"photos/red flower.jpg": {notify.Upsert, false, 10},
+		"photos/red flower.jpg": {notify.Upsert, true, 10},
 		"photos/old file.jpg":   {notify.Delete, true, 0},
-		"raw/c++.bin":           {notify.Upsert, false, 5 << 20},
-		"eb/a b.png":            {notify.Upsert, false, 3},
+		"raw/c++.bin":           {notify.Upsert, true, 5 << 20},
+		"eb/a b.png":            {notify.Upsert, true, 3},
 		"eb/gone.png":           {notify.Delete, false, 0},
 	}
 	if len(applied) != len(wants) {
