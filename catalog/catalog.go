@@ -29,7 +29,6 @@ var (
 	markerBucket = []byte("markers")
 	keySeq       = []byte("seq")
 	keyCount     = []byte("count")
-	keyBatch     = []byte("batch")
 	metaBucket   = []byte("meta")
 	keyInstance  = []byte("instance")
 )
@@ -463,71 +462,48 @@ func (s *Source) Outbox(ctx context.Context, from uint64, limit int) ([]Change, 
 	return changes, nil
 }
 
-// Batch is a range of outbox sequence numbers chosen to be published as one
-// event. It is recorded before publishing so that a retry after a crash
-// publishes exactly the same event, which the bus then deduplicates.
-type Batch struct{ First, Last uint64 }
-
-// PendingBatch returns the recorded batch, if any.
-func (s *Source) PendingBatch(ctx context.Context) (Batch, bool, error) {
-	var (
-		b  Batch
-		ok bool
-	)
-	err := s.c.db.View(func(tx *bolt.Tx) error {
+// Ack removes the changes with Seq <= through from the outbox: they have
+// been published. Acks are not urgent (the publisher keeps its own cursor,
+// and the stream, not the outbox, tells a restart what was published), so
+// they join the group commit of concurrent notification commits rather than
+// costing a transaction and fsync of their own.
+func (s *Source) Ack(ctx context.Context, through uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := s.c.db.Batch(func(tx *bolt.Tx) error {
 		src := s.bucket(tx)
-		if src == nil {
+		if src == nil || src.Bucket(outboxBucket) == nil {
 			return nil
 		}
-		v := src.Get(keyBatch)
-		if len(v) != 16 {
-			return nil
-		}
-		b = Batch{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])}
-		ok = true
-		return nil
-	})
-	if err != nil {
-		return Batch{}, false, fmt.Errorf("catalog: pending batch %s: %w", s.id, err)
-	}
-	return b, ok, nil
-}
-
-// BeginBatch records b as the batch being published.
-func (s *Source) BeginBatch(ctx context.Context, b Batch) error {
-	err := s.c.db.Update(func(tx *bolt.Tx) error {
-		src, _, _, err := s.writable(tx)
-		if err != nil {
-			return err
-		}
-		return src.Put(keyBatch, append(u64(b.First), u64(b.Last)...))
-	})
-	if err != nil {
-		return fmt.Errorf("catalog: begin batch %s: %w", s.id, err)
-	}
-	return nil
-}
-
-// AckBatch removes b's changes from the outbox and forgets b: they have been
-// published.
-func (s *Source) AckBatch(ctx context.Context, b Batch) error {
-	err := s.c.db.Update(func(tx *bolt.Tx) error {
-		src, _, out, err := s.writable(tx)
-		if err != nil {
-			return err
-		}
-		cur := out.Cursor()
-		for k, _ := cur.Seek(u64(b.First)); k != nil && binary.BigEndian.Uint64(k) <= b.Last; k, _ = cur.Seek(u64(b.First)) {
+		cur := src.Bucket(outboxBucket).Cursor()
+		for k, _ := cur.First(); k != nil && binary.BigEndian.Uint64(k) <= through; k, _ = cur.First() {
 			if err := cur.Delete(); err != nil {
 				return err
 			}
 		}
-		return src.Delete(keyBatch)
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("catalog: ack batch %s: %w", s.id, err)
+		return fmt.Errorf("catalog: ack %s through %d: %w", s.id, through, err)
 	}
 	return nil
+}
+
+// LastSeq returns the sequence number of the source's latest change, 0 if
+// it has none.
+func (s *Source) LastSeq(ctx context.Context) (uint64, error) {
+	var seq uint64
+	err := s.c.db.View(func(tx *bolt.Tx) error {
+		if src := s.bucket(tx); src != nil {
+			seq = getU64(src, keySeq)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("catalog: last seq %s: %w", s.id, err)
+	}
+	return seq, nil
 }
 
 func getU64(b *bolt.Bucket, k []byte) uint64 {

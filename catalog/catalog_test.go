@@ -595,7 +595,7 @@ func TestRangeUTF16Order(t *testing.T) {
 	}
 }
 
-func TestStatsAndBatches(t *testing.T) {
+func TestStatsAndAcks(t *testing.T) {
 	dir := t.TempDir()
 	c := openT(t, dir)
 	s := c.Source("src", providers.ByteOrder)
@@ -604,8 +604,11 @@ func TestStatsAndBatches(t *testing.T) {
 	if st := stats(t, s); st != (Stats{}) {
 		t.Fatalf("Stats of an unknown source = %+v", st)
 	}
-	if _, ok, err := s.PendingBatch(ctx); ok || err != nil {
-		t.Fatalf("PendingBatch of an unknown source: ok %v err %v", ok, err)
+	if seq, err := s.LastSeq(ctx); seq != 0 || err != nil {
+		t.Fatalf("LastSeq of an unknown source = %d, %v", seq, err)
+	}
+	if err := s.Ack(ctx, 5); err != nil {
+		t.Fatalf("Ack of an unknown source: %v", err)
 	}
 	for i := range 10 {
 		commit(t, s, upsert(obj(fmt.Sprintf("k%d", i), "e", 1)))
@@ -614,42 +617,32 @@ func TestStatsAndBatches(t *testing.T) {
 	if st := stats(t, s); st != (Stats{Objects: 8, LastSeq: 12, Pending: 12}) {
 		t.Fatalf("Stats = %+v", st)
 	}
+	if seq, err := s.LastSeq(ctx); seq != 12 || err != nil {
+		t.Fatalf("LastSeq = %d, %v", seq, err)
+	}
 
-	if err := s.BeginBatch(ctx, Batch{First: 3, Last: 7}); err != nil {
+	if err := s.Ack(ctx, 7); err != nil {
 		t.Fatal(err)
 	}
+	// Acked changes stay acked across a reopen.
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
 	c = openT(t, dir)
 	s = c.Source("src", providers.ByteOrder)
-	b, ok, err := s.PendingBatch(ctx)
-	if err != nil || !ok || b != (Batch{3, 7}) {
-		t.Fatalf("PendingBatch after reopen = %+v, %v, %v", b, ok, err)
-	}
-	if err := s.AckBatch(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok, _ := s.PendingBatch(ctx); ok {
-		t.Fatal("batch still recorded after AckBatch")
-	}
 	var left []uint64
 	for _, ch := range outbox(t, s, 0) {
 		left = append(left, ch.Seq)
 	}
-	if want := []uint64{1, 2, 8, 9, 10, 11, 12}; !slices.Equal(left, want) {
-		t.Fatalf("outbox after AckBatch(3..7) = %v, want %v", left, want)
+	if want := []uint64{8, 9, 10, 11, 12}; !slices.Equal(left, want) {
+		t.Fatalf("outbox after Ack(7) = %v, want %v", left, want)
 	}
-	if st := stats(t, s); st != (Stats{Objects: 8, LastSeq: 12, Pending: 7}) {
+	if st := stats(t, s); st != (Stats{Objects: 8, LastSeq: 12, Pending: 5}) {
 		t.Fatalf("Stats after ack = %+v", st)
 	}
-	// Acks need not start at the head of the outbox, and acking the rest
-	// leaves it empty.
-	for _, b := range []Batch{{1, 2}, {8, 12}} {
-		if err := s.BeginBatch(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.AckBatch(ctx, b); err != nil {
+	// Acking again, or less, is a no-op; acking past the end empties it.
+	for _, through := range []uint64{7, 3, 100} {
+		if err := s.Ack(ctx, through); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -6,6 +6,8 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/imgly/syncer/catalog"
@@ -55,11 +57,32 @@ type Change struct {
 	DetectedBy   string     `json:"detectedBy"` // scan | notification
 }
 
-// MessageID is the event id and Nats-Msg-Id of a batch: a retry of the same
-// batch carries the same id and JetStream drops the duplicate. The catalog's
-// instance id keeps ids unique if a catalog is recreated from scratch.
-func MessageID(instance, sourceID string, b catalog.Batch) string {
-	return fmt.Sprintf("%s.%s.%d-%d", instance, sourceID, b.First, b.Last)
+// MessageID is the event id and Nats-Msg-Id of the changes first..last of a
+// source: a retry of the same event carries the same id and JetStream drops
+// the duplicate, and a restart reads back from the stream which changes its
+// last event covered. The catalog's instance id keeps ids unique if a
+// catalog is recreated from scratch.
+func MessageID(instance, sourceID string, first, last uint64) string {
+	return fmt.Sprintf("%s.%s.%d-%d", instance, sourceID, first, last)
+}
+
+// parseMessageID returns the last sequence number an id of instance and
+// sourceID covers; ok is false for any other id.
+func parseMessageID(id, instance, sourceID string) (last uint64, ok bool) {
+	rest, found := strings.CutPrefix(id, instance+"."+sourceID+".")
+	if !found {
+		return 0, false
+	}
+	a, b, found := strings.Cut(rest, "-")
+	if !found {
+		return 0, false
+	}
+	first, err1 := strconv.ParseUint(a, 10, 64)
+	last, err2 := strconv.ParseUint(b, 10, 64)
+	if err1 != nil || err2 != nil || first > last {
+		return 0, false
+	}
+	return last, true
 }
 
 // Subject is the subject a source's events are published on.
@@ -67,8 +90,8 @@ func Subject(prefix, sourceID string) string { return prefix + "." + sourceID }
 
 // New builds the event of a batch of changes.
 func New(instance, sourceID string, changes []catalog.Change, now time.Time) CloudEvent {
-	b := catalog.Batch{First: changes[0].Seq, Last: changes[len(changes)-1].Seq}
-	data := ContentsChanged{SourceID: sourceID, FirstSeq: b.First, LastSeq: b.Last, Changes: make([]Change, len(changes))}
+	first, last := changes[0].Seq, changes[len(changes)-1].Seq
+	data := ContentsChanged{SourceID: sourceID, FirstSeq: first, LastSeq: last, Changes: make([]Change, len(changes))}
 	for i, c := range changes {
 		ch := Change{
 			Seq: c.Seq, Op: c.Op.String(), Key: c.Object.Key, Size: c.Object.Size,
@@ -83,7 +106,7 @@ func New(instance, sourceID string, changes []catalog.Change, now time.Time) Clo
 	}
 	return CloudEvent{
 		SpecVersion:     "1.0",
-		ID:              MessageID(instance, sourceID, b),
+		ID:              MessageID(instance, sourceID, first, last),
 		Source:          "/syncer/sources/" + sourceID,
 		Type:            Type,
 		Subject:         sourceID,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,10 +20,13 @@ import (
 // Outbox is what the publisher needs of one source's catalog.
 type Outbox interface {
 	ID() string
+	// Outbox returns up to limit unpublished changes with Seq >= from, in
+	// order.
 	Outbox(ctx context.Context, from uint64, limit int) ([]catalog.Change, error)
-	PendingBatch(ctx context.Context) (catalog.Batch, bool, error)
-	BeginBatch(ctx context.Context, b catalog.Batch) error
-	AckBatch(ctx context.Context, b catalog.Batch) error
+	// Ack removes the changes with Seq <= through: they are published.
+	Ack(ctx context.Context, through uint64) error
+	// LastSeq is the sequence number of the latest change committed.
+	LastSeq(ctx context.Context) (uint64, error)
 	// Wait receives after a commit added outbox records.
 	Wait() <-chan struct{}
 }
@@ -149,6 +153,36 @@ func (p *Publisher) setHealth(id string, err error) {
 	p.mu.Unlock()
 }
 
+// outbox is the publisher's state of one source.
+type outbox struct {
+	src Outbox
+	// resumed is set once next is known: the stream has told which of
+	// the source's changes it already holds.
+	resumed bool
+	// next is the first change not yet published.
+	next uint64
+	// unsent is an event whose publish failed: it is sent again as it
+	// is before anything else, so that if the failed attempt did reach
+	// the stream, JetStream drops the retry as a duplicate.
+	unsent *batch
+	// published is the last change JetStream acknowledged; acked the
+	// last the catalog's outbox dropped. Acks trail publishes, in the
+	// background.
+	published atomic.Uint64
+	acked     uint64
+	ackKick   chan struct{}
+}
+
+// batch is an event and when each of its changes was committed.
+type batch struct {
+	ev        CloudEvent
+	committed []time.Time
+}
+
+func newOutbox(src Outbox) *outbox {
+	return &outbox{src: src, ackKick: make(chan struct{}, 1)}
+}
+
 // Run publishes until ctx is cancelled, then flushes what the outboxes hold
 // for up to flushTimeout, and returns. Undelivered changes stay in the
 // outbox for the next start.
@@ -158,10 +192,21 @@ func (p *Publisher) Run(ctx context.Context, sources []Outbox, flushTimeout time
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.runSource(ctx, src)
+			o := newOutbox(src)
+			actx, stopAcks := context.WithCancel(context.WithoutCancel(ctx))
+			acksDone := make(chan struct{})
+			go func() {
+				defer close(acksDone)
+				p.runAcks(actx, o)
+			}()
+			p.runSource(ctx, o)
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 			defer cancel()
-			if err := p.Flush(fctx, src); err != nil {
+			err := p.drain(fctx, o)
+			stopAcks()
+			<-acksDone
+			err = errors.Join(err, p.ackPublished(fctx, o))
+			if err != nil {
 				p.log.Warn("outbox not flushed at shutdown; it is kept for the next start", "source", src.ID(), "err", err)
 			}
 		}()
@@ -171,23 +216,28 @@ func (p *Publisher) Run(ctx context.Context, sources []Outbox, flushTimeout time
 
 // Flush publishes everything src's outbox holds, without coalescing delays.
 func (p *Publisher) Flush(ctx context.Context, src Outbox) error {
+	o := newOutbox(src)
+	return errors.Join(p.drain(ctx, o), p.ackPublished(ctx, o))
+}
+
+func (p *Publisher) drain(ctx context.Context, o *outbox) error {
 	for {
-		done, err := p.step(ctx, src, false)
-		if err != nil || done {
+		idle, err := p.step(ctx, o, false)
+		if err != nil || idle {
 			return err
 		}
 	}
 }
 
-func (p *Publisher) runSource(ctx context.Context, src Outbox) {
+func (p *Publisher) runSource(ctx context.Context, o *outbox) {
 	// A periodic look covers a wake-up lost between a read and a wait.
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	for ctx.Err() == nil {
-		idle, err := p.step(ctx, src, true)
+		idle, err := p.step(ctx, o, true)
 		if err != nil {
 			if ctx.Err() == nil {
-				p.log.Error("publisher: outbox failed", "source", src.ID(), "err", err)
+				p.log.Error("publisher: outbox failed", "source", o.src.ID(), "err", err)
 				p.sleep(ctx, time.Second)
 			}
 			continue
@@ -197,89 +247,183 @@ func (p *Publisher) runSource(ctx context.Context, src Outbox) {
 		}
 		select {
 		case <-ctx.Done():
-		case <-src.Wait():
+		case <-o.src.Wait():
 		case <-tick.C:
 		}
 	}
 }
 
-// step publishes one batch of src's outbox. It reports idle when the outbox
-// was empty. With coalesce, it waits until the window after the oldest
-// change has passed (or a full batch is there) before cutting the batch.
-func (p *Publisher) step(ctx context.Context, src Outbox, coalesce bool) (idle bool, err error) {
-	b, ok, err := src.PendingBatch(ctx)
-	if err != nil {
-		return false, err
+// runAcks drops published changes from the catalog's outbox. It runs beside
+// the publishing so that the next event does not wait for this write; only
+// the newest published sequence number matters, so bursts of publishes
+// become one ack.
+func (p *Publisher) runAcks(ctx context.Context, o *outbox) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.ackKick:
+		}
+		if err := p.ackPublished(ctx, o); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.log.Warn("publisher: dropping published changes from the outbox failed; retrying", "source", o.src.ID(), "err", err)
+			if p.sleep(ctx, time.Second) {
+				o.kickAcks()
+			}
+		}
 	}
-	var changes []catalog.Change
-	if ok {
-		// A batch recorded before a crash or failed publish is published
-		// again exactly as it was, so the bus can drop the duplicate.
-		changes, err = src.Outbox(ctx, b.First, int(b.Last-b.First+1))
-		if err != nil {
+}
+
+func (o *outbox) kickAcks() {
+	select {
+	case o.ackKick <- struct{}{}:
+	default:
+	}
+}
+
+// ackPublished acks what JetStream acknowledged and the outbox still holds.
+// It is called by one goroutine at a time: runAcks, or its owner once
+// runAcks has returned.
+func (p *Publisher) ackPublished(ctx context.Context, o *outbox) error {
+	through := o.published.Load()
+	if through <= o.acked {
+		return nil
+	}
+	if err := o.src.Ack(ctx, through); err != nil {
+		return err
+	}
+	o.acked = through
+	return nil
+}
+
+// resume finds where publishing left off: the stream's last event of the
+// source names the last change it covers. This makes the stream, not the
+// catalog, the record of what was published, so a publish costs no catalog
+// write beforehand and its ack no write on the way: a crash between the two
+// only leaves changes in the outbox that the stream shows as published.
+func (p *Publisher) resume(ctx context.Context, o *outbox) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		last, err := p.lastPublished(ctx, o.src)
+		if err == nil {
+			var seq uint64
+			if seq, err = o.src.LastSeq(ctx); err != nil {
+				return err
+			}
+			if last > seq {
+				// The stream has events of changes this catalog never
+				// made: it was restored from a backup or rolled back.
+				// Its outbox is published from the start rather than
+				// trusted to line up with the stream.
+				p.log.Warn("the stream holds events beyond this catalog's last change (restored from a backup?); publishing the whole outbox",
+					"source", o.src.ID(), "streamLastSeq", last, "catalogLastSeq", seq)
+				last = 0
+			}
+			o.resumed, o.next = true, last+1
+			if last > 0 {
+				o.published.Store(last)
+				o.kickAcks()
+			}
+			return nil
+		}
+		p.setHealth(o.src.ID(), err)
+		p.m.errors.WithLabelValues(o.src.ID()).Inc()
+		if attempt == 1 || attempt%10 == 0 {
+			p.log.Warn("reading the last published event failed; retrying", "source", o.src.ID(), "attempt", attempt, "err", err)
+		}
+		if !p.sleep(ctx, backoff) {
+			return ctx.Err()
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// lastPublished returns the last change of src the stream's latest event of
+// the source covers, 0 when there is none of this catalog's.
+func (p *Publisher) lastPublished(ctx context.Context, src Outbox) (uint64, error) {
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	stream, err := p.js.Stream(actx, p.opts.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil // publishing creates it
+	}
+	if err != nil {
+		return 0, fmt.Errorf("look up stream %s: %w", p.opts.Stream, err)
+	}
+	msg, err := stream.GetLastMsgForSubject(actx, Subject(p.opts.SubjectPrefix, src.ID()))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		// The server answered but will not tell (say, no permission to
+		// read the stream). Publishing must not wait on it: the outbox is
+		// published from its start, and JetStream's duplicate window
+		// drops what it already holds of the same events.
+		p.log.Warn("cannot read the source's last event; publishing the outbox from its start", "source", src.ID(), "err", err)
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the last event of %s: %w", src.ID(), err)
+	}
+	last, _ := parseMessageID(msg.Header.Get(jetstream.MsgIDHeader), p.opts.Instance, src.ID())
+	return last, nil
+}
+
+// step publishes one event of o's outbox. It reports idle when there was
+// nothing to publish. With coalesce, it waits until the window after the
+// oldest change has passed (or a full event is there) before cutting the
+// event.
+func (p *Publisher) step(ctx context.Context, o *outbox, coalesce bool) (idle bool, err error) {
+	if !o.resumed {
+		if err := p.resume(ctx, o); err != nil {
 			return false, err
 		}
-		changes = within(changes, b)
-	} else {
-		head, err := src.Outbox(ctx, 0, 1)
-		if err != nil || len(head) == 0 {
-			return true, err
+	}
+	b := o.unsent
+	if b == nil {
+		changes, err := o.src.Outbox(ctx, o.next, p.opts.MaxChanges)
+		if err != nil || len(changes) == 0 {
+			return err == nil, err
 		}
-		if coalesce && p.opts.Window > 0 {
-			if wait := time.Until(head[0].At.Add(p.opts.Window)); wait > 0 {
-				more, err := src.Outbox(ctx, head[0].Seq, p.opts.MaxChanges)
-				if err != nil {
-					return false, err
-				}
-				if len(more) < p.opts.MaxChanges && !p.sleep(ctx, wait) {
+		if coalesce && p.opts.Window > 0 && len(changes) < p.opts.MaxChanges {
+			if wait := time.Until(changes[0].At.Add(p.opts.Window)); wait > 0 {
+				if !p.sleep(ctx, wait) {
 					return false, nil
+				}
+				if changes, err = o.src.Outbox(ctx, changes[0].Seq, p.opts.MaxChanges); err != nil {
+					return false, err
 				}
 			}
 		}
-		changes, err = src.Outbox(ctx, head[0].Seq, p.opts.MaxChanges)
-		if err != nil {
-			return false, err
-		}
-		b = catalog.Batch{First: changes[0].Seq, Last: changes[len(changes)-1].Seq}
-		if err := src.BeginBatch(ctx, b); err != nil {
-			return false, err
+		b = &batch{ev: New(p.opts.Instance, o.src.ID(), changes, time.Now()), committed: make([]time.Time, len(changes))}
+		for i, c := range changes {
+			b.committed[i] = c.At
 		}
 	}
-	if len(changes) == 0 {
-		// The recorded batch's changes were acked but the record stayed:
-		// just forget it.
-		return false, src.AckBatch(ctx, b)
-	}
-	ev := New(p.opts.Instance, src.ID(), changes, time.Now())
-	if err := p.publish(ctx, src.ID(), ev); err != nil {
+	if err := p.publish(ctx, o.src.ID(), b.ev); err != nil {
+		o.unsent = b
 		return false, err
 	}
-	if err := src.AckBatch(context.WithoutCancel(ctx), b); err != nil {
-		return false, err
-	}
+	o.unsent = nil
+	d := b.ev.Data
+	o.next = d.LastSeq + 1
+	o.published.Store(d.LastSeq)
+	o.kickAcks()
 	now := time.Now()
-	for _, c := range changes {
-		p.m.changes.WithLabelValues(src.ID(), c.Op.String()).Inc()
-		p.m.latency.Observe(now.Sub(c.At).Seconds())
+	for i, c := range d.Changes {
+		p.m.changes.WithLabelValues(o.src.ID(), c.Op).Inc()
+		p.m.latency.Observe(now.Sub(b.committed[i]).Seconds())
 	}
-	p.m.events.WithLabelValues(src.ID()).Inc()
-	p.log.Info("published", "source", src.ID(), "id", ev.ID, "changes", len(changes),
-		"firstSeq", b.First, "lastSeq", b.Last)
+	p.m.events.WithLabelValues(o.src.ID()).Inc()
+	p.log.Info("published", "source", o.src.ID(), "id", b.ev.ID, "changes", len(d.Changes),
+		"firstSeq", d.FirstSeq, "lastSeq", d.LastSeq)
 	if p.opts.OnPublish != nil {
-		p.opts.OnPublish(ev)
+		p.opts.OnPublish(b.ev)
 	}
 	return false, nil
-}
-
-func within(changes []catalog.Change, b catalog.Batch) []catalog.Change {
-	n := 0
-	for _, c := range changes {
-		if c.Seq >= b.First && c.Seq <= b.Last {
-			changes[n] = c
-			n++
-		}
-	}
-	return changes[:n]
 }
 
 // publish sends ev until JetStream acknowledges it or ctx ends, backing off

@@ -2,9 +2,11 @@ package events_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -123,32 +125,114 @@ func TestBurstIsCoalescedAndSplitAtTheCap(t *testing.T) {
 	}
 }
 
-func TestRecordedBatchIsRepublishedIdenticallyAndDeduplicated(t *testing.T) {
+// publishAsIfCrashed puts the event of the outbox's changes first..last in
+// the stream the way a publisher that crashed before acking them would have
+// left it.
+func (f *fixture) publishAsIfCrashed(t *testing.T, instance string, first, last uint64) {
+	t.Helper()
+	changes, err := f.src.Outbox(context.Background(), first, int(last-first+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := events.New(instance, "src", changes, time.Now())
+	body, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.js.Publish(context.Background(), "syncer.changed.src", body, jetstream.WithMsgID(ev.ID)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) pending(t *testing.T) uint64 {
+	t.Helper()
+	st, err := f.src.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Pending
+}
+
+func ranges(evs []events.CloudEvent) string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, fmt.Sprintf("%d-%d", ev.Data.FirstSeq, ev.Data.LastSeq))
+	}
+	return strings.Join(out, " ")
+}
+
+// A crash after publishing but before the outbox dropped the changes: the
+// restarted publisher reads from the stream that they are published, and
+// neither publishes them again nor loses what came after.
+func TestResumesAfterTheStreamsLastEvent(t *testing.T) {
 	f := setup(t, 0, 100)
 	f.commit(t, "a", "b")
-	// A crash after publishing but before the ack: the batch is recorded
-	// and its event is already in the stream.
-	b := catalog.Batch{First: 1, Last: 2}
-	if err := f.src.BeginBatch(context.Background(), b); err != nil {
-		t.Fatal(err)
-	}
-	changes, _ := f.src.Outbox(context.Background(), 1, 10)
-	ev := events.New(f.cat.InstanceID(), "src", changes, time.Now())
-	if _, err := f.js.Publish(context.Background(), "syncer.changed.src", []byte(`{"specversion":"1.0","type":"`+events.Type+`"}`),
-		jetstream.WithMsgID(ev.ID)); err != nil {
-		t.Fatal(err)
-	}
-	// More changes arrive before the restart; they must not join the
-	// recorded batch.
+	f.publishAsIfCrashed(t, f.cat.InstanceID(), 1, 2)
 	f.commit(t, "c")
 	if err := f.pub.Flush(context.Background(), f.src); err != nil {
 		t.Fatal(err)
 	}
-	evs := f.streamEvents(t, 2)
-	if evs[1].Data.FirstSeq != 3 || evs[1].Data.LastSeq != 3 {
-		t.Fatalf("second event covers %d-%d, want 3-3", evs[1].Data.FirstSeq, evs[1].Data.LastSeq)
+	if got := ranges(f.streamEvents(t, 2)); got != "1-2 3-3" {
+		t.Fatalf("events %s, want 1-2 3-3", got)
 	}
-	if st, _ := f.src.Stats(context.Background()); st.Pending != 0 {
-		t.Fatalf("%d changes left in the outbox", st.Pending)
+	if n := f.pending(t); n != 0 {
+		t.Fatalf("%d changes left in the outbox", n)
+	}
+}
+
+// The stream's last event is not this catalog's (another instance, or a
+// catalog recreated from scratch): it says nothing about this outbox.
+func TestIgnoresAnotherCatalogsEvents(t *testing.T) {
+	f := setup(t, 0, 100)
+	f.commit(t, "a", "b")
+	f.publishAsIfCrashed(t, "0123456789ab", 1, 2)
+	if err := f.pub.Flush(context.Background(), f.src); err != nil {
+		t.Fatal(err)
+	}
+	if got := ranges(f.streamEvents(t, 2)); got != "1-2 1-2" {
+		t.Fatalf("events %s, want the other catalog's 1-2 and this one's 1-2", got)
+	}
+}
+
+// A catalog restored from a backup is behind the stream: its outbox is
+// published rather than taken as already published.
+func TestCatalogBehindTheStreamPublishesItsOutbox(t *testing.T) {
+	f := setup(t, 0, 100)
+	f.commit(t, "a", "b", "c")
+	f.publishAsIfCrashed(t, f.cat.InstanceID(), 1, 3)
+	body := []byte(`{"specversion":"1.0","type":"` + events.Type + `"}`)
+	if _, err := f.js.Publish(context.Background(), "syncer.changed.src", body,
+		jetstream.WithMsgID(events.MessageID(f.cat.InstanceID(), "src", 4, 9))); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.src.Ack(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
+	f.commit(t, "d")
+	if err := f.pub.Flush(context.Background(), f.src); err != nil {
+		t.Fatal(err)
+	}
+	evs := f.streamEvents(t, 3)
+	if last := evs[2]; last.Data.FirstSeq != 4 || len(last.Data.Changes) != 1 || last.Data.Changes[0].Key != "d" {
+		t.Fatalf("last event %+v, want change 4 (d)", last.Data)
+	}
+}
+
+// While publishing runs, the outbox is emptied behind it.
+func TestRunDropsPublishedChangesFromTheOutbox(t *testing.T) {
+	f := setup(t, 0, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); f.pub.Run(ctx, []events.Outbox{f.src}, time.Second) }()
+	defer func() { cancel(); wg.Wait() }()
+	f.commit(t, "a", "b")
+	f.streamEvents(t, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for f.pending(t) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d published changes still in the outbox", f.pending(t))
+		}
+		<-time.After(5 * time.Millisecond) // polling the catalog: acks are not signalled
 	}
 }
