@@ -40,6 +40,7 @@ var (
 // catalog; see docs/design.md for the measurements behind the choice.
 type Catalog struct {
 	db       *bolt.DB
+	group    *groupCommit
 	instance string
 	now      func() time.Time
 
@@ -65,7 +66,6 @@ func Open(dir string) (*Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog: open %s: %w", path, err)
 	}
-	db.MaxBatchDelay = 2 * time.Millisecond
 	var instance string
 	// An existing catalog is opened without a write, so read-only commands
 	// and no-change rescans leave the file untouched.
@@ -76,7 +76,7 @@ func Open(dir string) (*Catalog, error) {
 		return nil
 	})
 	if instance != "" {
-		return &Catalog{db: db, instance: instance, now: time.Now, waiters: map[string]chan struct{}{}}, nil
+		return newCatalog(db, instance), nil
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(rootBucket); err != nil {
@@ -100,7 +100,11 @@ func Open(dir string) (*Catalog, error) {
 		db.Close()
 		return nil, fmt.Errorf("catalog: init %s: %w", path, err)
 	}
-	return &Catalog{db: db, instance: instance, now: time.Now, waiters: map[string]chan struct{}{}}, nil
+	return newCatalog(db, instance), nil
+}
+
+func newCatalog(db *bolt.DB, instance string) *Catalog {
+	return &Catalog{db: db, group: &groupCommit{db: db}, instance: instance, now: time.Now, waiters: map[string]chan struct{}{}}
 }
 
 // InstanceID is a random id fixed when the catalog was created. Event ids
@@ -288,15 +292,14 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// Notifications arrive one message at a time from many goroutines;
-	// bbolt's Batch folds concurrent commits into one transaction and one
-	// fsync (group commit). A scan commits large batches from one goroutine
-	// and would only wait for the batch timer, so it commits directly. Batch
-	// may run the function again alone if another in the batch fails: it
-	// starts from scratch each time.
+	// Notifications arrive one message at a time from many goroutines; the
+	// group commit folds concurrent ones into one transaction and one
+	// fsync. A scan commits large batches from one goroutine and commits
+	// directly. A grouped function may run again if another in its group
+	// fails: it starts from scratch each time.
 	update := s.c.db.Update
 	if notificationsOnly(muts) {
-		update = s.c.db.Batch
+		update = s.c.group.update
 	}
 	changes := make([]Change, 0, len(muts))
 	err := update(func(tx *bolt.Tx) error {
@@ -465,13 +468,12 @@ func (s *Source) Outbox(ctx context.Context, from uint64, limit int) ([]Change, 
 // Ack removes the changes with Seq <= through from the outbox: they have
 // been published. Acks are not urgent (the publisher keeps its own cursor,
 // and the stream, not the outbox, tells a restart what was published), so
-// they join the group commit of concurrent notification commits rather than
-// costing a transaction and fsync of their own.
+// they join the group commit of concurrent notification commits.
 func (s *Source) Ack(ctx context.Context, through uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := s.c.db.Batch(func(tx *bolt.Tx) error {
+	err := s.c.group.update(func(tx *bolt.Tx) error {
 		src := s.bucket(tx)
 		if src == nil || src.Bucket(outboxBucket) == nil {
 			return nil
