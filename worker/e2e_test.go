@@ -96,7 +96,13 @@ func (r *running) stop(t *testing.T) {
 // startB and stopB are start and stop for benchmarks.
 func startB(b *testing.B, cfg *config.Config) *running {
 	b.Helper()
-	w, err := worker.New(context.Background(), cfg, worker.Options{Log: quietLog(), FlushTimeout: 2 * time.Second})
+	return startWithB(b, cfg, worker.Options{})
+}
+
+func startWithB(b *testing.B, cfg *config.Config, opts worker.Options) *running {
+	b.Helper()
+	opts.Log, opts.FlushTimeout = quietLog(), 2*time.Second
+	w, err := worker.New(context.Background(), cfg, opts)
 	if err != nil {
 		b.Fatalf("worker: %v", err)
 	}
