@@ -317,6 +317,13 @@ sources:
 	}
 	parseErr(t, "events: {coalesceWindow: soon}\n", nil, "soon")
 	parseErr(t, "events: {coalesceWindow: -1s}\n", nil, "events.coalesceWindow", "negative")
+	if v := parse(t, "notify: {verifyAfter: 30s}\n", nil).Notify.VerifyAfter; v != 30*time.Second {
+		t.Errorf("notify.verifyAfter = %v", v)
+	}
+	if v := parse(t, "{}\n", nil).Notify.VerifyAfter; v != DefaultVerifyAfter {
+		t.Errorf("notify.verifyAfter default = %v, want %v", v, DefaultVerifyAfter)
+	}
+	parseErr(t, "notify: {verifyAfter: -1s}\n", nil, "notify.verifyAfter", "negative")
 }
 
 func TestValidation(t *testing.T) {
