@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"fmt"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -52,18 +53,23 @@ func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 	g.queue = nil
 	g.mu.Unlock()
 	g.commit(batch)
-	// Whoever queued meanwhile leads the next batch; this caller returns
-	// with its own result instead of committing for others.
+	g.handOver()
+	return (<-c.done).err
+}
+
+// handOver makes whoever queued meanwhile lead the next batch, so that the
+// current leader returns with its own result instead of committing for
+// others.
+func (g *groupCommit) handOver() {
 	g.mu.Lock()
 	if len(g.queue) > 0 {
 		next := g.queue[0]
 		g.mu.Unlock()
 		next.done <- groupOutcome{lead: true}
-	} else {
-		g.busy = false
-		g.mu.Unlock()
+		return
 	}
-	return (<-c.done).err
+	g.busy = false
+	g.mu.Unlock()
 }
 
 // commit runs batch in one transaction. A function that fails is answered
@@ -74,7 +80,7 @@ func (g *groupCommit) commit(batch []*groupCall) {
 		failed := -1
 		err := g.db.Update(func(tx *bolt.Tx) error {
 			for i, c := range batch {
-				if err := c.fn(tx); err != nil {
+				if err := safely(c.fn, tx); err != nil {
 					failed = i
 					return err
 				}
@@ -88,7 +94,18 @@ func (g *groupCommit) commit(batch []*groupCall) {
 			return
 		}
 		bad := batch[failed]
-		bad.done <- groupOutcome{err: g.db.Update(bad.fn)}
+		bad.done <- groupOutcome{err: g.db.Update(func(tx *bolt.Tx) error { return safely(bad.fn, tx) })}
 		batch = append(batch[:failed:failed], batch[failed+1:]...)
 	}
+}
+
+// safely runs fn, turning a panic into its error: a panicking update must
+// not leave the others of its group, and every later one, waiting forever.
+func safely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("catalog: update panicked: %v", p)
+		}
+	}()
+	return fn(tx)
 }

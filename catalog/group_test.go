@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -133,5 +134,21 @@ func TestGroupCommitIsolatesAFailingUpdate(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A panicking update fails with an error and the group goes on.
+func TestGroupCommitSurvivesAPanic(t *testing.T) {
+	db := openBolt(t)
+	g := &groupCommit{db: db}
+	err := g.update(func(*bolt.Tx) error { panic("bug") })
+	if err == nil || !strings.Contains(err.Error(), "panicked: bug") {
+		t.Fatalf("panicking update: err %v", err)
+	}
+	if err := g.update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists([]byte("b"))
+		return err
+	}); err != nil {
+		t.Fatalf("the next update: %v", err)
 	}
 }

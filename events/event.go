@@ -61,7 +61,8 @@ type Change struct {
 // source: a retry of the same event carries the same id and JetStream drops
 // the duplicate, and a restart reads back from the stream which changes its
 // last event covered. The catalog's instance id keeps ids unique if a
-// catalog is recreated from scratch.
+// catalog is recreated from scratch; an event whose id a restored catalog
+// would reuse gets a ".<suffix>" (see Publisher).
 func MessageID(instance, sourceID string, first, last uint64) string {
 	return fmt.Sprintf("%s.%s.%d-%d", instance, sourceID, first, last)
 }
@@ -77,6 +78,8 @@ func parseMessageID(id, instance, sourceID string) (last uint64, ok bool) {
 	if !found {
 		return 0, false
 	}
+	// An id made unique after a collision carries a suffix.
+	b, _, _ = strings.Cut(b, ".")
 	first, err1 := strconv.ParseUint(a, 10, 64)
 	last, err2 := strconv.ParseUint(b, 10, 64)
 	if err1 != nil || err2 != nil || first > last {

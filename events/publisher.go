@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,6 +178,9 @@ type outbox struct {
 type batch struct {
 	ev        CloudEvent
 	committed []time.Time
+	// tried is set once an attempt to publish ev was made: from then on a
+	// duplicate ack means an earlier attempt landed.
+	tried bool
 }
 
 func newOutbox(src Outbox) *outbox {
@@ -308,21 +312,21 @@ func (p *Publisher) ackPublished(ctx context.Context, o *outbox) error {
 func (p *Publisher) resume(ctx context.Context, o *outbox) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		last, err := p.lastPublished(ctx, o.src)
-		if err == nil {
-			var seq uint64
-			if seq, err = o.src.LastSeq(ctx); err != nil {
-				return err
-			}
-			if last > seq {
-				// The stream has events of changes this catalog never
-				// made: it was restored from a backup or rolled back.
-				// Its outbox is published from the start rather than
-				// trusted to line up with the stream.
-				p.log.Warn("the stream holds events beyond this catalog's last change (restored from a backup?); publishing the whole outbox",
-					"source", o.src.ID(), "streamLastSeq", last, "catalogLastSeq", seq)
+		last, ev, err := p.lastPublished(ctx, o.src)
+		if err == nil && last > 0 {
+			var mine bool
+			if mine, err = p.linesUp(ctx, o.src, last, ev); err == nil && !mine {
+				// The stream's event is not of this catalog's changes:
+				// the catalog was restored from a backup or rolled back,
+				// and its sequence numbers were reused. Its outbox is
+				// published from the start rather than taken as
+				// published.
+				p.log.Warn("the stream's last event does not match this catalog's changes (restored from a backup?); publishing the whole outbox",
+					"source", o.src.ID(), "event", ev.ID)
 				last = 0
 			}
+		}
+		if err == nil {
 			o.resumed, o.next = true, last+1
 			p.setHealth(o.src.ID(), nil)
 			if last > 0 {
@@ -343,36 +347,70 @@ func (p *Publisher) resume(ctx context.Context, o *outbox) error {
 	}
 }
 
-// lastPublished returns the last change of src the stream's latest event of
-// the source covers, 0 when there is none of this catalog's.
-func (p *Publisher) lastPublished(ctx context.Context, src Outbox) (uint64, error) {
+// lastPublished returns the stream's latest event of src and the last
+// change it covers; 0 when there is none of this catalog's.
+func (p *Publisher) lastPublished(ctx context.Context, src Outbox) (uint64, CloudEvent, error) {
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	stream, err := p.js.Stream(actx, p.opts.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return 0, nil // publishing creates it
+		return 0, CloudEvent{}, nil // publishing creates it
 	}
-	if err != nil {
-		return 0, fmt.Errorf("look up stream %s: %w", p.opts.Stream, err)
+	if err == nil {
+		var msg *jetstream.RawStreamMsg
+		msg, err = stream.GetLastMsgForSubject(actx, Subject(p.opts.SubjectPrefix, src.ID()))
+		if err == nil {
+			last, ok := parseMessageID(msg.Header.Get(jetstream.MsgIDHeader), p.opts.Instance, src.ID())
+			if !ok {
+				return 0, CloudEvent{}, nil
+			}
+			ev, derr := Decode(msg.Data)
+			if derr != nil {
+				// Ours by its id but not an event: nothing to line up.
+				p.log.Warn("the source's last event does not decode; publishing the outbox from its start", "source", src.ID(), "err", derr)
+				return 0, CloudEvent{}, nil
+			}
+			return last, ev, nil
+		}
 	}
-	msg, err := stream.GetLastMsgForSubject(actx, Subject(p.opts.SubjectPrefix, src.ID()))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
+		return 0, CloudEvent{}, nil
 	}
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		// The server answered but will not tell (say, no permission to
-		// read the stream). Publishing must not wait on it: the outbox is
-		// published from its start, and JetStream's duplicate window
-		// drops what it already holds of the same events.
-		p.log.Warn("cannot read the source's last event; publishing the outbox from its start", "source", src.ID(), "err", err)
-		return 0, nil
+	if errors.Is(err, nats.ErrPermissionViolation) || errors.As(err, &apiErr) && apiErr.Code == 403 {
+		// Not allowed to read the stream. Publishing must not wait on
+		// it: the outbox is published from its start, and JetStream's
+		// duplicate window drops what it already holds of the same
+		// events. Other errors (no leader, timeouts) pass: retry.
+		p.log.Warn("not permitted to read the source's last event; publishing the outbox from its start", "source", src.ID(), "err", err)
+		return 0, CloudEvent{}, nil
 	}
+	return 0, CloudEvent{}, fmt.Errorf("read the last event of %s from stream %s: %w", src.ID(), p.opts.Stream, err)
+}
+
+// linesUp says whether ev, the stream's last event of src covering changes
+// up to last, is of this catalog's changes. A catalog restored from a
+// backup has the same instance id but reuses sequence numbers: its change
+// last either does not exist yet or differs from the event's.
+func (p *Publisher) linesUp(ctx context.Context, src Outbox, last uint64, ev CloudEvent) (bool, error) {
+	seq, err := src.LastSeq(ctx)
+	if err != nil || last > seq {
+		return false, err
+	}
+	pending, err := src.Outbox(ctx, last, 1)
 	if err != nil {
-		return 0, fmt.Errorf("read the last event of %s: %w", src.ID(), err)
+		return false, err
 	}
-	last, _ := parseMessageID(msg.Header.Get(jetstream.MsgIDHeader), p.opts.Instance, src.ID())
-	return last, nil
+	if len(pending) == 0 || pending[0].Seq != last {
+		return true, nil // acked: this catalog published it
+	}
+	c := pending[0]
+	for _, e := range ev.Data.Changes {
+		if e.Seq == last {
+			return e.Key == c.Object.Key && e.Op == c.Op.String() && e.ETag == c.Object.ETag && e.Size == c.Object.Size, nil
+		}
+	}
+	return false, nil
 }
 
 // step publishes one event of o's outbox. It reports idle when there was
@@ -406,7 +444,7 @@ func (p *Publisher) step(ctx context.Context, o *outbox, coalesce bool) (idle bo
 			b.committed[i] = c.At
 		}
 	}
-	if err := p.publish(ctx, o.src.ID(), b.ev); err != nil {
+	if err := p.publish(ctx, o.src.ID(), b); err != nil {
 		o.unsent = b
 		return false, err
 	}
@@ -429,22 +467,35 @@ func (p *Publisher) step(ctx context.Context, o *outbox, coalesce bool) (idle bo
 	return false, nil
 }
 
-// publish sends ev until JetStream acknowledges it or ctx ends, backing off
-// between attempts. NATS being away is the normal case here, not an error
-// to give up on: the outbox holds everything meanwhile.
-func (p *Publisher) publish(ctx context.Context, sourceID string, ev CloudEvent) error {
-	body, err := json.Marshal(ev)
+// publish sends b's event until JetStream acknowledges it or ctx ends,
+// backing off between attempts. NATS being away is the normal case here, not
+// an error to give up on: the outbox holds everything meanwhile.
+func (p *Publisher) publish(ctx context.Context, sourceID string, b *batch) error {
+	msg, err := p.message(sourceID, b.ev)
 	if err != nil {
-		return fmt.Errorf("encode event %s: %w", ev.ID, err)
+		return err
 	}
-	msg := nats.NewMsg(Subject(p.opts.SubjectPrefix, sourceID))
-	msg.Data = body
-	msg.Header.Set("Content-Type", ContentType)
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := p.js.PublishMsg(actx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(p.opts.Stream))
+		ack, err := p.js.PublishMsg(actx, msg, jetstream.WithMsgID(b.ev.ID), jetstream.WithExpectStream(p.opts.Stream))
 		cancel()
+		first := !b.tried
+		b.tried = true
+		if err == nil && ack.Duplicate && first {
+			// The stream already holds an event with this id that no
+			// attempt of ours sent: a catalog restored from a backup
+			// reusing sequence numbers within the duplicate window. The
+			// event gets an id of its own rather than being dropped.
+			b.ev.ID += "." + strconv.FormatInt(time.Now().UnixNano(), 36)
+			p.log.Warn("event id already taken in the stream (catalog restored from a backup?); publishing under a new id",
+				"source", sourceID, "id", b.ev.ID)
+			if msg, err = p.message(sourceID, b.ev); err != nil {
+				return err
+			}
+			b.tried = false
+			continue
+		}
 		if err == nil {
 			p.setHealth(sourceID, nil)
 			return nil
@@ -458,13 +509,24 @@ func (p *Publisher) publish(ctx context.Context, sourceID string, ev CloudEvent)
 		p.setHealth(sourceID, err)
 		p.m.errors.WithLabelValues(sourceID).Inc()
 		if attempt == 1 || attempt%10 == 0 {
-			p.log.Warn("publish failed; retrying", "source", sourceID, "id", ev.ID, "attempt", attempt, "err", err)
+			p.log.Warn("publish failed; retrying", "source", sourceID, "id", b.ev.ID, "attempt", attempt, "err", err)
 		}
 		if !p.sleep(ctx, backoff) {
 			return ctx.Err()
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
+}
+
+func (p *Publisher) message(sourceID string, ev CloudEvent) (*nats.Msg, error) {
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	msg := nats.NewMsg(Subject(p.opts.SubjectPrefix, sourceID))
+	msg.Data = body
+	msg.Header.Set("Content-Type", ContentType)
+	return msg, nil
 }
 
 func (p *Publisher) sleep(ctx context.Context, d time.Duration) bool {

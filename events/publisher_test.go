@@ -236,3 +236,54 @@ func TestRunDropsPublishedChangesFromTheOutbox(t *testing.T) {
 		<-time.After(5 * time.Millisecond) // polling the catalog: acks are not signalled
 	}
 }
+
+// A catalog restored from a backup reuses sequence numbers; once it has
+// caught up with the stream, the stream's last event has a number it knows
+// but changes it never made. Its own changes must still be published, under
+// an id of their own since the old one is in JetStream's duplicate window,
+// and a later restart must resume after them.
+func TestRestoredCatalogThatCaughtUpPublishesItsChanges(t *testing.T) {
+	f := setup(t, 0, 100)
+	ctx := context.Background()
+	f.commit(t, "a", "b", "c")
+	f.publishAsIfCrashed(t, f.cat.InstanceID(), 1, 3)
+	if err := f.src.Ack(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	// The lost future: changes 4..9 the catalog made before it was
+	// restored, published.
+	var lost []catalog.Change
+	for i := range 6 {
+		lost = append(lost, catalog.Change{Seq: uint64(4 + i), Op: catalog.Added,
+			Object: providers.Object{Key: fmt.Sprintf("lost%d", i), Size: 1, ETag: "e"}})
+	}
+	ev := events.New(f.cat.InstanceID(), "src", lost, time.Now())
+	body, _ := json.Marshal(ev)
+	if _, err := f.js.Publish(ctx, "syncer.changed.src", body, jetstream.WithMsgID(ev.ID)); err != nil {
+		t.Fatal(err)
+	}
+	// The restored catalog's own changes 4..9.
+	f.commit(t, "y0", "y1", "y2", "y3", "y4", "y5")
+	if err := f.pub.Flush(ctx, f.src); err != nil {
+		t.Fatal(err)
+	}
+	evs := f.streamEvents(t, 3)
+	mine := evs[2]
+	if mine.Data.FirstSeq != 4 || mine.Data.LastSeq != 9 || mine.Data.Changes[0].Key != "y0" {
+		t.Fatalf("third event %d-%d %+v, want the restored catalog's 4-9", mine.Data.FirstSeq, mine.Data.LastSeq, mine.Data.Changes)
+	}
+	if mine.ID == ev.ID || !strings.HasPrefix(mine.ID, ev.ID+".") {
+		t.Fatalf("event id %q, want %q with a suffix", mine.ID, ev.ID)
+	}
+	if n := f.pending(t); n != 0 {
+		t.Fatalf("%d changes left in the outbox", n)
+	}
+	// A restart resumes after the suffixed event.
+	f.commit(t, "z")
+	if err := f.pub.Flush(ctx, f.src); err != nil {
+		t.Fatal(err)
+	}
+	if got := ranges(f.streamEvents(t, 4)); got != "1-3 4-9 4-9 10-10" {
+		t.Fatalf("events %s, want 1-3 4-9 4-9 10-10", got)
+	}
+}
