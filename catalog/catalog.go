@@ -343,6 +343,9 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 			if marks == nil {
 				marks = src.Bucket(markerBucket)
 			}
+			if exists && !m.EventTime.IsZero() && cur.LastModified.Sub(m.EventTime) > staleMargin {
+				continue
+			}
 			if !m.ListedAt.IsZero() && marks != nil {
 				if mk, ok := decodeMarker(marks.Get(sk)); ok && mk.at.After(m.ListedAt) {
 					continue

@@ -877,3 +877,30 @@ func TestListedAtUnsequencedNotification(t *testing.T) {
 	wantOps(t, commit(t, s, Mutation{Object: obj("f", "e1", 1), Origin: Notification}), "added f 9")
 	wantOps(t, commit(t, s, seqMut("f", "e2", "0001", false)), "modified f 10")
 }
+
+// A notification whose event predates the state a listing recorded is stale:
+// it must not roll the key back (PUT A, PUT B, a scan records B, then A's
+// notification arrives).
+func TestNotificationOlderThanTheRecordedStateIsSkipped(t *testing.T) {
+	s := openT(t, t.TempDir()).Source("src", providers.ByteOrder)
+	t0 := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	b := obj("k", "etag-b", 2)
+	b.LastModified = t0
+	wantOps(t, commit(t, s, upsert(b)), "added k 1")
+
+	note := func(o providers.Object, del bool, at time.Time, seq string) Mutation {
+		o.LastModified = at
+		return Mutation{Object: o, Delete: del, Origin: Notification, Sequencer: seq, EventTime: at}
+	}
+	wantOps(t, commit(t, s, note(obj("k", "etag-a", 1), false, t0.Add(-time.Minute), "01")))
+	wantOps(t, commit(t, s, note(obj("k", "", 0), true, t0.Add(-time.Minute), "02")))
+	if e, ok, _ := s.Get(context.Background(), "k"); !ok || e.ETag != "etag-b" {
+		t.Fatalf("entry %+v %v, want B kept", e, ok)
+	}
+	// Newer events apply, and so do events within the margin that
+	// differing timestamp precisions need.
+	wantOps(t, commit(t, s, note(obj("k", "etag-c", 3), false, t0.Add(-time.Second), "03")), "modified k 2")
+	wantOps(t, commit(t, s, note(obj("k", "", 0), true, t0.Add(2*time.Second), "04")), "deleted k 3")
+	// Without an event time (a stat decided it) nothing is skipped.
+	wantOps(t, commit(t, s, Mutation{Object: b, Origin: Notification}), "added k 4")
+}

@@ -96,7 +96,18 @@ type Mutation struct {
 	// a notification changed after that is left alone, because the listing
 	// may predate the change.
 	ListedAt time.Time
+	// EventTime, for a notification committed as it says (not completed by
+	// a stat), is when the provider says the change happened. One older
+	// than the key's recorded LastModified by more than staleMargin is
+	// stale — a listing has seen a newer state since — and is skipped
+	// rather than rolling the key back until the next notification.
+	EventTime time.Time
 }
+
+// staleMargin absorbs the different precisions of event times and
+// LastModified (some emulators and stores give whole seconds; HTTP dates
+// are whole seconds), so that only clearly older events are skipped.
+const staleMargin = 2 * time.Second
 
 // Changed reports whether new differs from old in what subscribers care
 // about: content (ETag, size) or version. Timestamps alone do not count: some

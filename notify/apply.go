@@ -192,7 +192,8 @@ func (r *Router) needsStat(ev *Event, now time.Time) bool {
 	if !ev.Complete {
 		return true
 	}
-	return r.verifyAfter > 0 && !ev.Time.IsZero() && now.Sub(ev.Time) > r.verifyAfter
+	// An event of unknown age counts as late.
+	return r.verifyAfter > 0 && (ev.Time.IsZero() || now.Sub(ev.Time) > r.verifyAfter)
 }
 
 // mutation turns an event into the catalog mutation for one source, asking
@@ -200,6 +201,7 @@ func (r *Router) needsStat(ev *Event, now time.Time) bool {
 func (r *Router) mutation(ctx context.Context, rt *Route, ev *Event, stat bool) (catalog.Mutation, error) {
 	m := catalog.Mutation{Origin: catalog.Notification, Sequencer: ev.Sequencer}
 	if !stat {
+		m.EventTime = ev.Time
 		m.Delete = ev.Kind == Delete
 		m.Object = ev.Object
 		m.Object.Key = ev.Key

@@ -35,8 +35,9 @@ type ebDetail struct {
 // records (form encoding, url.QueryUnescape), as AWS's own Lambda Powertools
 // (S3EventBridgeNotificationObject.key uses unquote_plus) and OpenSearch
 // Data Prepper (S3EventBridgeNotification uses SdkHttpUtils.urlDecode) do.
-// Creates are resolved by a stat in any case, so a mis-decoded key shows as
-// "not found" rather than as a wrong object.
+// Because of that doubt, creates stay resolved by a stat (unlike S3 records,
+// whose encoding is documented): a mis-decoded key shows as "not found"
+// rather than as an object that does not exist.
 func (e *envelope) parseEventBridge() (Result, error) {
 	res := Result{Format: FormatEventBridge}
 	dt := *e.DetailType
@@ -101,10 +102,6 @@ func (e *envelope) parseEventBridge() (Result, error) {
 			ETag:    strings.Trim(d.Object.ETag, `"`),
 			Version: versionOf(d.Object.VersionID),
 		},
-	}
-	if kind == notify.Upsert {
-		ev.Complete = seqOK && completeObject(d.Object.Size, d.Object.ETag)
-		ev.Object.LastModified = ev.Time
 	}
 	if kind == notify.Delete {
 		ev.Object = providers.Object{Key: key, Version: ev.Object.Version}

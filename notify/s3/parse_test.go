@@ -272,7 +272,7 @@ func TestParseEventBridge(t *testing.T) {
 	}, "PutObject", "")
 	res := parseOK(t, body)
 	ev := oneEvent(t, res)
-	if res.Format != FormatEventBridge || ev.Kind != notify.Upsert || !ev.Complete || ev.Key != "photos/red flower.jpg" ||
+	if res.Format != FormatEventBridge || ev.Kind != notify.Upsert || ev.Complete || ev.Key != "photos/red flower.jpg" ||
 		ev.Object.Size != 5 || ev.Object.ETag != "b1946ac92492d2347c6235b4d2611184" || ev.Object.Version != "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e" ||
 		ev.Sequencer != strings.Repeat("0", SequencerWidth-16)+"617f08299329d189" || ev.ID != "17793124-05d4-b198-2fde-7ededc63b103" ||
 		!ev.Time.Equal(time.Date(2026, 11, 27, 10, 11, 12, 0, time.UTC)) {
