@@ -26,6 +26,21 @@ func RegisterCounterVec(reg prometheus.Registerer, c *prometheus.CounterVec) *pr
 	return c
 }
 
+// NewCounterVec returns a counter with one variable label, every value of
+// values present from the start (dashboards then see zeros, not gaps), and
+// registered with reg through RegisterCounterVec; a nil reg registers
+// nothing.
+func NewCounterVec(reg prometheus.Registerer, opts prometheus.CounterOpts, label string, values ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(opts, []string{label})
+	for _, v := range values {
+		c.WithLabelValues(v)
+	}
+	if reg == nil {
+		return c
+	}
+	return RegisterCounterVec(reg, c)
+}
+
 // OnceLog logs the first occurrence of each distinct problem at its level
 // and later ones at debug, so that a misconfigured notification (every
 // object-access event of a bucket, say) is visible once without flooding the

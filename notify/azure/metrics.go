@@ -39,35 +39,23 @@ type metrics struct {
 // reuses the first collectors.
 func newMetrics(reg prometheus.Registerer, source, transport string) *metrics {
 	labels := prometheus.Labels{"source": source, "transport": transport}
-	m := &metrics{
-		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+	return &metrics{
+		messages: notify.NewCounterVec(reg, prometheus.CounterOpts{
 			Name:        "syncer_notify_azure_messages_total",
 			Help:        "Azure Event Grid deliveries (queue messages, webhook requests) by outcome.",
 			ConstLabels: labels,
-		}, []string{"outcome"}),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, "outcome", outApplied, outSkipped, outMalformed, outTooLarge, outApplyFailed, outPoisoned, outUnauthorized, outValidation),
+		events: notify.NewCounterVec(reg, prometheus.CounterOpts{
 			Name:        "syncer_notify_azure_events_total",
 			Help:        "Azure Event Grid events by outcome: event (applied), event_type, directory, eventgrid (ignored), malformed.",
 			ConstLabels: labels,
-		}, []string{"outcome"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, "outcome", evApplied, string(ReasonEventType), string(ReasonDirectory), string(ReasonEventGrid), string(ReasonMalformed)),
+		errors: notify.NewCounterVec(reg, prometheus.CounterOpts{
 			Name:        "syncer_notify_azure_transport_errors_total",
 			Help:        "Failed Storage Queue operations (dequeue, delete, update, poison) of Azure notification consumers.",
 			ConstLabels: labels,
-		}, []string{"op"}),
+		}, "op"),
 	}
-	for _, o := range []string{outApplied, outSkipped, outMalformed, outTooLarge, outApplyFailed, outPoisoned, outUnauthorized, outValidation} {
-		m.messages.WithLabelValues(o)
-	}
-	for _, o := range []string{evApplied, string(ReasonEventType), string(ReasonDirectory), string(ReasonEventGrid), string(ReasonMalformed)} {
-		m.events.WithLabelValues(o)
-	}
-	if reg != nil {
-		m.messages = notify.RegisterCounterVec(reg, m.messages)
-		m.events = notify.RegisterCounterVec(reg, m.events)
-		m.errors = notify.RegisterCounterVec(reg, m.errors)
-	}
-	return m
 }
 
 // processor is what the queue consumer and the webhook share: parse a body,

@@ -127,9 +127,12 @@ func NewConsumer(ctx context.Context, src config.Source, app notify.Applier, log
 	for _, o := range opts {
 		o(&s)
 	}
-	msgs, err := messagesCounter(reg)
-	if err != nil {
-		return nil, fmt.Errorf("gcs notifications for source %q: %w", src.ID, err)
+	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "syncer_gcs_notifications_total",
+		Help: "GCS Pub/Sub notification messages by outcome: applied, apply_failed (nacked), foreign_bucket, or the reason the parser skipped them.",
+	}, []string{"source", "outcome"})
+	if reg != nil {
+		msgs = notify.RegisterCounterVec(reg, msgs)
 	}
 	copts, err := gcsprovider.ClientOptions(src.GCS.CredentialsFile, os.Getenv("PUBSUB_EMULATOR_HOST") != "")
 	if err != nil {
@@ -156,26 +159,6 @@ func NewConsumer(ctx context.Context, src config.Source, app notify.Applier, log
 		nackDelay: s.nackDelay,
 		grace:     s.grace,
 	}, nil
-}
-
-func messagesCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "syncer_gcs_notifications_total",
-		Help: "GCS Pub/Sub notification messages by outcome: applied, apply_failed (nacked), foreign_bucket, or the reason the parser skipped them.",
-	}, []string{"source", "outcome"})
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing, nil
-			}
-		}
-		return nil, fmt.Errorf("register metrics: %w", err)
-	}
-	return c, nil
 }
 
 // Run receives messages until ctx ends, then waits for the messages in flight

@@ -44,35 +44,23 @@ type metrics struct {
 // pair twice reuses the first collectors.
 func newMetrics(reg prometheus.Registerer, source, transport string) *metrics {
 	labels := prometheus.Labels{"source": source, "transport": transport}
-	m := &metrics{
-		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+	return &metrics{
+		messages: notify.NewCounterVec(reg, prometheus.CounterOpts{
 			Name:        "syncer_notify_s3_messages_total",
 			Help:        "S3 notification messages (SQS messages, webhook requests) by outcome.",
 			ConstLabels: labels,
-		}, []string{"outcome"}),
-		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, "outcome", outApplied, outSkipped, outMalformed, outTooLarge, outApplyFailed, outUnauthorized),
+		records: notify.NewCounterVec(reg, prometheus.CounterOpts{
 			Name:        "syncer_notify_s3_records_total",
 			Help:        "S3 notification records by outcome: event (applied), ignored, test, malformed, foreign_bucket.",
 			ConstLabels: labels,
-		}, []string{"outcome"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, "outcome", recEvent, recIgnored, recTest, recMalformed, recForeign),
+		errors: notify.NewCounterVec(reg, prometheus.CounterOpts{
 			Name:        "syncer_notify_s3_transport_errors_total",
 			Help:        "Failed queue operations (receive, delete, heartbeat) of S3 notification consumers.",
 			ConstLabels: labels,
-		}, []string{"op"}),
+		}, "op"),
 	}
-	for _, o := range []string{outApplied, outSkipped, outMalformed, outTooLarge, outApplyFailed, outUnauthorized} {
-		m.messages.WithLabelValues(o)
-	}
-	for _, o := range []string{recEvent, recIgnored, recTest, recMalformed, recForeign} {
-		m.records.WithLabelValues(o)
-	}
-	if reg != nil {
-		m.messages = notify.RegisterCounterVec(reg, m.messages)
-		m.records = notify.RegisterCounterVec(reg, m.records)
-		m.errors = notify.RegisterCounterVec(reg, m.errors)
-	}
-	return m
 }
 
 // processor is what the SQS consumer and the webhook share: parse a body,
