@@ -59,14 +59,19 @@ sources:
 `), func(string) (string, bool) { return "", false })
 }
 
-// findSource returns the source id of cfg, loaded from path.
-func findSource(cfg *config.Config, id, path string) (*config.Source, error) {
+// loadSource loads the configuration at path and returns it with its
+// source id.
+func loadSource(path, id string) (*config.Config, *config.Source, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
 	for i := range cfg.Sources {
 		if cfg.Sources[i].ID == id {
-			return &cfg.Sources[i], nil
+			return cfg, &cfg.Sources[i], nil
 		}
 	}
-	return nil, &exitError{2, fmt.Errorf("--source %q is not in %s", id, path)}
+	return nil, nil, &exitError{2, fmt.Errorf("--source %q is not in %s", id, path)}
 }
 
 func loadConfig(path string) (*config.Config, error) {
@@ -131,11 +136,7 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return err
-	}
-	src, err := findSource(cfg, *id, *path)
+	cfg, src, err := loadSource(*path, *id)
 	if err != nil {
 		return err
 	}
@@ -279,11 +280,7 @@ func cmdCatalogLs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return err
-	}
-	src, err := findSource(cfg, *id, *path)
+	cfg, src, err := loadSource(*path, *id)
 	if err != nil {
 		return err
 	}
