@@ -113,6 +113,7 @@ func NewRouter(routes []Route, o RouterOptions) (*Router, error) {
 
 // Apply implements Applier.
 func (r *Router) Apply(ctx context.Context, events []Event) error {
+	routed := make([]bool, len(events)) // some source has the event's bucket
 	for i := range r.routes {
 		rt := &r.routes[i]
 		var mine []*Event
@@ -121,6 +122,7 @@ func (r *Router) Apply(ctx context.Context, events []Event) error {
 			if ev.Provider != rt.Provider || ev.Bucket != rt.Bucket {
 				continue
 			}
+			routed[j] = true
 			if !rt.Filter.Match(ev.Key) {
 				r.events.WithLabelValues(ev.Provider, rt.SourceID, "filtered").Inc()
 				continue
@@ -142,7 +144,7 @@ func (r *Router) Apply(ctx context.Context, events []Event) error {
 		r.events.WithLabelValues(rt.Provider, rt.SourceID, "unchanged").Add(float64(len(muts) - len(changes)))
 	}
 	for j := range events {
-		if !r.routed(&events[j]) {
+		if !routed[j] {
 			r.events.WithLabelValues(events[j].Provider, "", "unrouted").Inc()
 			r.log.Debug("notification for no configured source", "provider", events[j].Provider,
 				"bucket", events[j].Bucket, "key", events[j].Key, "id", events[j].ID)
@@ -175,15 +177,6 @@ func (r *Router) mutations(ctx context.Context, rt *Route, evs []*Event) ([]cata
 		return nil, err
 	}
 	return muts, nil
-}
-
-func (r *Router) routed(ev *Event) bool {
-	for i := range r.routes {
-		if r.routes[i].Provider == ev.Provider && r.routes[i].Bucket == ev.Bucket {
-			return true
-		}
-	}
-	return false
 }
 
 // needsStat says whether ev is decided by the store's current state rather

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -39,6 +40,39 @@ func NewCounterVec(reg prometheus.Registerer, opts prometheus.CounterOpts, label
 		return c
 	}
 	return RegisterCounterVec(reg, c)
+}
+
+// Sleep waits d or until ctx ends; it reports whether d passed.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Detach returns a context for work that should finish even when ctx is
+// cancelled: it is cancelled only grace after ctx is, or by the returned
+// function. A consumer asked to stop lets a commit under way complete
+// rather than abandon it half done.
+func Detach(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-work.Done():
+		}
+	})
+	return work, func() {
+		stop()
+		cancel()
+	}
 }
 
 // OnceLog logs the first occurrence of each distinct problem at its level

@@ -268,14 +268,14 @@ func (c *QueueConsumer) Run(ctx context.Context) error {
 			}
 			failures++
 			c.p.log.WarnContext(ctx, "azure queue dequeue failed; retrying", "err", err, "failures", failures)
-			if !sleep(ctx, backoff(failures)) {
+			if !notify.Sleep(ctx, backoff(failures)) {
 				return nil
 			}
 			continue
 		}
 		failures = 0
 		if len(resp.Messages) == 0 {
-			if !sleep(ctx, idle) {
+			if !notify.Sleep(ctx, idle) {
 				return nil
 			}
 			idle = min(idle*2, c.pollMax)
@@ -521,16 +521,4 @@ func goneError(err error) bool {
 func backoff(n int) time.Duration {
 	d := time.Second << min(n-1, 5)
 	return min(d, 30*time.Second)
-}
-
-// sleep waits d or until ctx is done; false when ctx is done.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -206,30 +206,15 @@ func (c *Consumer) handle(ctx context.Context, m *pubsub.Message) {
 
 	// Let a commit that is under way finish when Run is asked to stop, rather
 	// than abandon it half done: Receive waits for this callback anyway.
-	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	actx, cancel := notify.Detach(ctx, c.grace)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() {
-		t := time.NewTimer(c.grace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancel()
-		case <-actx.Done():
-		}
-	})
-	defer stop()
 
 	if err := c.app.Apply(actx, evs); err != nil {
 		c.msgs.WithLabelValues(c.id, outcomeApplyFailed).Inc()
 		if ctx.Err() == nil {
 			c.log.Warn("gcs notification not applied; it will be redelivered",
 				"message", m.ID, "object", clip(evs[0].Key), "err", err)
-			t := time.NewTimer(c.nackDelay)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-			}
-			t.Stop()
+			notify.Sleep(ctx, c.nackDelay)
 		}
 		m.Nack()
 		return

@@ -410,16 +410,16 @@ func parseRecord(raw json.RawMessage, i int) (notify.Event, *Skip) {
 		// Size, ETag and a sequencer are what the catalog needs of a
 		// create: the sequencer keeps a late create from overriding a newer
 		// change, and a create older than the router's verifyAfter is
-		// checked by a stat anyway. Without them (Ceph has no sequencer)
-		// the applier stats the key.
-		ev.Kind, ev.Complete = notify.Upsert, seqOK && !ceph && completeObject(r.S3.Object.Size, r.S3.Object.ETag)
+		// checked by a stat anyway. Without them (Ceph has no sequencer,
+		// so seqOK is false) the applier stats the key.
+		ev.Kind, ev.Complete = notify.Upsert, seqOK && completeObject(r.S3.Object.Size, r.S3.Object.ETag)
 		ev.Object.LastModified = ev.Time
 	case actDelete:
 		// On a versioned bucket this deleted one version, which may not
 		// have been the current one: a stat decides.
-		ev.Kind, ev.Complete = notify.Delete, !versioned && seqOK && !ceph
+		ev.Kind, ev.Complete = notify.Delete, !versioned && seqOK
 	case actDeleteCurrent:
-		ev.Kind, ev.Complete = notify.Delete, seqOK && !ceph
+		ev.Kind, ev.Complete = notify.Delete, seqOK
 	case actDeleteUnsure:
 		ev.Kind, ev.Complete = notify.Delete, false
 	}

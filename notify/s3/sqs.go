@@ -197,7 +197,7 @@ func (c *SQSConsumer) poll(ctx context.Context) error {
 			}
 			c.p.m.errors.WithLabelValues("receive").Inc()
 			c.p.log.WarnContext(ctx, "sqs receive failed; retrying", "err", err, "backoff", backoff)
-			if !sleep(ctx, backoff) {
+			if !notify.Sleep(ctx, backoff) {
 				return nil
 			}
 			backoff = min(2*backoff, maxBackoff)
@@ -209,18 +209,6 @@ func (c *SQSConsumer) poll(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// sleep waits d or until ctx is done; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // item is one received message on its way through a batch.
@@ -245,7 +233,7 @@ func (it *item) attrs() []any {
 // one visibility timeout: after that the messages are back in the queue
 // anyway.
 func (c *SQSConsumer) handleBatch(ctx context.Context, msgs []types.Message) {
-	work, cancel := detach(ctx, c.visibility)
+	work, cancel := notify.Detach(ctx, c.visibility)
 	defer cancel()
 
 	hbCtx, stopHeartbeat := context.WithCancel(work)
@@ -401,24 +389,5 @@ func (c *SQSConsumer) heartbeat(ctx context.Context, msgs []types.Message) {
 			c.p.log.DebugContext(ctx, "sqs visibility extension failed for a message",
 				"id", aws.ToString(f.Id), "code", aws.ToString(f.Code), "err", aws.ToString(f.Message))
 		}
-	}
-}
-
-// detach returns a context that outlives ctx by at most grace: work that
-// started before a shutdown may finish, but not hang the shutdown.
-func detach(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
-	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() {
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancel()
-		case <-work.Done():
-		}
-	})
-	return work, func() {
-		stop()
-		cancel()
 	}
 }

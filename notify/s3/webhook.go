@@ -101,11 +101,9 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	events, err := h.p.prepare(ctx, body, attrs...)
 	if err != nil {
-		status := http.StatusBadRequest
-		if errors.Is(err, ErrTooLarge) {
-			status = http.StatusRequestEntityTooLarge
-		}
-		http.Error(w, "malformed notification", status)
+		// The body is within MaxBodySize here (MaxBytesReader above), so
+		// this is a malformed one.
+		http.Error(w, "malformed notification", http.StatusBadRequest)
 		return
 	}
 	if len(events) == 0 {
