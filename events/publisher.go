@@ -162,6 +162,10 @@ type outbox struct {
 	resumed bool
 	// next is the first change not yet published.
 	next uint64
+	// restored is set when resume found the catalog restored from a
+	// backup: its sequence numbers, and so event ids, may repeat ones the
+	// stream holds.
+	restored bool
 	// unsent is an event whose publish failed: it is sent again as it
 	// is before anything else, so that if the failed attempt did reach
 	// the stream, JetStream drops the retry as a duplicate.
@@ -310,12 +314,17 @@ func (p *Publisher) ackPublished(ctx context.Context, o *outbox) error {
 // write beforehand and its ack no write on the way: a crash between the two
 // only leaves changes in the outbox that the stream shows as published.
 func (p *Publisher) resume(ctx context.Context, o *outbox) error {
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	return p.retry(ctx, o.src.ID(), "reading the last published event failed; retrying", func() error {
 		last, ev, err := p.lastPublished(ctx, o.src)
-		if err == nil && last > 0 {
-			var mine bool
-			if mine, err = p.linesUp(ctx, o.src, last, ev); err == nil && !mine {
+		if err != nil {
+			return err
+		}
+		if last > 0 {
+			mine, err := p.linesUp(ctx, o.src, last, ev)
+			if err != nil {
+				return err
+			}
+			if !mine {
 				// The stream's event is not of this catalog's changes:
 				// the catalog was restored from a backup or rolled back,
 				// and its sequence numbers were reused. Its outbox is
@@ -323,22 +332,38 @@ func (p *Publisher) resume(ctx context.Context, o *outbox) error {
 				// published.
 				p.log.Warn("the stream's last event does not match this catalog's changes (restored from a backup?); publishing the whole outbox",
 					"source", o.src.ID(), "event", ev.ID)
-				last = 0
+				last, o.restored = 0, true
 			}
 		}
+		o.resumed, o.next = true, last+1
+		if last > 0 {
+			o.published.Store(last)
+			o.kickAcks()
+		}
+		return nil
+	})
+}
+
+// retry runs fn until it succeeds or ctx ends, backing off between attempts
+// (100 ms doubling to 10 s) and reporting failures in the source's health,
+// the errors metric and, on the first and every tenth attempt, the log.
+// NATS being away is the normal case here, not an error to give up on: the
+// outbox holds everything meanwhile.
+func (p *Publisher) retry(ctx context.Context, sourceID, msg string, fn func() error) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn()
 		if err == nil {
-			o.resumed, o.next = true, last+1
-			p.setHealth(o.src.ID(), nil)
-			if last > 0 {
-				o.published.Store(last)
-				o.kickAcks()
-			}
+			p.setHealth(sourceID, nil)
 			return nil
 		}
-		p.setHealth(o.src.ID(), err)
-		p.m.errors.WithLabelValues(o.src.ID()).Inc()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.setHealth(sourceID, err)
+		p.m.errors.WithLabelValues(sourceID).Inc()
 		if attempt == 1 || attempt%10 == 0 {
-			p.log.Warn("reading the last published event failed; retrying", "source", o.src.ID(), "attempt", attempt, "err", err)
+			p.log.Warn(msg, "source", sourceID, "attempt", attempt, "err", err)
 		}
 		if !p.sleep(ctx, backoff) {
 			return ctx.Err()
@@ -444,7 +469,7 @@ func (p *Publisher) step(ctx context.Context, o *outbox, coalesce bool) (idle bo
 			b.committed[i] = c.At
 		}
 	}
-	if err := p.publish(ctx, o.src.ID(), b); err != nil {
+	if err := p.publish(ctx, o, b); err != nil {
 		o.unsent = b
 		return false, err
 	}
@@ -467,55 +492,48 @@ func (p *Publisher) step(ctx context.Context, o *outbox, coalesce bool) (idle bo
 	return false, nil
 }
 
-// publish sends b's event until JetStream acknowledges it or ctx ends,
-// backing off between attempts. NATS being away is the normal case here, not
-// an error to give up on: the outbox holds everything meanwhile.
-func (p *Publisher) publish(ctx context.Context, sourceID string, b *batch) error {
+// publish sends b's event until JetStream acknowledges it or ctx ends.
+func (p *Publisher) publish(ctx context.Context, o *outbox, b *batch) error {
+	sourceID := o.src.ID()
 	msg, err := p.message(sourceID, b.ev)
 	if err != nil {
 		return err
 	}
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ack, err := p.js.PublishMsg(actx, msg, jetstream.WithMsgID(b.ev.ID), jetstream.WithExpectStream(p.opts.Stream))
-		cancel()
-		first := !b.tried
-		b.tried = true
-		if err == nil && ack.Duplicate && first {
-			// The stream already holds an event with this id that no
-			// attempt of ours sent: a catalog restored from a backup
-			// reusing sequence numbers within the duplicate window. The
-			// event gets an id of its own rather than being dropped.
-			b.ev.ID += "." + strconv.FormatInt(time.Now().UnixNano(), 36)
-			p.log.Warn("event id already taken in the stream (catalog restored from a backup?); publishing under a new id",
-				"source", sourceID, "id", b.ev.ID)
-			if msg, err = p.message(sourceID, b.ev); err != nil {
-				return err
+	return p.retry(ctx, sourceID, "publish failed; retrying", func() error {
+		for {
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			ack, err := p.js.PublishMsg(actx, msg, jetstream.WithMsgID(b.ev.ID), jetstream.WithExpectStream(p.opts.Stream))
+			cancel()
+			first := !b.tried
+			b.tried = true
+			if err == nil && ack.Duplicate && first && o.restored {
+				// A duplicate ack usually means the event is already in
+				// the stream (an attempt before a restart landed). After
+				// a restore, though, the stream may hold another event
+				// under this id — the catalog's lost future, within the
+				// duplicate window — so the event gets an id of its own
+				// rather than being dropped.
+				b.ev.ID += "." + strconv.FormatInt(time.Now().UnixNano(), 36)
+				p.log.Warn("event id already taken in the stream after a restore; publishing under a new id",
+					"source", sourceID, "id", b.ev.ID)
+				b.tried = false
+				if msg, err = p.message(sourceID, b.ev); err != nil {
+					return err
+				}
+				continue
 			}
-			b.tried = false
-			continue
-		}
-		if err == nil {
-			p.setHealth(sourceID, nil)
+			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+				// Stream deleted or never created (NATS restarted empty).
+				if serr := p.EnsureStream(ctx); serr != nil {
+					err = errors.Join(err, serr)
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("publish %s: %w", b.ev.ID, err)
+			}
 			return nil
 		}
-		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-			// Stream deleted or never created (NATS restarted empty).
-			if serr := p.EnsureStream(ctx); serr != nil {
-				err = errors.Join(err, serr)
-			}
-		}
-		p.setHealth(sourceID, err)
-		p.m.errors.WithLabelValues(sourceID).Inc()
-		if attempt == 1 || attempt%10 == 0 {
-			p.log.Warn("publish failed; retrying", "source", sourceID, "id", b.ev.ID, "attempt", attempt, "err", err)
-		}
-		if !p.sleep(ctx, backoff) {
-			return ctx.Err()
-		}
-		backoff = min(backoff*2, 10*time.Second)
-	}
+	})
 }
 
 func (p *Publisher) message(sourceID string, ev CloudEvent) (*nats.Msg, error) {

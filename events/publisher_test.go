@@ -287,3 +287,30 @@ func TestRestoredCatalogThatCaughtUpPublishesItsChanges(t *testing.T) {
 		t.Fatalf("events %s, want 1-3 4-9 4-9 10-10", got)
 	}
 }
+
+// When the stream cannot say what was published (here its last event is
+// not an event), the outbox is published from its start and JetStream's
+// duplicate window drops what it already holds: no event twice.
+func TestUnreadableLastEventRepublishesIntoTheDuplicateWindow(t *testing.T) {
+	f := setup(t, 0, 100)
+	ctx := context.Background()
+	f.commit(t, "a", "b")
+	f.publishAsIfCrashed(t, f.cat.InstanceID(), 1, 2)
+	if _, err := f.js.Publish(ctx, "syncer.changed.src", []byte("not an event"),
+		jetstream.WithMsgID(events.MessageID(f.cat.InstanceID(), "src", 3, 3))); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.pub.Flush(ctx, f.src); err != nil {
+		t.Fatal(err)
+	}
+	info, err := f.js.Stream(ctx, "SYNCER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.CachedInfo().State.Msgs; n != 2 {
+		t.Fatalf("stream holds %d messages, want 2: the republished 1-2 is a duplicate", n)
+	}
+	if n := f.pending(t); n != 0 {
+		t.Fatalf("%d changes left in the outbox", n)
+	}
+}
