@@ -314,7 +314,7 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 			return err
 		}
 		objs.FillPercent = 0.9
-		var marks *bolt.Bucket // created on first use: most sources never see a notification
+		marks := src.Bucket(markerBucket) // nil until first needed: most sources never see a notification
 		out.FillPercent = 1
 		seq := getU64(src, keySeq)
 		count := getU64(src, keyCount)
@@ -340,26 +340,27 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 			if m.Guard && cur.Seq != m.IfSeq {
 				continue
 			}
-			if marks == nil {
-				marks = src.Bucket(markerBucket)
-			}
 			if exists && !m.EventTime.IsZero() && cur.LastModified.Sub(m.EventTime) > staleMargin {
 				continue
 			}
-			if !m.ListedAt.IsZero() && marks != nil {
-				if mk, ok := decodeMarker(marks.Get(sk)); ok && mk.at.After(m.ListedAt) {
-					continue
+			notified := m.Sequencer != "" || m.Origin == Notification
+			var (
+				mk marker
+				ok bool
+			)
+			if marks != nil && (notified || !m.ListedAt.IsZero()) {
+				if mk, ok = decodeMarker(marks.Get(sk)); !ok {
+					mk = marker{}
 				}
 			}
-			if m.Sequencer != "" || m.Origin == Notification {
+			if ok && !m.ListedAt.IsZero() && mk.at.After(m.ListedAt) {
+				continue
+			}
+			if notified {
 				if marks == nil {
 					if marks, err = src.CreateBucketIfNotExists(markerBucket); err != nil {
 						return err
 					}
-				}
-				mk, ok := decodeMarker(marks.Get(sk))
-				if !ok {
-					mk = marker{}
 				}
 				if m.Sequencer != "" {
 					if ok && !newer(m.Sequencer, m.Delete, mk) {

@@ -493,12 +493,19 @@ func TestRange(t *testing.T) {
 		t.Fatalf("Range callback error = %v, want wrapped boom", err)
 	}
 	// Entries carry their state and sequence number.
-	_ = s.Range(ctx, "b", func(e Entry) error {
+	entries := 0
+	if err := s.Range(ctx, "b", func(e Entry) error {
+		entries++
 		if e.Key != "b/c/d" || e.Seq != 2 || e.ETag != "e" || e.Size != 1 {
 			t.Errorf("first entry after b = %+v", e)
 		}
 		return ErrStop
-	})
+	}); err != nil {
+		t.Fatalf("Range stopped by ErrStop: %v", err)
+	}
+	if entries != 1 {
+		t.Fatalf("Range after b saw %d entries, want 1", entries)
+	}
 }
 
 func TestRangeCancelled(t *testing.T) {

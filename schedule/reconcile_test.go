@@ -176,9 +176,15 @@ func TestReconcileRescanWritesNothing(t *testing.T) {
 	if _, err := reconcile(t, cs, l, providers.Filter{}); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := cs.Stats(context.Background())
+	before, err := cs.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	res, err := reconcile(t, cs, l, providers.Filter{})
-	after, _ := cs.Stats(context.Background())
+	after, serr := cs.Stats(context.Background())
+	if serr != nil {
+		t.Fatal(serr)
+	}
 	if err != nil || res.Added+res.Modified+res.Deleted != 0 || before != after {
 		t.Fatalf("rescan: %+v, %v; stats %+v -> %+v", res, err, before, after)
 	}

@@ -186,7 +186,3 @@ func TestSpoolBadDir(t *testing.T) {
 		t.Fatalf("spilling into a missing dir: err = %v", err)
 	}
 }
-
-func TestSpoolCloseEmpty(t *testing.T) {
-	newSpool(t.TempDir()).close() // never spilled: nothing to close, no panic
-}
