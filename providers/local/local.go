@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"syscall"
 	"strings"
 	"sync"
 
@@ -63,9 +64,6 @@ func New(root string, opts ...Option) (*Provider, error) {
 	}
 	return p, nil
 }
-
-// Root is the absolute directory the provider lists.
-func (p *Provider) Root() string { return p.root }
 
 // Order implements providers.Provider.
 func (p *Provider) Order() providers.Order { return providers.ByteOrder }
@@ -234,8 +232,17 @@ func (w *walker) push(dir string) error {
 			return classify(fmt.Errorf("local: stat %s: %w", path.Join(w.root, dir, de.Name()), err))
 		}
 		if info.Mode()&fs.ModeSymlink != 0 {
-			// Follow links to files; links to directories could loop.
-			if info, err = os.Stat(filepath.Join(w.root, filepath.FromSlash(dir), de.Name())); err != nil || info.IsDir() {
+			// Follow links to files; links to directories could loop. A
+			// dangling or looping link is no object; any other failure
+			// fails the listing rather than reading as a deletion.
+			target := filepath.Join(w.root, filepath.FromSlash(dir), de.Name())
+			if info, err = os.Stat(target); errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) {
+				continue
+			}
+			if err != nil {
+				return classify(fmt.Errorf("local: stat %s: %w", target, err))
+			}
+			if info.IsDir() {
 				continue
 			}
 		}
