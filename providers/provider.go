@@ -2,8 +2,10 @@
 //
 // An adapter implements the small Provider interface: list one page of a
 // source in key order, and stat one key. Everything shared — streaming pages,
-// order checks, retries, metrics — lives above it, so that an adapter stays a
-// thin translation of one SDK.
+// order checks, metrics — lives above it, so that an adapter stays a thin
+// translation of one SDK. Retrying a failed request is left to each SDK (a
+// few quick attempts); a listing that still fails ends the scan, applying no
+// deletions, and the next scheduled scan tries again.
 package providers
 
 import (
@@ -75,8 +77,8 @@ func (o Order) String() string {
 	return fmt.Sprintf("Order(%d)", int(o))
 }
 
-// Error kinds every adapter maps its SDK's errors into, so that retry policy
-// and reporting live in one place. Test with errors.Is.
+// Error kinds every adapter maps its SDK's errors into, so that callers and
+// reports tell them apart the same way for every store. Test with errors.Is.
 var (
 	ErrNotFound         = errors.New("not found")
 	ErrPermission       = errors.New("permission denied")

@@ -29,6 +29,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
@@ -61,9 +62,10 @@ type Option func(*options)
 // WithPageSize sets how many blobs one ListPage asks for (1..5000).
 func WithPageSize(n int) Option { return func(o *options) { o.pageSize = n } }
 
-// WithSDKRetries lets the SDK retry a failed request n times itself. By
-// default it does not: retry policy lives above the provider (see package
-// providers), and retries at two levels multiply.
+// WithSDKRetries sets how often the SDK retries a failed request itself
+// (default 2, like the S3 and GCS SDKs' three attempts; 0 or less: none).
+// Nothing above the provider retries a page: a failure ends the scan, which
+// applies no deletions and is tried again at the next schedule.
 func WithSDKRetries(n int) Option { return func(o *options) { o.retries = n } }
 
 // WithClientOptions sets the SDK's client options (transport, telemetry,
@@ -79,7 +81,7 @@ func WithClientOptions(c azcore.ClientOptions) Option {
 // AKS, managed identity, Azure CLI). No request is made here, so a wrong
 // credential shows on the first listing.
 func New(ctx context.Context, src config.Source, opts ...Option) (*Provider, error) {
-	o := options{pageSize: DefaultPageSize}
+	o := options{pageSize: DefaultPageSize, retries: 2}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -101,10 +103,14 @@ func clientOptions(o options) *container.ClientOptions {
 	if o.clientOpts != nil {
 		co.ClientOptions = *o.clientOpts
 	}
-	co.Retry.MaxRetries = -1 // one try, no SDK retries
-	if o.retries > 0 {
-		co.Retry.MaxRetries = int32(o.retries)
+	// A few quick attempts smooth over a dropped connection; the SDK's
+	// defaults (up to a minute between tries) would hold a scan on a store
+	// that keeps failing.
+	co.Retry.MaxRetries = int32(o.retries)
+	if o.retries <= 0 {
+		co.Retry.MaxRetries = -1 // the SDK reads 0 as its default
 	}
+	co.Retry.RetryDelay, co.Retry.MaxRetryDelay = 200*time.Millisecond, 2*time.Second
 	return co
 }
 
