@@ -3,11 +3,11 @@ package s3
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/imgly/syncer/notify"
 	"github.com/imgly/syncer/providers"
+	s3prov "github.com/imgly/syncer/providers/s3"
 )
 
 // ebDetail is the detail of an S3 EventBridge event (kebab-case fields).
@@ -99,7 +99,7 @@ func (e *envelope) parseEventBridge() (Result, error) {
 		Object: providers.Object{
 			Key:     key,
 			Size:    d.Object.Size.n,
-			ETag:    strings.Trim(d.Object.ETag, `"`),
+			ETag:    s3prov.NormalizeETag(d.Object.ETag),
 			Version: versionOf(d.Object.VersionID),
 		},
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/imgly/syncer/notify"
 	"github.com/imgly/syncer/providers"
+	s3prov "github.com/imgly/syncer/providers/s3"
 )
 
 // Provider is the notify.Event provider these parsers emit.
@@ -399,7 +400,7 @@ func parseRecord(raw json.RawMessage, i int) (notify.Event, *Skip) {
 		Object: providers.Object{
 			Key:         key,
 			Size:        r.S3.Object.Size.n,
-			ETag:        strings.Trim(r.S3.Object.ETag, `"`),
+			ETag:        s3prov.NormalizeETag(r.S3.Object.ETag),
 			Version:     versionOf(r.S3.Object.VersionID),
 			ContentType: r.S3.Object.ContentType,
 		},
@@ -547,5 +548,5 @@ func (f flexInt) present() bool { return f.ok && f.raw != "" && f.raw != "null" 
 
 // completeObject says a create names the object's size and ETag.
 func completeObject(size flexInt, etag string) bool {
-	return size.present() && strings.Trim(etag, `"`) != ""
+	return size.present() && s3prov.NormalizeETag(etag) != ""
 }
