@@ -13,9 +13,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"syscall"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/imgly/syncer/providers"
 )
