@@ -65,6 +65,8 @@ type Catalog struct {
 
 // HTTP is the health, metrics and webhook listener.
 type HTTP struct {
+	// Listen is "host:port" (default 127.0.0.1:8080), or "off" for no
+	// listener (a one-shot job, or tests that call Worker.Handler).
 	Listen string `yaml:"listen"`
 }
 

@@ -475,3 +475,36 @@ func TestFailedListingPublishesNoDeletion(t *testing.T) {
 	w.scan(t, "src")
 	sub.expect(change{"deleted", "k/00001"}, change{"deleted", "k/02400"})
 }
+
+// With NATS unreachable the worker still serves health and readiness (which
+// says why it is not ready) at once: a liveness probe must not kill it
+// while the outbox holds its events.
+func TestHealthWithoutNATS(t *testing.T) {
+	cfg := testConfig(t, "nats://127.0.0.1:1", config.Source{ID: "local-assets", Provider: "local", Path: t.TempDir()})
+	w := start(t, cfg)
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := client.Get("http://" + w.HTTPAddr() + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("/healthz: %s", resp.Status)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz not served within 5 s without NATS: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
+	}
+	resp, err := client.Get("http://" + w.HTTPAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "nats: not connected") {
+		t.Fatalf("/readyz: %s %s", resp.Status, body)
+	}
+}

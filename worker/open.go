@@ -86,10 +86,34 @@ func StartEmbeddedNATS(listen, storeDir string) (*Embedded, error) {
 // URL is the client URL of the embedded server.
 func (e *Embedded) URL() string { return e.Server.ClientURL() }
 
-// Shutdown stops the server.
+// Shutdown stops the server; on a nil Embedded it does nothing.
 func (e *Embedded) Shutdown() {
+	if e == nil {
+		return
+	}
 	e.Server.Shutdown()
 	e.Server.WaitForShutdown()
+}
+
+// ConnectNATS connects to cfg.URL as name, first starting the embedded
+// server when the URL is "embedded". The embedded server (nil otherwise) is
+// to be shut down after the connection is closed.
+func ConnectNATS(cfg config.NATS, name string) (*nats.Conn, *Embedded, error) {
+	url := cfg.URL
+	var e *Embedded
+	if url == "embedded" {
+		var err error
+		if e, err = StartEmbeddedNATS(cfg.Listen, cfg.StoreDir); err != nil {
+			return nil, nil, err
+		}
+		url = e.URL()
+	}
+	nc, err := Connect(url, cfg, name)
+	if err != nil {
+		e.Shutdown()
+		return nil, nil, err
+	}
+	return nc, e, nil
 }
 
 // Connect connects to NATS. It keeps trying in the background when the

@@ -120,16 +120,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 		}
 	}
 
-	url := cfg.NATS.URL
-	if url == "embedded" {
-		if w.embedded, err = StartEmbeddedNATS(cfg.NATS.Listen, cfg.NATS.StoreDir); err != nil {
-			return nil, err
-		}
-		url = w.embedded.URL()
-		w.log.Info("embedded NATS with JetStream", "url", url, "store", cfg.NATS.StoreDir)
-	}
-	if w.nc, err = Connect(url, cfg.NATS, "syncer"); err != nil {
+	if w.nc, w.embedded, err = ConnectNATS(cfg.NATS, "syncer"); err != nil {
 		return nil, err
+	}
+	if w.embedded != nil {
+		w.log.Info("embedded NATS with JetStream", "url", w.embedded.URL(), "store", cfg.NATS.StoreDir)
 	}
 	w.pub, err = events.NewPublisher(w.nc, events.Options{
 		Stream: cfg.NATS.Stream, SubjectPrefix: cfg.NATS.SubjectPrefix,
@@ -149,7 +144,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	if w.sched, err = schedule.NewScheduler(jobs, schedule.Options{SpillDir: cfg.Catalog.Path}, w.log, w.reg); err != nil {
 		return nil, err
 	}
-	if cfg.HTTP.Listen != "" && cfg.HTTP.Listen != "off" {
+	if cfg.HTTP.Listen != "off" {
 		if w.listener, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 			return nil, fmt.Errorf("http: listen %s: %w", cfg.HTTP.Listen, err)
 		}
@@ -159,12 +154,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 
 // Sources are the opened sources.
 func (w *Worker) Sources() []*Source { return w.sources }
-
-// Catalog is the worker's catalog.
-func (w *Worker) Catalog() *catalog.Catalog { return w.cat }
-
-// Router is the notification applier.
-func (w *Worker) Router() *notify.Router { return w.router }
 
 // HTTPAddr is the address the HTTP side listens on ("" when off).
 func (w *Worker) HTTPAddr() string {
@@ -178,13 +167,6 @@ func (w *Worker) HTTPAddr() string {
 // scans end safely (no deletions from an interrupted listing), flushes the
 // publisher and returns nil.
 func (w *Worker) Run(ctx context.Context) error {
-	sctx, cancelStream := context.WithTimeout(ctx, 30*time.Second)
-	if err := w.pub.EnsureStream(sctx); err != nil {
-		// Not fatal: the publisher retries and the outbox keeps events.
-		w.log.Warn("stream not ensured yet; publishing will retry", "stream", w.cfg.NATS.Stream, "err", err)
-	}
-	cancelStream()
-
 	var srv *http.Server
 	if w.listener != nil {
 		srv = &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -214,6 +196,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	pctx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
 	go func() {
 		defer close(pubDone)
+		// Here rather than before the rest starts: with NATS away this
+		// waits, and health, webhooks and scans must not wait with it.
+		sctx, cancel := context.WithTimeout(pctx, 30*time.Second)
+		if err := w.pub.EnsureStream(sctx); err != nil {
+			// Not fatal: a publish that finds no stream creates it, and
+			// the outbox keeps the events meanwhile.
+			w.log.Warn("stream not ensured yet; publishing will retry", "stream", w.cfg.NATS.Stream, "err", err)
+		}
+		cancel()
 		w.pub.Run(pctx, outboxes, w.opts.FlushTimeout)
 	}()
 
@@ -230,15 +221,23 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 func (w *Worker) runConsumer(ctx context.Context, name string, c Consumer) {
-	backoff := time.Second
+	const minBackoff = time.Second
+	backoff := minBackoff
 	for ctx.Err() == nil {
+		// A consumer that stays up for a backoff period has recovered: it
+		// is no longer a readiness problem, and a later failure starts the
+		// backoff over.
+		started := time.Now()
+		recovered := time.AfterFunc(backoff, func() { w.setConsumerErr(name, nil) })
 		err := c.Run(ctx)
+		recovered.Stop()
 		if ctx.Err() != nil {
 			return
 		}
-		w.mu.Lock()
-		w.consumerErr[name] = err
-		w.mu.Unlock()
+		if time.Since(started) >= backoff {
+			backoff = minBackoff
+		}
+		w.setConsumerErr(name, err)
 		w.log.Error("notification consumer stopped; restarting", "consumer", name, "err", err, "in", backoff)
 		t := time.NewTimer(backoff)
 		select {
@@ -249,6 +248,12 @@ func (w *Worker) runConsumer(ctx context.Context, name string, c Consumer) {
 		}
 		backoff = min(backoff*2, time.Minute)
 	}
+}
+
+func (w *Worker) setConsumerErr(name string, err error) {
+	w.mu.Lock()
+	w.consumerErr[name] = err
+	w.mu.Unlock()
 }
 
 // Handler is the HTTP side: health, readiness, metrics and webhooks.
@@ -301,12 +306,10 @@ func (w *Worker) Close() {
 		w.listener.Close()
 	}
 	if w.nc != nil {
-		w.nc.Drain() //nolint:errcheck
+		// Run has flushed the publisher; nothing is left to drain.
 		w.nc.Close()
 	}
-	if w.embedded != nil {
-		w.embedded.Shutdown()
-	}
+	w.embedded.Shutdown()
 	for _, c := range w.consumers {
 		if cl, ok := c.(interface{ Close() error }); ok {
 			cl.Close()

@@ -177,19 +177,11 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // flushOutbox publishes what the scan left in the outbox.
 func flushOutbox(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, cs *catalog.Source, log *slog.Logger, stdout io.Writer) error {
-	url := cfg.NATS.URL
-	if url == "embedded" {
-		e, err := worker.StartEmbeddedNATS(cfg.NATS.Listen, cfg.NATS.StoreDir)
-		if err != nil {
-			return err
-		}
-		defer e.Shutdown()
-		url = e.URL()
-	}
-	nc, err := worker.Connect(url, cfg.NATS, "syncer-scan")
+	nc, embedded, err := worker.ConnectNATS(cfg.NATS, "syncer-scan")
 	if err != nil {
 		return err
 	}
+	defer embedded.Shutdown() // after the connection closes
 	defer nc.Close()
 	n := 0
 	pub, err := events.NewPublisher(nc, events.Options{
