@@ -281,21 +281,34 @@ func cmdCatalogLs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer cat.Close()
-	order := worker.OrderOf(src.Provider)
+	cs := cat.Source(src.ID, worker.OrderOf(src.Provider))
 	n := 0
 	enc := json.NewEncoder(stdout)
-	return cat.Source(src.ID, order).Range(ctx, "", func(e catalog.Entry) error {
-		if !strings.HasPrefix(e.Key, *prefix) {
-			if order.Compare(e.Key, *prefix) > 0 {
-				return catalog.ErrStop
-			}
-			return nil
-		}
+	emit := func(e catalog.Entry) error {
 		if *limit > 0 && n >= *limit {
 			return catalog.ErrStop
 		}
 		n++
 		return enc.Encode(e)
+	}
+	// The keys with the prefix are the prefix itself, if it is a key, and
+	// those right after it: start there rather than at the first key.
+	if *prefix != "" {
+		e, ok, err := cs.Get(ctx, *prefix)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := emit(e); err != nil {
+				return err
+			}
+		}
+	}
+	return cs.Range(ctx, *prefix, func(e catalog.Entry) error {
+		if !strings.HasPrefix(e.Key, *prefix) {
+			return catalog.ErrStop
+		}
+		return emit(e)
 	})
 }
 

@@ -48,6 +48,26 @@ sources:
 	if code != 0 || strings.Count(stdout, "\n") != 2 || !strings.Contains(stdout, `"key":"images/a.jpg"`) {
 		t.Errorf("catalog ls: exit %d, %q", code, stdout)
 	}
+	for prefix, want := range map[string][]string{
+		"images/b":     {"images/b.png"},
+		"images/a.jpg": {"images/a.jpg"}, // the prefix is a key itself
+		"images/":      {"images/a.jpg", "images/b.png"},
+		"images/c":     nil,
+	} {
+		code, stdout, _ = runCLI(t, "catalog", "ls", "--config", path, "--source", "imgs", "--prefix", prefix)
+		if code != 0 || strings.Count(stdout, "\n") != len(want) {
+			t.Errorf("catalog ls --prefix %s: exit %d, %q, want %v", prefix, code, stdout, want)
+		}
+		for _, k := range want {
+			if !strings.Contains(stdout, `"key":"`+k+`"`) {
+				t.Errorf("catalog ls --prefix %s: %q lacks %s", prefix, stdout, k)
+			}
+		}
+	}
+	code, stdout, _ = runCLI(t, "catalog", "ls", "--config", path, "--source", "imgs", "--prefix", "images/", "--limit", "1")
+	if code != 0 || strings.Count(stdout, "\n") != 1 {
+		t.Errorf("catalog ls --limit 1: exit %d, %q", code, stdout)
+	}
 
 	code, _, stderr = runCLI(t, "scan", "--config", path, "--source", "missing")
 	if code == 0 || !strings.Contains(stderr, "FAILED, no deletions applied") {
