@@ -31,7 +31,7 @@ var awkward = []string{
 	"日本/画像 1.jpg", "emoji/😀.png", "deep/er/and/deeper/x.webp", "UPPER.JPG",
 }
 
-func testConfig(t *testing.T, natsURL string, src config.Source) *config.Config {
+func testConfig(t testing.TB, natsURL string, src config.Source) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse([]byte("{}"), func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -54,6 +54,33 @@ func quietLog() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// orderedConsumer connects to natsURL and returns an ordered consumer of
+// stream, waiting (20 s at most) for the worker to create the stream.
+func orderedConsumer(tb testing.TB, natsURL, stream string, cc jetstream.OrderedConsumerConfig) jetstream.Consumer {
+	tb.Helper()
+	nc, err := nats.Connect(natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		cons, err := js.OrderedConsumer(ctx, stream, cc)
+		if err == nil {
+			return cons
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) || ctx.Err() != nil {
+			tb.Fatalf("consumer: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // the worker creates the stream at start
+	}
 }
 
 // running is a worker running in the background.
@@ -181,28 +208,7 @@ type subscriber struct {
 
 func subscribe(t *testing.T, natsURL, stream, subject string) *subscriber {
 	t.Helper()
-	nc, err := nats.Connect(natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var cons jetstream.Consumer
-	for {
-		cons, err = js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, jetstream.ErrStreamNotFound) || ctx.Err() != nil {
-			t.Fatalf("consumer: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond) // the worker creates the stream at start
-	}
+	cons := orderedConsumer(t, natsURL, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
 	s := &subscriber{t: t, msgs: make(chan jetstream.Msg, 1024)}
 	cc, err := cons.Consume(func(m jetstream.Msg) { s.msgs <- m })
 	if err != nil {

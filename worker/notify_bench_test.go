@@ -18,7 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imgly/syncer/config"
@@ -107,10 +106,8 @@ func benchNotify(b *testing.B, window time.Duration, rate, n int, q *sqsQueue) {
 		src.Notifications.SQS = &config.SQS{QueueURL: q.url, Endpoint: *q.sqs.Options().BaseEndpoint,
 			Region: "us-east-1", Concurrency: 8, WaitTime: time.Second}
 	}
-	cfg, _ := config.Parse([]byte("{}"), func(string) (string, bool) { return "", false })
-	cfg.NATS.URL, cfg.Catalog.Path, cfg.HTTP.Listen = nt.URL, b.TempDir(), "127.0.0.1:0"
+	cfg := testConfig(b, nt.URL, src) // scanned at start only
 	cfg.Events.CoalesceWindow = window
-	cfg.Sources = []config.Source{src}
 
 	// The start-up scan imports the bucket; then every object is
 	// overwritten, and the notifications say so.
@@ -145,23 +142,14 @@ func benchNotify(b *testing.B, window time.Duration, rate, n int, q *sqsQueue) {
 	delivered := make(map[string]time.Time, n)
 	var mu sync.Mutex
 	done := make(chan struct{})
-	nc, _ := nats.Connect(nt.URL)
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var cons jetstream.Consumer
-	for {
-		var err error
-		if cons, err = js.OrderedConsumer(ctx, cfg.NATS.Stream, jetstream.OrderedConsumerConfig{}); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cc, _ := cons.Consume(func(m jetstream.Msg) {
+	cons := orderedConsumer(b, nt.URL, cfg.NATS.Stream, jetstream.OrderedConsumerConfig{})
+	cc, err := cons.Consume(func(m jetstream.Msg) {
 		now := time.Now()
 		ev, err := events.Decode(m.Data())
 		if err != nil {
+			b.Errorf("decode event: %v", err)
 			return
 		}
 		mu.Lock()
@@ -175,6 +163,9 @@ func benchNotify(b *testing.B, window time.Duration, rate, n int, q *sqsQueue) {
 		}
 		mu.Unlock()
 	})
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer cc.Stop()
 
 	// The worker's handler behind a wrapper that notes when each request

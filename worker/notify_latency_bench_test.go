@@ -89,14 +89,11 @@ func latencyKey(i int) string { return fmt.Sprintf("k/%06d.png", i) }
 // latencyConfig is the worker configuration both benchmarks share: one
 // source, scanned at start only, stats allowed far above the offered rate
 // so that the limiter, should anything stat, is not what is measured.
-func latencyConfig(natsURL, catalogDir string, window time.Duration, rate int, src config.Source) *config.Config {
-	cfg, _ := config.Parse([]byte("{}"), func(string) (string, bool) { return "", false })
-	cfg.NATS.URL, cfg.Catalog.Path, cfg.HTTP.Listen = natsURL, catalogDir, "127.0.0.1:0"
+func latencyConfig(b *testing.B, natsURL string, window time.Duration, rate int, src config.Source) *config.Config {
+	src.Prefix = "k/"
+	cfg := testConfig(b, natsURL, src) // no scan but the start-up one during the run
 	cfg.Events.CoalesceWindow = window
 	cfg.Notify.StatRate, cfg.Notify.StatBurst = float64(10*rate), 10*rate
-	src.Prefix = "k/"
-	src.Schedule = "@every 1h" // no scan but the start-up one during the run
-	cfg.Sources = []config.Source{src}
 	return cfg
 }
 
@@ -142,7 +139,7 @@ func benchGCSLatency(b *testing.B, window time.Duration, rate int, dur time.Dura
 	nt := testkit.StartNATS(b, b.TempDir(), 0)
 	src := config.Source{ID: "bench", Provider: "gcs", Bucket: bucket}
 	src.Notifications.PubSub = &config.PubSub{Project: gcsProject, Subscription: sub}
-	cfg := latencyConfig(nt.URL, b.TempDir(), window, rate, src)
+	cfg := latencyConfig(b, nt.URL, window, rate, src)
 	w := startB(b, cfg)
 	defer w.stopB(b)
 	drainedB(b, w)
@@ -273,7 +270,7 @@ func benchAzureLatency(b *testing.B, window time.Duration, rate int, dur time.Du
 	nt := testkit.StartNATS(b, b.TempDir(), 0)
 	src := config.Source{ID: "bench", Provider: "azure", Container: container, Azure: config.Azure{ConnectionString: conn}}
 	src.Notifications.StorageQueue = &config.StorageQueue{Queue: queueName}
-	cfg := latencyConfig(nt.URL, b.TempDir(), window, rate, src)
+	cfg := latencyConfig(b, nt.URL, window, rate, src)
 	w := startB(b, cfg)
 	defer w.stopB(b)
 	drainedB(b, w)
