@@ -25,7 +25,6 @@ import (
 type S3 struct {
 	URL    string
 	Client *awss3.Client
-	Server *httptest.Server
 }
 
 // StartS3 starts gofakes3 behind wrap (nil for none), which lets a test
@@ -51,7 +50,7 @@ func StartS3(t testing.TB, wrap func(http.Handler) http.Handler) *S3 {
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 	})
-	return &S3{URL: srv.URL, Client: client, Server: srv}
+	return &S3{URL: srv.URL, Client: client}
 }
 
 // CreateBucket creates a bucket.
@@ -92,10 +91,9 @@ func (s *S3) SourceConfig(id, bucket string) config.Source {
 
 // NATS is an embedded nats-server with JetStream.
 type NATS struct {
-	Server   *natsserver.Server
-	URL      string
-	StoreDir string
-	Port     int
+	Server *natsserver.Server
+	URL    string
+	Port   int
 }
 
 // StartNATS starts nats-server with JetStream on a random loopback port (or
@@ -117,7 +115,7 @@ func StartNATS(t testing.TB, storeDir string, port int) *NATS {
 	if !s.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server not ready")
 	}
-	n := &NATS{Server: s, URL: s.ClientURL(), StoreDir: storeDir, Port: s.Addr().(*net.TCPAddr).Port}
+	n := &NATS{Server: s, URL: s.ClientURL(), Port: s.Addr().(*net.TCPAddr).Port}
 	t.Cleanup(n.Shutdown)
 	return n
 }
