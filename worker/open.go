@@ -139,8 +139,13 @@ func Connect(url string, cfg config.NATS, name string) (*nats.Conn, error) {
 // OrderOf is the key order of a provider kind, for opening a catalog
 // without opening the provider.
 func OrderOf(provider string) providers.Order {
-	if provider == "azure" {
-		return providers.UTF16Order
+	switch provider {
+	case "azure":
+		return azure.KeyOrder
+	case "gcs":
+		return gcs.KeyOrder
+	case "s3":
+		return s3.KeyOrder
 	}
-	return providers.ByteOrder
+	return local.KeyOrder
 }

@@ -188,8 +188,14 @@ func (p *Provider) Stat(ctx context.Context, key string) (providers.Object, erro
 	return o, nil
 }
 
-// Order is UTF-16 code-unit order; see the package comment.
-func (p *Provider) Order() providers.Order { return providers.UTF16Order }
+// KeyOrder is the order Azure lists blob names in: UTF-16 code units (see
+// the package comment). The
+// catalog stores keys by it, so it is also what opens a catalog without the
+// adapter.
+const KeyOrder = providers.UTF16Order
+
+// Order implements providers.Provider.
+func (p *Provider) Order() providers.Order { return KeyOrder }
 
 // Close releases nothing: the SDK's clients hold no resources beyond the
 // shared HTTP transport.

@@ -154,8 +154,13 @@ func credentialsType(path string) (option.CredentialsType, error) {
 	return "", fmt.Errorf("credentials file %s: unsupported type %q", path, head.Type)
 }
 
-// Order implements providers.Provider: GCS lists names in UTF-8 byte order.
-func (p *Provider) Order() providers.Order { return providers.ByteOrder }
+// KeyOrder is the order the adapter lists keys in (GCS lists in UTF-8 byte order). The
+// catalog stores keys by it, so it is also what opens a catalog without the
+// adapter.
+const KeyOrder = providers.ByteOrder
+
+// Order implements providers.Provider.
+func (p *Provider) Order() providers.Order { return KeyOrder }
 
 // ListPage implements providers.Provider.
 func (p *Provider) ListPage(ctx context.Context, prefix, token string) (providers.Page, error) {

@@ -65,8 +65,13 @@ func New(root string, opts ...Option) (*Provider, error) {
 	return p, nil
 }
 
+// KeyOrder is the order the adapter lists keys in (the adapter sorts names bytewise). The
+// catalog stores keys by it, so it is also what opens a catalog without the
+// adapter.
+const KeyOrder = providers.ByteOrder
+
 // Order implements providers.Provider.
-func (p *Provider) Order() providers.Order { return providers.ByteOrder }
+func (p *Provider) Order() providers.Order { return KeyOrder }
 
 // Close implements providers.Provider.
 func (p *Provider) Close() error { return nil }

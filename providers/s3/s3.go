@@ -86,8 +86,13 @@ func New(ctx context.Context, src config.Source, opts ...Option) (*Provider, err
 	return &Provider{client: client, bucket: src.Bucket, pageSize: int32(o.pageSize)}, nil
 }
 
-// Order implements providers.Provider: S3 lists in UTF-8 byte order.
-func (p *Provider) Order() providers.Order { return providers.ByteOrder }
+// KeyOrder is the order the adapter lists keys in (S3 lists in UTF-8 byte order). The
+// catalog stores keys by it, so it is also what opens a catalog without the
+// adapter.
+const KeyOrder = providers.ByteOrder
+
+// Order implements providers.Provider.
+func (p *Provider) Order() providers.Order { return KeyOrder }
 
 // Close implements providers.Provider.
 func (p *Provider) Close() error { return nil }
