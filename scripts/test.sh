@@ -30,8 +30,15 @@ wait_port() { # port name
   exit 1
 }
 
-echo "== installing emulators (npm ci in testenv/)"
-(cd testenv && npm ci --no-audit --no-fund --loglevel=error >"$logs/npm.log" 2>&1) || { cat "$logs/npm.log" >&2; exit 1; }
+# npm ci wipes and reinstalls node_modules (~600 MB); skip it when the
+# installed tree came from this very lockfile.
+if cmp -s testenv/package-lock.json testenv/node_modules/.syncer-installed-lock; then
+  echo "== emulators already installed from testenv/package-lock.json"
+else
+  echo "== installing emulators (npm ci in testenv/)"
+  (cd testenv && npm ci --no-audit --no-fund --loglevel=error >"$logs/npm.log" 2>&1) || { cat "$logs/npm.log" >&2; exit 1; }
+  cp testenv/package-lock.json testenv/node_modules/.syncer-installed-lock
+fi
 node22=$root/testenv/node_modules/.bin/node
 
 if listening 10000; then
