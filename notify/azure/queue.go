@@ -301,7 +301,7 @@ type inflight struct {
 func (c *QueueConsumer) handle(ctx context.Context, msgs []*azqueue.DequeuedMessage) {
 	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.workLimit)
 	defer cancel()
-	var pending []*inflight
+	var pending, done []*inflight // to apply; to delete as they are
 	for _, m := range msgs {
 		if m == nil || m.MessageID == nil || m.PopReceipt == nil {
 			continue
@@ -321,41 +321,50 @@ func (c *QueueConsumer) handle(ctx context.Context, msgs []*azqueue.DequeuedMess
 		body, err := DecodeQueueMessage(im.text)
 		if err != nil {
 			c.p.refused(work, outMalformed, err, []byte(im.text), im.attrs...)
-			c.delete(work, im)
+			done = append(done, im)
 			continue
 		}
 		events, err := c.p.prepare(work, body, im.attrs...)
 		if err != nil {
-			c.delete(work, im)
+			done = append(done, im)
 			continue
 		}
 		if len(events) == 0 {
 			c.p.m.messages.WithLabelValues(outSkipped).Inc()
-			c.delete(work, im)
+			done = append(done, im)
 			continue
 		}
 		im.events = events
 		pending = append(pending, im)
 	}
+	c.deleteAll(work, done)
 	if len(pending) == 0 {
 		return
 	}
 	stop := c.keepHidden(work, pending)
 	c.apply(work, pending)
 	stop()
-	// Storage Queues delete one message per request: in parallel, so a
-	// batch of 32 costs about one round trip to the service, not 32.
+	applied := pending[:0]
+	for _, im := range pending {
+		if im.applied {
+			applied = append(applied, im)
+		}
+	}
+	c.deleteAll(work, applied)
+}
+
+// deleteAll deletes ims from the queue. Storage Queues delete one message
+// per request: in parallel, so a batch of 32 costs about one round trip to
+// the service, not 32.
+func (c *QueueConsumer) deleteAll(ctx context.Context, ims []*inflight) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
-	for _, im := range pending {
-		if !im.applied {
-			continue
-		}
+	for _, im := range ims {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			c.delete(work, im)
+			c.delete(ctx, im)
 		}()
 	}
 	wg.Wait()
