@@ -84,3 +84,21 @@ func PadSequencer(s string, width int) string {
 	}
 	return strings.Repeat("0", width-len(s)) + s
 }
+
+// HexSequencer normalises a hexadecimal sequencer with PadSequencer. An
+// empty, all-zero, non-hex or over-long one (more than width digits once
+// leading zeros are dropped) cannot be ordered: it comes back empty with ok
+// false, and the caller applies the event unordered or leaves it to a stat.
+func HexSequencer(s string, width int) (string, bool) {
+	s = strings.TrimLeft(strings.TrimSpace(s), "0")
+	if s == "" || len(s) > width {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return "", false
+		}
+	}
+	return PadSequencer(s, width), true
+}

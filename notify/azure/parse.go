@@ -75,12 +75,11 @@ const (
 )
 
 const (
-	subjectPrefix     = "/blobServices/default/containers/"
-	eventGridPrefix   = "microsoft.eventgrid."
-	ceSpecVersion     = "1.0"
-	apiCreateFile     = "CreateFile" // hierarchical namespace: an empty file, written later
-	apiCopyBlob       = "CopyBlob"   // hierarchical namespace: fires when the copy starts
-	maxSequencerChars = SequencerWidth
+	subjectPrefix   = "/blobServices/default/containers/"
+	eventGridPrefix = "microsoft.eventgrid."
+	ceSpecVersion   = "1.0"
+	apiCreateFile   = "CreateFile" // hierarchical namespace: an empty file, written later
+	apiCopyBlob     = "CopyBlob"   // hierarchical namespace: fires when the copy starts
 )
 
 // Reason says why an event was not turned into a change.
@@ -284,7 +283,7 @@ func convert(env *envelope, want schema) ([]notify.Event, *Skip) {
 	base := notify.Event{
 		Provider:  Provider,
 		Bucket:    container,
-		Sequencer: normSequencer(d.Sequencer),
+		Sequencer: sequencer(d.Sequencer),
 		Time:      at,
 		ID:        env.ID,
 	}
@@ -407,20 +406,11 @@ func namesSnapshotOrVersion(raw string) bool {
 	return false
 }
 
-// normSequencer pads a hex sequencer; anything else is dropped (the event
-// is then applied unordered) rather than compared wrongly.
-func normSequencer(s string) string {
-	s = strings.TrimSpace(s)
-	if s == "" || len(s) > maxSequencerChars {
-		return ""
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return ""
-		}
-	}
-	return notify.PadSequencer(s, SequencerWidth)
+// sequencer pads a hex sequencer; anything else is dropped (the event is
+// then applied unordered) rather than compared wrongly.
+func sequencer(s string) string {
+	seq, _ := notify.HexSequencer(s, SequencerWidth)
+	return seq
 }
 
 func truncate(s string) string {

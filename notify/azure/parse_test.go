@@ -310,12 +310,12 @@ func TestSequencer(t *testing.T) {
 		"":                                 "",
 		strings.Repeat("f", 65):            "",
 	} {
-		if got := normSequencer(in); got != want {
-			t.Errorf("normSequencer(%q) = %q, want %q", in, got, want)
+		if got := sequencer(in); got != want {
+			t.Errorf("sequencer(%q) = %q, want %q", in, got, want)
 		}
 	}
 	// Different lengths and cases compare as the numbers they are.
-	a, b := normSequencer("00000000000000EB0000000000046199"), normSequencer("ec0000000000000000")
+	a, b := sequencer("00000000000000EB0000000000046199"), sequencer("ec0000000000000000")
 	if !(a < b) {
 		t.Errorf("%q should sort before %q", a, b)
 	}

@@ -83,7 +83,7 @@ func (e *envelope) parseEventBridge() (Result, error) {
 	if !utf8.ValidString(key) {
 		return skip(SkipMalformed, "key is not valid UTF-8")
 	}
-	seq, seqOK := normaliseSequencer(d.Object.Sequencer)
+	seq, seqOK := notify.HexSequencer(d.Object.Sequencer, SequencerWidth)
 	id := e.ID
 	if id == "" {
 		id = d.RequestID

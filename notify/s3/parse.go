@@ -384,7 +384,7 @@ func parseRecord(raw json.RawMessage, i int) (notify.Event, *Skip) {
 	}
 	seq, seqOK := "", false
 	if !ceph {
-		seq, seqOK = normaliseSequencer(r.S3.Object.Sequencer)
+		seq, seqOK = notify.HexSequencer(r.S3.Object.Sequencer, SequencerWidth)
 	}
 	id := r.ResponseElements.RequestID
 	if id == "" {
@@ -461,27 +461,6 @@ func decodeKey(raw string) (string, error) {
 		return "", err
 	}
 	return k, nil
-}
-
-// normaliseSequencer left-pads a hex sequencer to SequencerWidth. An empty,
-// non-hex or over-long sequencer cannot be ordered: it comes back empty
-// with ok false, and the caller leaves the event's outcome to a stat.
-func normaliseSequencer(s string) (string, bool) {
-	s = strings.TrimLeft(strings.TrimSpace(s), "0")
-	if s == "" {
-		// "" has no order; an all-zero sequencer is the smallest one.
-		return "", false
-	}
-	if len(s) > SequencerWidth {
-		return "", false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return "", false
-		}
-	}
-	return notify.PadSequencer(s, SequencerWidth), true
 }
 
 // versionOf drops the "null" version id S3 reports for objects written while
