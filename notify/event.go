@@ -74,6 +74,31 @@ type Applier interface {
 	Apply(ctx context.Context, events []Event) error
 }
 
+// ApplyEach applies the events of several messages with one Apply, so that
+// one catalog commit covers them all. If that fails it applies them message
+// by message, so that one message that cannot be applied does not hold back
+// the others; Apply is idempotent, so what the failed call committed is
+// harmlessly committed again. It returns each message's error, nil once
+// applied.
+func ApplyEach(ctx context.Context, app Applier, msgs [][]Event) []error {
+	errs := make([]error, len(msgs))
+	var all []Event
+	for _, evs := range msgs {
+		all = append(all, evs...)
+	}
+	err := app.Apply(ctx, all)
+	switch {
+	case err == nil:
+	case len(msgs) == 1:
+		errs[0] = err
+	default:
+		for i, evs := range msgs {
+			errs[i] = app.Apply(ctx, evs)
+		}
+	}
+	return errs
+}
+
 // PadSequencer left-pads a hexadecimal or decimal sequencer with zeros to a
 // fixed width and lower-cases it, so that string comparison orders sequencers
 // of different lengths and cases correctly.

@@ -370,36 +370,21 @@ func (c *QueueConsumer) deleteAll(ctx context.Context, ims []*inflight) {
 	wg.Wait()
 }
 
-// apply applies the batch in one call; when that fails, message by message,
-// so that one message that cannot be applied does not hold back the others.
-// Apply is idempotent, so events applied by the failed batch call and again
-// singly are harmless.
+// apply applies the batch (see notify.ApplyEach) and records each message's
+// outcome.
 func (c *QueueConsumer) apply(ctx context.Context, pending []*inflight) {
-	var all []notify.Event
-	for _, im := range pending {
-		all = append(all, im.events...)
+	msgs := make([][]notify.Event, len(pending))
+	for i, im := range pending {
+		msgs[i] = im.events
 	}
-	err := c.app.Apply(ctx, all)
-	if err == nil {
-		for _, im := range pending {
-			im.applied = true
-			c.p.m.messages.WithLabelValues(outApplied).Inc()
+	for i, err := range notify.ApplyEach(ctx, c.app, msgs) {
+		if err != nil {
+			c.applyFailed(ctx, pending[i], err)
+			continue
 		}
-		return
+		pending[i].applied = true
+		c.p.m.messages.WithLabelValues(outApplied).Inc()
 	}
-	if len(pending) > 1 {
-		c.p.log.DebugContext(ctx, "azure queue batch not applied; applying message by message", "err", err, "messages", len(pending))
-		for _, im := range pending {
-			if err := c.app.Apply(ctx, im.events); err != nil {
-				c.applyFailed(ctx, im, err)
-				continue
-			}
-			im.applied = true
-			c.p.m.messages.WithLabelValues(outApplied).Inc()
-		}
-		return
-	}
-	c.applyFailed(ctx, pending[0], err)
 }
 
 func (c *QueueConsumer) applyFailed(ctx context.Context, im *inflight, err error) {

@@ -271,38 +271,27 @@ func (c *SQSConsumer) handleBatch(ctx context.Context, msgs []types.Message) {
 	}
 }
 
-// apply applies the batch's events in one call, so that one catalog commit
-// covers up to ten messages. If that fails, each message is applied on its
-// own, so that one failing message does not hold back the others.
+// apply applies the batch's messages (up to ten in one catalog commit, see
+// notify.ApplyEach) and records each one's outcome.
 func (c *SQSConsumer) apply(ctx context.Context, items []item) {
-	var all []notify.Event
 	var with []int
+	var msgs [][]notify.Event
 	for i := range items {
 		if len(items[i].events) > 0 {
-			all = append(all, items[i].events...)
 			with = append(with, i)
+			msgs = append(msgs, items[i].events)
 		}
 	}
 	if len(with) == 0 {
 		return
 	}
-	err := c.app.Apply(ctx, all)
-	if err == nil {
-		for _, i := range with {
-			items[i].ack, items[i].outcome = true, outApplied
-		}
-		return
-	}
-	if len(with) == 1 {
-		c.failed(ctx, &items[with[0]], err)
-		return
-	}
-	for _, i := range with {
-		if err := c.app.Apply(ctx, items[i].events); err != nil {
-			c.failed(ctx, &items[i], err)
+	for j, err := range notify.ApplyEach(ctx, c.app, msgs) {
+		it := &items[with[j]]
+		if err != nil {
+			c.failed(ctx, it, err)
 			continue
 		}
-		items[i].ack, items[i].outcome = true, outApplied
+		it.ack, it.outcome = true, outApplied
 	}
 }
 
