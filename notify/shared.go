@@ -2,6 +2,8 @@ package notify
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"sync"
@@ -40,6 +42,34 @@ func NewCounterVec(reg prometheus.Registerer, opts prometheus.CounterOpts, label
 		return c
 	}
 	return RegisterCounterVec(reg, c)
+}
+
+// Secret is a webhook's configured shared secret, kept as its SHA-256:
+// comparing digests keeps the comparison constant-time in the secret's
+// length too. The zero Secret (none configured) matches nothing.
+type Secret struct {
+	digest [sha256.Size]byte
+	set    bool
+}
+
+// NewSecret returns the Secret of s; an empty s is no secret.
+func NewSecret(s string) Secret {
+	if s == "" {
+		return Secret{}
+	}
+	return Secret{digest: sha256.Sum256([]byte(s)), set: true}
+}
+
+// IsSet says a secret is configured.
+func (s Secret) IsSet() bool { return s.set }
+
+// Match says got is the secret.
+func (s Secret) Match(got string) bool {
+	if !s.set {
+		return false
+	}
+	d := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(d[:], s.digest[:]) == 1
 }
 
 // Sleep waits d or until ctx ends; it reports whether d passed.

@@ -1,8 +1,6 @@
 package azure
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,13 +23,10 @@ const MaxBodySize = 1 << 20
 // webhook receives Event Grid deliveries over HTTP. The lead mounts it at
 // /webhooks/eventgrid/<source id>.
 type webhook struct {
-	app notify.Applier
-	p   *processor
-	// want is the SHA-256 of the configured secret; comparing digests keeps
-	// the comparison constant-time in the secret's length too.
-	want    [sha256.Size]byte
-	enabled bool
-	header  string
+	app    notify.Applier
+	p      *processor
+	secret notify.Secret
+	header string
 }
 
 // NewWebhook returns the handler of src.Notifications.EventGrid.
@@ -53,18 +48,16 @@ type webhook struct {
 //     over MaxBodySize (both counted; Event Grid does not retry those).
 func NewWebhook(src config.Source, app notify.Applier, log *slog.Logger, reg prometheus.Registerer) http.Handler {
 	h := &webhook{app: app, p: newProcessor(src, "webhook", log, reg)}
-	if eg := src.Notifications.EventGrid; eg != nil && eg.Secret != "" {
-		h.want, h.enabled, h.header = sha256.Sum256([]byte(eg.Secret)), true, eg.Header
-	} else {
+	if eg := src.Notifications.EventGrid; eg != nil {
+		h.secret, h.header = notify.NewSecret(eg.Secret), eg.Header
+	}
+	if !h.secret.IsSet() {
 		h.p.log.Error("event grid webhook has no secret configured: refusing every request")
 	}
 	return h
 }
 
 func (h *webhook) authorized(r *http.Request) bool {
-	if !h.enabled {
-		return false
-	}
 	var got string
 	if h.header != "" {
 		got = strings.TrimSpace(r.Header.Get(h.header))
@@ -74,16 +67,11 @@ func (h *webhook) authorized(r *http.Request) bool {
 	if got == "" {
 		return false
 	}
-	ok := h.matches(got)
+	ok := h.secret.Match(got)
 	if scheme, token, found := strings.Cut(got, " "); found && strings.EqualFold(scheme, "Bearer") {
-		ok = h.matches(strings.TrimSpace(token)) || ok
+		ok = h.secret.Match(strings.TrimSpace(token)) || ok
 	}
 	return ok
-}
-
-func (h *webhook) matches(s string) bool {
-	d := sha256.Sum256([]byte(s))
-	return subtle.ConstantTimeCompare(d[:], h.want[:]) == 1
 }
 
 func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -1,8 +1,6 @@
 package s3
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"io"
 	"log/slog"
@@ -19,12 +17,9 @@ import (
 // webhook receives S3-compatible notifications (MinIO, Ceph RGW) POSTed
 // over HTTP. The lead mounts it at /webhooks/s3/<source id>.
 type webhook struct {
-	app notify.Applier
-	p   *processor
-	// want is the SHA-256 of the configured token; comparing digests keeps
-	// the comparison constant-time in the token's length too.
-	want    [sha256.Size]byte
-	enabled bool
+	app   notify.Applier
+	p     *processor
+	token notify.Secret
 }
 
 // NewWebhook returns the handler of src.Notifications.Webhook.
@@ -42,24 +37,21 @@ type webhook struct {
 //     the sender retries.
 func NewWebhook(src config.Source, app notify.Applier, log *slog.Logger, reg prometheus.Registerer) http.Handler {
 	h := &webhook{app: app, p: newProcessor(src, "webhook", log, reg)}
-	if w := src.Notifications.Webhook; w != nil && w.Token != "" {
-		h.want, h.enabled = sha256.Sum256([]byte(w.Token)), true
-	} else {
+	if w := src.Notifications.Webhook; w != nil {
+		h.token = notify.NewSecret(w.Token)
+	}
+	if !h.token.IsSet() {
 		h.p.log.Error("s3 webhook has no token configured: refusing every request")
 	}
 	return h
 }
 
 func (h *webhook) authorized(r *http.Request) bool {
-	if !h.enabled {
-		return false
-	}
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(got[:], h.want[:]) == 1
+	return h.token.Match(strings.TrimSpace(token))
 }
 
 func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
