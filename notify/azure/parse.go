@@ -105,15 +105,6 @@ type Skip struct {
 	Detail string
 }
 
-// schema names the Event Grid delivery schema a parser insists on.
-type schema string
-
-const (
-	schemaAny         schema = ""
-	schemaEventGrid   schema = "eventgrid"
-	schemaCloudEvents schema = "cloudevents"
-)
-
 // Result is what one message held.
 type Result struct {
 	Events []notify.Event
@@ -157,20 +148,11 @@ type blobData struct {
 	DestinationURL string `json:"destinationUrl"`
 }
 
-// ParseEventGrid parses a message in the Event Grid schema.
-func ParseEventGrid(body []byte) (Result, error) { return parse(body, schemaEventGrid) }
-
-// ParseCloudEvents parses a message in the CloudEvents 1.0 schema
-// (structured mode: one event, or a batch array).
-func ParseCloudEvents(body []byte) (Result, error) { return parse(body, schemaCloudEvents) }
-
 // Parse parses a message in either schema, telling them apart per event by
 // CloudEvents' specversion attribute. A subscription's schema is a setting
 // on the Azure side; accepting both keeps a change there from silently
 // dropping events.
-func Parse(body []byte) (Result, error) { return parse(body, schemaAny) }
-
-func parse(body []byte, want schema) (Result, error) {
+func Parse(body []byte) (Result, error) {
 	elems, err := splitEvents(body)
 	if err != nil {
 		return Result{}, err
@@ -189,7 +171,7 @@ func parse(body []byte, want schema) (Result, error) {
 			}
 			continue
 		}
-		evs, skip := convert(&env, want)
+		evs, skip := convert(&env)
 		if skip != nil {
 			res.Skips = append(res.Skips, *skip)
 			if skip.Reason == ReasonMalformed {
@@ -232,7 +214,7 @@ func splitEvents(body []byte) ([]json.RawMessage, error) {
 }
 
 // convert turns one event into changes, or says why it does not.
-func convert(env *envelope, want schema) ([]notify.Event, *Skip) {
+func convert(env *envelope) ([]notify.Event, *Skip) {
 	isCE := env.SpecVersion != ""
 	typ, when := env.EventType, env.EventTime
 	if isCE {
@@ -242,10 +224,6 @@ func convert(env *envelope, want schema) ([]notify.Event, *Skip) {
 		return &Skip{ID: env.ID, Type: typ, Reason: ReasonMalformed, Detail: fmt.Sprintf(format, args...)}
 	}
 	switch {
-	case want == schemaEventGrid && isCE:
-		return nil, bad("a CloudEvents event where the Event Grid schema is expected")
-	case want == schemaCloudEvents && !isCE:
-		return nil, bad("no specversion: not a CloudEvents event")
 	case isCE && env.SpecVersion != ceSpecVersion:
 		return nil, bad("CloudEvents specversion %q, want %s", env.SpecVersion, ceSpecVersion)
 	case typ == "":

@@ -118,9 +118,9 @@ const egValidation = `[{
   "dataVersion": "1"
 }]`
 
-func mustParse(t *testing.T, f func([]byte) (Result, error), body string) Result {
+func mustParse(t *testing.T, body string) Result {
 	t.Helper()
-	res, err := f([]byte(body))
+	res, err := Parse([]byte(body))
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
@@ -129,7 +129,7 @@ func mustParse(t *testing.T, f func([]byte) (Result, error), body string) Result
 }
 
 func TestParseEventGridCreated(t *testing.T) {
-	res := mustParse(t, ParseEventGrid, egCreated)
+	res := mustParse(t, egCreated)
 	if len(res.Events) != 1 || len(res.Skips) != 0 {
 		t.Fatalf("got %+v", res)
 	}
@@ -152,7 +152,7 @@ func TestParseEventGridCreated(t *testing.T) {
 }
 
 func TestParseEventGridDeletedSingleObject(t *testing.T) {
-	res := mustParse(t, ParseEventGrid, egDeleted)
+	res := mustParse(t, egDeleted)
 	if len(res.Events) != 1 {
 		t.Fatalf("got %+v", res)
 	}
@@ -166,7 +166,7 @@ func TestParseEventGridDeletedSingleObject(t *testing.T) {
 }
 
 func TestParseCloudEvents(t *testing.T) {
-	res := mustParse(t, ParseCloudEvents, ceCreated)
+	res := mustParse(t, ceCreated)
 	if len(res.Events) != 1 {
 		t.Fatalf("got %+v", res)
 	}
@@ -175,7 +175,7 @@ func TestParseCloudEvents(t *testing.T) {
 		t.Errorf("got %+v", e)
 	}
 
-	res = mustParse(t, ParseCloudEvents, ceRenamed)
+	res = mustParse(t, ceRenamed)
 	if len(res.Events) != 2 || len(res.Skips) != 1 || res.Skips[0].Reason != ReasonDirectory {
 		t.Fatalf("got %+v", res)
 	}
@@ -188,13 +188,8 @@ func TestParseCloudEvents(t *testing.T) {
 	}
 }
 
-func TestParseSchemaMismatch(t *testing.T) {
-	if _, err := ParseEventGrid([]byte(ceCreated)); !errors.Is(err, ErrMalformed) {
-		t.Errorf("CloudEvents body through the Event Grid parser: %v", err)
-	}
-	if _, err := ParseCloudEvents([]byte(egCreated)); !errors.Is(err, ErrMalformed) {
-		t.Errorf("Event Grid body through the CloudEvents parser: %v", err)
-	}
+// Both schemas parse, whichever a subscription is set to.
+func TestParseEitherSchema(t *testing.T) {
 	for _, b := range []string{egCreated, egDeleted, ceCreated, ceRenamed} {
 		if res, err := Parse([]byte(b)); err != nil || len(res.Events) == 0 {
 			t.Errorf("Parse: %v, %+v", err, res)
@@ -203,17 +198,17 @@ func TestParseSchemaMismatch(t *testing.T) {
 }
 
 func TestParseSkips(t *testing.T) {
-	res := mustParse(t, Parse, egTier)
+	res := mustParse(t, egTier)
 	if len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Reason != ReasonEventType || res.Skips[0].Type != "Microsoft.Storage.BlobTierChanged" {
 		t.Errorf("tier change: %+v", res)
 	}
-	res = mustParse(t, Parse, egValidation)
+	res = mustParse(t, egValidation)
 	if len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Reason != ReasonEventGrid {
 		t.Errorf("validation event: %+v", res)
 	}
 	// One bad event among good ones is skipped; the rest stand.
 	mixed := `[` + egDeleted + `, {"eventType": "Microsoft.Storage.BlobCreated", "subject": "/nope"}, 7]`
-	res = mustParse(t, Parse, mixed)
+	res = mustParse(t, mixed)
 	if len(res.Events) != 1 || len(res.Skips) != 2 || res.Skips[0].Reason != ReasonMalformed || res.Skips[1].Reason != ReasonMalformed {
 		t.Errorf("mixed: %+v", res)
 	}

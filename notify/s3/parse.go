@@ -116,42 +116,6 @@ func parseBody(body []byte, allowSNS bool) (Result, error) {
 	return env.parse(allowSNS)
 }
 
-// ParseRecords parses a {"Records":[...]} body (AWS S3, Ceph RGW, or a
-// MinIO wrapper) or an s3:TestEvent.
-func ParseRecords(body []byte) (Result, error) {
-	return parseAs(body, func(e *envelope) bool { return e.isTest() || e.Records != nil })
-}
-
-// ParseMinIO parses MinIO's webhook body {"EventName","Key","Records":[...]}.
-func ParseMinIO(body []byte) (Result, error) {
-	return parseAs(body, func(e *envelope) bool { return e.Records != nil && e.EventName != "" })
-}
-
-// ParseSNS parses an SNS envelope whose Message is S3 records, an
-// s3:TestEvent or an EventBridge event.
-func ParseSNS(body []byte) (Result, error) {
-	return parseAs(body, (*envelope).isSNS)
-}
-
-// ParseEventBridge parses an EventBridge event as delivered to SQS.
-func ParseEventBridge(body []byte) (Result, error) {
-	return parseAs(body, (*envelope).isEventBridge)
-}
-
-func parseAs(body []byte, is func(*envelope) bool) (Result, error) {
-	if len(body) > MaxBodySize {
-		return Result{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(body), MaxBodySize)
-	}
-	var env envelope
-	if err := unmarshalObject(body, &env); err != nil {
-		return Result{}, err
-	}
-	if !is(&env) {
-		return Result{}, fmt.Errorf("%w: not this format", ErrMalformed)
-	}
-	return env.parse(true)
-}
-
 // unmarshalObject decodes a JSON object into v, refusing anything else
 // (arrays, strings, trailing garbage).
 func unmarshalObject(body []byte, v any) error {
