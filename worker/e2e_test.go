@@ -90,9 +90,16 @@ type running struct {
 	done   chan error
 }
 
-func start(t *testing.T, cfg *config.Config) *running {
+// start runs a worker on cfg until the test ends (or stop), with opts
+// (Log and FlushTimeout are set here).
+func start(t testing.TB, cfg *config.Config, opts ...worker.Options) *running {
 	t.Helper()
-	w, err := worker.New(context.Background(), cfg, worker.Options{Log: quietLog(), FlushTimeout: 2 * time.Second})
+	var o worker.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.Log, o.FlushTimeout = quietLog(), 2*time.Second
+	w, err := worker.New(context.Background(), cfg, o)
 	if err != nil {
 		t.Fatalf("worker: %v", err)
 	}
@@ -103,7 +110,7 @@ func start(t *testing.T, cfg *config.Config) *running {
 	return r
 }
 
-func (r *running) stop(t *testing.T) {
+func (r *running) stop(t testing.TB) {
 	if r.cancel == nil {
 		return
 	}
@@ -116,33 +123,6 @@ func (r *running) stop(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("worker did not stop within 30 s")
-	}
-	r.Close()
-}
-
-// startB and stopB are start and stop for benchmarks.
-func startB(b *testing.B, cfg *config.Config) *running {
-	b.Helper()
-	return startWithB(b, cfg, worker.Options{})
-}
-
-func startWithB(b *testing.B, cfg *config.Config, opts worker.Options) *running {
-	b.Helper()
-	opts.Log, opts.FlushTimeout = quietLog(), 2*time.Second
-	w, err := worker.New(context.Background(), cfg, opts)
-	if err != nil {
-		b.Fatalf("worker: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{Worker: w, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- w.Run(ctx) }()
-	return r
-}
-
-func (r *running) stopB(b *testing.B) {
-	r.cancel()
-	if err := <-r.done; err != nil {
-		b.Error(err)
 	}
 	r.Close()
 }

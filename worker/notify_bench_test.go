@@ -116,7 +116,7 @@ func benchNotify(b *testing.B, window time.Duration, rate, n int, q *sqsQueue) {
 		return i
 	}
 	acked, nAcked, allAcked := make([]time.Time, n), 0, make(chan struct{})
-	w := startWithB(b, cfg, worker.Options{OnPublish: func(ev events.CloudEvent) {
+	w := start(b, cfg, worker.Options{OnPublish: func(ev events.CloudEvent) {
 		// Called by the source's one publisher goroutine, in order.
 		now := time.Now()
 		for _, c := range ev.Data.Changes {
@@ -274,7 +274,7 @@ func benchNotify(b *testing.B, window time.Duration, rate, n int, q *sqsQueue) {
 	b.ReportMetric(ms(toAck[n*99/100]), "p99-ms")
 	b.ReportMetric(ms(since(at(sent), func(i int) time.Time { return delivered[fmt.Sprintf("k/%06d.jpg", i)] })[n*99/100]), "sent-p99-ms")
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "notifications/s")
-	w.stopB(b)
+	w.stop(b)
 }
 
 func drainedB(b *testing.B, w *running) {

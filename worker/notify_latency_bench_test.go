@@ -140,8 +140,8 @@ func benchGCSLatency(b *testing.B, window time.Duration, rate int, dur time.Dura
 	src := config.Source{ID: "bench", Provider: "gcs", Bucket: bucket}
 	src.Notifications.PubSub = &config.PubSub{Project: gcsProject, Subscription: sub}
 	cfg := latencyConfig(b, nt.URL, window, rate, src)
-	w := startB(b, cfg)
-	defer w.stopB(b)
+	w := start(b, cfg)
+	defer w.stop(b) // before the next iteration starts another
 	drainedB(b, w)
 
 	// Overwrite every object and build the notification GCS would publish
@@ -271,8 +271,8 @@ func benchAzureLatency(b *testing.B, window time.Duration, rate int, dur time.Du
 	src := config.Source{ID: "bench", Provider: "azure", Container: container, Azure: config.Azure{ConnectionString: conn}}
 	src.Notifications.StorageQueue = &config.StorageQueue{Queue: queueName}
 	cfg := latencyConfig(b, nt.URL, window, rate, src)
-	w := startB(b, cfg)
-	defer w.stopB(b)
+	w := start(b, cfg)
+	defer w.stop(b) // before the next iteration starts another
 	drainedB(b, w)
 
 	const body = "version 2"
