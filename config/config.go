@@ -68,6 +68,16 @@ type HTTP struct {
 	// Listen is "host:port" (default 127.0.0.1:8080), or "off" for no
 	// listener (a one-shot job, or tests that call Worker.Handler).
 	Listen string `yaml:"listen"`
+	Auth   Auth   `yaml:"auth"`
+}
+
+// Auth holds the bearer tokens the HTTP side accepts. Endpoints that serve
+// data (/status, /catalog/...) take any of Tokens; admin endpoints take any
+// of AdminTokens. With no tokens, data endpoints are open only on a loopback
+// listener.
+type Auth struct {
+	Tokens      []string `yaml:"tokens"`
+	AdminTokens []string `yaml:"adminTokens"`
 }
 
 // Events tunes how changes become events.
