@@ -7,9 +7,12 @@
 #   base   bench/listloop: a bare aws-sdk-go-v2 ListObjectsV2 loop (the baseline)
 #   first  `syncer scan --publish=false` into a fresh catalog
 #   rescan `syncer scan --publish=false` again, nothing changed in the bucket
+#   import `syncer scan` (publishing, as a user runs it) into another fresh
+#          catalog, with an embedded NATS: the listing, the commits, the
+#          events and dropping the published outbox
 #   open   `syncer catalog stats` on the filled catalog: the fixed cost of
 #          opening it, which every scan pays
-# interleaved as base, first, rescan, base, first, rescan, ..., base, so that
+# interleaved as base, first, rescan, import, base, ..., base, so that
 # every scan has a baseline just before and just after it. Ratios use the mean
 # of those two baselines, per round, and the median over rounds.
 #
@@ -73,10 +76,10 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 # No shared config or IMDS lookups on the way to the local server.
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
 
-config() { # config ROUND: a config whose catalog lives in $WORK/catROUND
+config() { # config ROUND [NATSPORT]: a config whose catalog lives in $WORK/catROUND
 	cat >"$WORK/cfg$1.yaml" <<EOF
-# NATS is not used: the scans run with --publish=false.
-nats: {url: embedded}
+# NATS is used by the import runs only; the others run with --publish=false.
+nats: {url: embedded, listen: "127.0.0.1:${2:-4222}"}
 catalog: {path: "$WORK/cat$1"}
 sources:
   - id: bench
@@ -111,6 +114,7 @@ datahash() { tail -c +$((2 * 4096 + 1)) "$WORK/cat$1/catalog.db" | md5sum | cut 
 
 baseline() { measure "base$1" "$BIN/listloop" -endpoint "$URL" -bucket bench; }
 scan() { measure "$1" "$BIN/syncer" scan --config "$WORK/cfg$2.yaml" --source bench --publish=false; }
+import_() { measure "$1" "$BIN/syncer" scan --config "$WORK/cfg$2.yaml" --source bench; }
 
 CHECKS=$WORK/checks.txt
 : >"$CHECKS"
@@ -127,6 +131,9 @@ for r in $(seq 1 "$ROUNDS"); do
 	[[ $s0 == "$s1" && $h0 == "$h1" && $z0 == "$z1" && $t1 == "$t0" ]] || ok=NO
 	printf 'rescan%s zero-writes=%s stats: %s -> %s; size %s -> %s; data pages %s; bbolt txid %s -> %s\n' \
 		"$r" "$ok" "$s0" "$s1" "$z0" "$z1" "$([[ $h0 == "$h1" ]] && echo identical || echo CHANGED)" "$t0" "$t1" >>"$CHECKS"
+	config "i$r" $((20000 + RANDOM % 20000))
+	import_ "import$r" "i$r"
+	rm -rf "$WORK/cati$r"
 	if ((r < ROUNDS)); then
 		rm -rf "$WORK/cat$r" # a 1M-object catalog is a few hundred MB
 	fi
@@ -136,7 +143,7 @@ measure open "$BIN/syncer" catalog stats --config "$WORK/cfg$ROUNDS.yaml"
 DBSIZE=$(stat -c %s "$WORK/cat$ROUNDS/catalog.db")
 
 # Reconcile's own duration, from the scan summary ("... in 1.234s").
-for f in "$WORK"/first*.out "$WORK"/rescan*.out; do
+for f in "$WORK"/first*.out "$WORK"/rescan*.out "$WORK"/import*.out; do
 	printf '%s %s\n' "$(basename "$f" .out)" "$(sed -n 's/.* in \([0-9.a-zµ]*\)$/\1/p' "$f")"
 done >"$WORK/internal.txt"
 
@@ -178,15 +185,16 @@ done >"$WORK/internal.txt"
 		print ""
 		print "Ratios to the mean of the baselines just before and after each scan (wall time; client CPU time in brackets):"
 		print ""
-		print "| round | first / base | rescan / base |"
-		print "|---|---:|---:|"
+		print "| round | first / base | rescan / base | import / base |"
+		print "|---|---:|---:|---:|"
 		for (r = 1; r <= rounds; r++) {
 			b = (wall["base" r] + wall["base" (r+1)]) / 2; bc = (cpu["base" r] + cpu["base" (r+1)]) / 2
 			fw[r] = wall["first" r] / b; rw[r] = wall["rescan" r] / b
 			fc[r] = cpu["first" r] / bc; rc[r] = cpu["rescan" r] / bc
-			printf "| %d | %.2f× (%.2f×) | %.2f× (%.2f×) |\n", r, fw[r], fc[r], rw[r], rc[r]
+			iw[r] = wall["import" r] / b; ic[r] = cpu["import" r] / bc
+			printf "| %d | %.2f× (%.2f×) | %.2f× (%.2f×) | %.2f× (%.2f×) |\n", r, fw[r], fc[r], rw[r], rc[r], iw[r], ic[r]
 		}
-		printf "| median | **%.2f×** (%.2f×) | **%.2f×** (%.2f×) |\n", med(fw, rounds), med(fc, rounds), med(rw, rounds), med(rc, rounds)
+		printf "| median | **%.2f×** (%.2f×) | **%.2f×** (%.2f×) | **%.2f×** (%.2f×) |\n", med(fw, rounds), med(fc, rounds), med(rw, rounds), med(rc, rounds), med(iw, rounds), med(ic, rounds)
 		ma = 0; for (k = 1; k <= nr; k++) if (order[k] ~ /^(first|rescan)/ && anon[order[k]] > ma) ma = anon[order[k]]
 		print ""
 		printf "Peak anonymous RSS of any scan: **%.1f MB** (target ≤ 64 MB).\n", ma

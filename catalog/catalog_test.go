@@ -17,7 +17,7 @@ import (
 
 // openT opens a catalog in dir and closes it when the test ends (a test that
 // closes it itself gets the harmless second Close).
-func openT(t *testing.T, dir string) *Catalog {
+func openT(t testing.TB, dir string) *Catalog {
 	t.Helper()
 	c, err := Open(dir)
 	if err != nil {
@@ -910,4 +910,38 @@ func TestNotificationOlderThanTheRecordedStateIsSkipped(t *testing.T) {
 	wantOps(t, commit(t, s, note(obj("k", "", 0), true, t0.Add(2*time.Second), "04")), "deleted k 3")
 	// Without an event time (a stat decided it) nothing is skipped.
 	wantOps(t, commit(t, s, Mutation{Object: b, Origin: Notification}), "added k 4")
+}
+
+// An ack larger than one chunk deletes exactly what it covers, over several
+// transactions, and an ack of everything leaves a working outbox behind.
+func TestAckInChunks(t *testing.T) {
+	c := openT(t, t.TempDir())
+	s := c.Source("src", providers.ByteOrder)
+	ctx := context.Background()
+	n := 3*ackChunkSize + 17
+	fillOutbox(t, s, n)
+
+	through := uint64(2*ackChunkSize + 5)
+	if err := s.Ack(ctx, through); err != nil {
+		t.Fatal(err)
+	}
+	left := outbox(t, s, 0)
+	if len(left) != n-int(through) || left[0].Seq != through+1 || left[len(left)-1].Seq != uint64(n) {
+		t.Fatalf("after Ack(%d): %d left, %d..%d; want %d left, %d..%d",
+			through, len(left), left[0].Seq, left[len(left)-1].Seq, n-int(through), through+1, n)
+	}
+	if st := stats(t, s); st.Pending != uint64(n)-through || st.Objects != uint64(n) {
+		t.Fatalf("Stats = %+v", st)
+	}
+
+	if err := s.Ack(ctx, uint64(n)); err != nil {
+		t.Fatal(err)
+	}
+	if st := stats(t, s); st.Pending != 0 || st.LastSeq != uint64(n) || st.Objects != uint64(n) {
+		t.Fatalf("Stats after acking everything = %+v", st)
+	}
+	wantOps(t, commit(t, s, upsert(obj("z-new", "e", 1))), fmt.Sprintf("added z-new %d", n+1))
+	if got := outbox(t, s, 0); len(got) != 1 || got[0].Seq != uint64(n+1) {
+		t.Fatalf("outbox after a new commit = %v", got)
+	}
 }
