@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -69,9 +70,8 @@ func substitute(data []byte) ([]byte, *refs) {
 // lookupRef returns the placeholder's reference.
 func (r *refs) lookupRef(ph string) *ref {
 	m := r.re.FindStringSubmatch(ph)
-	var i int
-	fmt.Sscan(m[1], &i)
-	if i < 0 || i >= len(r.list) {
+	i, err := strconv.Atoi(m[1])
+	if err != nil || i < 0 || i >= len(r.list) {
 		return nil
 	}
 	return &r.list[i]
