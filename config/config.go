@@ -49,7 +49,8 @@ const DefaultVerifyAfter = 10 * time.Second
 
 // NATS says where events go.
 type NATS struct {
-	// URL of the NATS server, or "embedded" to run one in-process.
+	// URL of the NATS server (several comma-separated), or "embedded" to
+	// run one in-process. Required: a file must say where events go.
 	URL           string `yaml:"url"`
 	Stream        string `yaml:"stream"`
 	SubjectPrefix string `yaml:"subjectPrefix"`
