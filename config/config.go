@@ -4,8 +4,10 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -47,7 +49,8 @@ const DefaultVerifyAfter = 10 * time.Second
 
 // NATS says where events go.
 type NATS struct {
-	// URL of the NATS server, or "embedded" to run one in-process.
+	// URL of the NATS server (several comma-separated), or "embedded" to
+	// run one in-process. Required: a file must say where events go.
 	URL           string `yaml:"url"`
 	Stream        string `yaml:"stream"`
 	SubjectPrefix string `yaml:"subjectPrefix"`
@@ -217,32 +220,30 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes and validates a configuration. lookup resolves ${VAR}.
 func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	text, r := substitute(data)
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, err
+	if err := yaml.Unmarshal(text, &root); err != nil {
+		// A syntax error may quote the text near it; put the references
+		// back as written (never a variable's value: none is expanded yet).
+		return nil, fmt.Errorf("%s", r.restore(err.Error()))
 	}
 	cfg := &Config{}
-	if root.Kind == 0 { // empty file
-		cfg.setDefaults()
-		return cfg, cfg.Validate()
-	}
-	if err := expand(&root, "", lookup); err != nil {
-		return nil, err
-	}
-	if err := checkKeys(&root, typeOf(cfg), ""); err != nil {
-		return nil, err
-	}
-	if err := root.Decode(cfg); err != nil {
-		return nil, err
+	if root.Kind != 0 { // not an empty file
+		if err := r.expand(&root, "", lookup); err != nil {
+			return nil, err
+		}
+		if errs := r.check(&root, typeOf(cfg), ""); len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
+		if err := root.Decode(cfg); err != nil {
+			return nil, scrub(err)
+		}
 	}
 	cfg.setDefaults()
 	return cfg, cfg.Validate()
 }
 
 func (c *Config) setDefaults() {
-	if c.NATS.URL == "" {
-		c.NATS.URL = "embedded"
-	}
 	if c.NATS.Stream == "" {
 		c.NATS.Stream = DefaultStream
 	}
@@ -308,6 +309,22 @@ func (c *Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	switch c.NATS.URL {
+	case "":
+		bad("nats.url", `is required: the NATS server events go to (nats://host:4222), or "embedded" to run one inside syncer`)
+	default:
+		if err := checkNATSURL(c.NATS.URL); err != nil {
+			bad("nats.url", "%v", err)
+		}
+	}
+	if err := checkListen(c.NATS.Listen); err != nil {
+		bad("nats.listen", "%v", err)
+	}
+	if c.HTTP.Listen != "off" {
+		if err := checkListen(c.HTTP.Listen); err != nil {
+			bad("http.listen", `%v; or "off" for no listener`, err)
+		}
 	}
 	if !streamRe.MatchString(c.NATS.Stream) {
 		bad("nats.stream", "%q is not a valid stream name (use A-Z a-z 0-9 _ -)", c.NATS.Stream)
@@ -407,6 +424,51 @@ func (s *Source) validateProvider(f string, bad func(field, format string, args 
 	default:
 		bad(f+".provider", "%q is not one of s3, gcs, azure, local", s.Provider)
 	}
+	url := func(field, v string) {
+		if v == "" {
+			return
+		}
+		if err := checkHTTPURL(v); err != nil {
+			bad(f+"."+field, "%v", err)
+		}
+	}
+	url("s3.endpoint", s.S3.Endpoint)
+	url("gcs.endpoint", s.GCS.Endpoint)
+	url("azure.accountURL", s.Azure.AccountURL)
+	if s.Provider == "azure" {
+		a := &s.Azure
+		if a.ConnectionString != "" {
+			if err := checkConnectionString(a.ConnectionString, "Blob"); err != nil {
+				bad(f+".azure.connectionString", "%v", err)
+			}
+		}
+		if a.AccountKey != "" {
+			if _, err := base64.StdEncoding.DecodeString(a.AccountKey); err != nil {
+				bad(f+".azure.accountKey", "is not valid base64 (copy it whole from the storage account's access keys)")
+			}
+		}
+	}
+	if q := n.SQS; q != nil {
+		url("notifications.sqs.queueURL", q.QueueURL)
+		url("notifications.sqs.endpoint", q.Endpoint)
+		if q.Concurrency < 0 {
+			bad(f+".notifications.sqs.concurrency", "must not be negative")
+		}
+		if q.VisibilityTimeout < 0 {
+			bad(f+".notifications.sqs.visibilityTimeout", "must not be negative")
+		}
+		if q.WaitTime < 0 {
+			bad(f+".notifications.sqs.waitTime", "must not be negative")
+		}
+	}
+	if ps := n.PubSub; ps != nil && ps.Endpoint != "" {
+		if err := checkHostPort(ps.Endpoint); err != nil {
+			bad(f+".notifications.pubsub.endpoint", "%v", err)
+		}
+	}
+	if sq := n.StorageQueue; sq != nil && s.Provider == "azure" {
+		s.validateStorageQueue(f+".notifications.storageQueue", bad)
+	}
 	only := func(field, provider string, set bool) {
 		if set && s.Provider != provider {
 			bad(f+"."+field, "applies to provider %s, not %q", provider, s.Provider)
@@ -431,10 +493,77 @@ func (s *Source) validateProvider(f string, bad func(field, format string, args 
 			bad(f+".notifications.pubsub.subscription", "is required")
 		}
 	}
-	if n.StorageQueue != nil && n.StorageQueue.Queue == "" {
-		bad(f+".notifications.storageQueue.queue", "is required")
-	}
 	if n.EventGrid != nil && n.EventGrid.Secret == "" {
 		bad(f+".notifications.eventGrid.secret", "is required: the webhook refuses unauthenticated requests")
 	}
+}
+
+// Storage Queue limits, as notify/azure's consumer applies them at start-up.
+const (
+	poisonQueueSuffix  = "-poison"
+	maxQueueVisibility = 7 * 24 * time.Hour
+)
+
+// validateStorageQueue checks what notify/azure.NewQueueConsumer would
+// refuse at start-up, so that `config check` refuses it first.
+func (s *Source) validateStorageQueue(f string, bad func(field, format string, args ...any)) {
+	sq := s.Notifications.StorageQueue
+	if sq.Queue == "" {
+		bad(f+".queue", "is required")
+	} else if err := checkQueueName(sq.Queue); err != nil {
+		bad(f+".queue", "%v", err)
+	} else {
+		switch {
+		case sq.PoisonQueue == "":
+			if err := checkQueueName(sq.Queue + poisonQueueSuffix); err != nil {
+				bad(f+".queue", "the poison queue's default name (queue + %q) %v; set poisonQueue", poisonQueueSuffix, strings.TrimPrefix(err.Error(), fmt.Sprintf("%q ", sq.Queue+poisonQueueSuffix)))
+			}
+		case sq.PoisonQueue == sq.Queue:
+			bad(f+".poisonQueue", "must differ from the queue")
+		}
+	}
+	if sq.PoisonQueue != "" {
+		if err := checkQueueName(sq.PoisonQueue); err != nil {
+			bad(f+".poisonQueue", "%v", err)
+		}
+	}
+	if sq.VisibilityTimeout < 0 {
+		bad(f+".visibilityTimeout", "must not be negative")
+	} else if sq.VisibilityTimeout.Round(time.Second) > maxQueueVisibility {
+		bad(f+".visibilityTimeout", "%v exceeds the service's limit of 7 days (168h)", sq.VisibilityTimeout)
+	}
+	if sq.MaxDequeueCount < 0 {
+		bad(f+".maxDequeueCount", "must not be negative")
+	}
+	switch {
+	case sq.ConnectionString != "":
+		if err := checkConnectionString(sq.ConnectionString, "Queue"); err != nil {
+			bad(f+".connectionString", "%v", err)
+		}
+	case sq.AccountURL != "":
+		if err := checkHTTPURL(sq.AccountURL); err != nil {
+			bad(f+".accountURL", "%v", err)
+		}
+	case s.Azure.ConnectionString != "":
+		// The consumer reuses the source's connection string: it must
+		// name the queue service too.
+		if err := checkConnectionString(s.Azure.ConnectionString, "Queue"); err != nil {
+			bad(f+".connectionString", "is required: azure.connectionString cannot reach the queue service (%v)", err)
+		}
+	default:
+		if !derivesQueueURL(s.Azure.AccountURL) {
+			bad(f+".accountURL", "is required: it cannot be derived from azure.accountURL (only https://ACCOUNT.blob.… becomes https://ACCOUNT.queue.…)")
+		}
+	}
+}
+
+// derivesQueueURL reports whether the consumer can derive the queue service
+// URL from the blob account URL, as notify/azure does.
+func derivesQueueURL(blobURL string) bool {
+	u, err := neturl.Parse(blobURL)
+	if err != nil || blobURL == "" {
+		return false
+	}
+	acct, rest, ok := strings.Cut(u.Host, ".")
+	return ok && acct != "" && strings.HasPrefix(rest, "blob.")
 }

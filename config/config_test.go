@@ -17,8 +17,19 @@ func env(vars map[string]string) func(string) (string, bool) {
 	}
 }
 
+// withNATS appends the nats.url every file must have to a test document that
+// is about something else and has no nats block. Appending keeps the lines
+// the tests assert on.
+func withNATS(doc string) string {
+	if strings.Contains(doc, "nats:") || strings.HasPrefix(strings.TrimSpace(doc), "{") {
+		return doc
+	}
+	return doc + "\nnats: {url: embedded}\n"
+}
+
 func parse(t *testing.T, doc string, vars map[string]string) *Config {
 	t.Helper()
+	doc = withNATS(doc)
 	cfg, err := Parse([]byte(doc), env(vars))
 	if err != nil {
 		t.Fatalf("Parse:\n%s\nerr: %v", doc, err)
@@ -29,6 +40,7 @@ func parse(t *testing.T, doc string, vars map[string]string) *Config {
 // parseErr parses doc and checks that the error contains every want.
 func parseErr(t *testing.T, doc string, vars map[string]string, want ...string) error {
 	t.Helper()
+	doc = withNATS(doc)
 	_, err := Parse([]byte(doc), env(vars))
 	if err == nil {
 		t.Fatalf("Parse accepted:\n%s", doc)
@@ -82,8 +94,20 @@ func TestIssueExample(t *testing.T) {
 	}
 }
 
+// A file must say where NATS is: a file without nats.url, even an empty one,
+// is an error, never a silent embedded server nobody else can reach.
+func TestNATSURLRequired(t *testing.T) {
+	for _, doc := range []string{"", "\n", "# only a comment\n", "{}\n", "nats: {stream: S}\n",
+		"sources:\n  - {id: a, provider: local, path: /p}\n", "nats: {url: \"\"}\n"} {
+		_, err := Parse([]byte(doc), env(nil))
+		if err == nil || !strings.Contains(err.Error(), "nats.url: is required") || !strings.Contains(err.Error(), "embedded") {
+			t.Errorf("Parse(%q) = %v, want nats.url required", doc, err)
+		}
+	}
+}
+
 func TestEmptyFile(t *testing.T) {
-	for _, doc := range []string{"", "\n", "# only a comment\n"} {
+	for _, doc := range []string{"nats: {url: embedded}\n", "nats:\n  url: embedded\n# only a comment\n"} {
 		cfg := parse(t, doc, nil)
 		checkDefaults(t, cfg)
 		if len(cfg.Sources) != 0 {
@@ -224,7 +248,7 @@ sources:
       pathStyle: ${PS}
     notifications:
       sqs:
-        queueURL: q
+        queueURL: http://127.0.0.1:4566/000000000000/q
         concurrency: ${N}
         waitTime: ${W:-250ms}
 `, map[string]string{"PS": "true", "N": "42", "NUM": "0x1F"})
@@ -307,7 +331,7 @@ sources:
     container: c
     azure: {accountURL: "https://a.blob.core.windows.net"}
     notifications:
-      storageQueue: {queue: q, visibilityTimeout: 1m30s}
+      storageQueue: {queue: events, visibilityTimeout: 1m30s}
 `, nil)
 	if cfg.Events.CoalesceWindow != 250*time.Millisecond {
 		t.Errorf("coalesceWindow = %v", cfg.Events.CoalesceWindow)
@@ -320,7 +344,7 @@ sources:
 	if v := parse(t, "notify: {verifyAfter: 30s}\n", nil).Notify.VerifyAfter; v != 30*time.Second {
 		t.Errorf("notify.verifyAfter = %v", v)
 	}
-	if v := parse(t, "{}\n", nil).Notify.VerifyAfter; v != DefaultVerifyAfter {
+	if v := parse(t, "nats: {url: embedded}\n", nil).Notify.VerifyAfter; v != DefaultVerifyAfter {
 		t.Errorf("notify.verifyAfter default = %v, want %v", v, DefaultVerifyAfter)
 	}
 	parseErr(t, "notify: {verifyAfter: -1s}\n", nil, "notify.verifyAfter", "negative")
@@ -420,14 +444,14 @@ sources:
   - id: az
     provider: azure
     container: c
-    azure: {connectionString: "UseDevelopmentStorage=true"}
+    azure: {connectionString: "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"}
     notifications:
-      storageQueue: {queue: q}
+      storageQueue: {queue: events}
       eventGrid: {secret: s, header: X-Secret}
   - id: az2
     provider: azure
     container: c
-    azure: {accountURL: u, accountName: n, accountKey: k}
+    azure: {accountURL: "https://n.blob.core.windows.net", accountName: n, accountKey: a2V5}
   - {id: l, provider: local, path: ., schedule: "@hourly"}
 log: {level: DEBUG, format: json}
 `, nil)
@@ -439,7 +463,7 @@ log: {level: DEBUG, format: json}
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "syncer.yaml")
-	if err := os.WriteFile(p, []byte("sources:\n  - {id: a, provider: local, path: /p}\n"), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte("nats: {url: embedded}\nsources:\n  - {id: a, provider: local, path: /p}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := Load(p)
@@ -470,6 +494,7 @@ func TestQuotedWholeReferenceTakesTheValuesType(t *testing.T) {
 	env := map[string]string{"PS": "true", "N": "7", "B": "0123"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cfg, err := Parse([]byte(`
+nats: {url: embedded}
 events: {maxChanges: "${N}"}
 sources:
   - {id: a, provider: s3, bucket: "${B}", s3: {pathStyle: "${PS}"}}

@@ -2,8 +2,9 @@ package providers
 
 import (
 	"fmt"
-	"path"
 	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
 )
 
 // Filter decides which keys belong to a source: those below Prefix that match
@@ -13,7 +14,8 @@ import (
 // A glob without a slash matches the last path segment at any depth, so
 // "*.jpg" matches "a/b/c.jpg". A glob with a slash matches the whole relative
 // key segment by segment, and "**" stands for any number of segments:
-// "thumbs/**" or "**/raw/*.png".
+// "thumbs/**" or "**/raw/*.png". Braces give alternatives: "*.{jpg,png}".
+// The syntax is github.com/bmatcuk/doublestar/v4's.
 type Filter struct {
 	Prefix  string
 	Include []string
@@ -25,15 +27,28 @@ func CheckGlob(g string) error {
 	if g == "" {
 		return fmt.Errorf("empty glob")
 	}
-	for _, seg := range strings.Split(g, "/") {
-		if seg == "**" {
-			continue
-		}
-		if _, err := path.Match(seg, ""); err != nil {
-			return fmt.Errorf("glob %q: %w", g, err)
-		}
+	// doublestar.Match validates only as far as it reads the pattern, so a
+	// bad tail could pass a match that fails early; ValidatePattern reads
+	// it all.
+	if !doublestar.ValidatePattern(g) {
+		return fmt.Errorf("glob %q: %w (%s)", g, doublestar.ErrBadPattern, globHint(g))
 	}
 	return nil
+}
+
+// globHint guesses what is wrong with a pattern doublestar rejected, since
+// its error says only "syntax error in pattern".
+func globHint(g string) string {
+	switch {
+	case strings.HasSuffix(g, `\`) && !strings.HasSuffix(g, `\\`):
+		return `a trailing "\" escapes nothing`
+	case strings.Count(g, "[") > strings.Count(g, "]"):
+		return `a "[" without its "]"`
+	case strings.Count(g, "{") > strings.Count(g, "}"):
+		return `a "{" without its "}"`
+	default:
+		return `check the "[...]" and "{a,b}" groups`
+	}
 }
 
 // Match reports whether key belongs to the source.
@@ -65,34 +80,12 @@ func matchAny(globs []string, rel string) bool {
 }
 
 func matchGlob(g, rel string) bool {
-	if !strings.Contains(g, "/") {
-		base := rel
+	if strings.IndexByte(g, '/') < 0 {
 		if i := strings.LastIndexByte(rel, '/'); i >= 0 {
-			base = rel[i+1:]
+			rel = rel[i+1:]
 		}
-		ok, _ := path.Match(g, base)
-		return ok
 	}
-	return matchSegs(strings.Split(g, "/"), strings.Split(rel, "/"))
-}
-
-func matchSegs(pat, segs []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			for i := 0; i <= len(segs); i++ {
-				if matchSegs(pat[1:], segs[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(segs) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(pat[0], segs[0]); !ok {
-			return false
-		}
-		pat, segs = pat[1:], segs[1:]
-	}
-	return len(segs) == 0
+	// A malformed glob matches nothing; config validation reports it.
+	ok, _ := doublestar.Match(g, rel)
+	return ok
 }

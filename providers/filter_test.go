@@ -1,6 +1,8 @@
 package providers_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/imgly/syncer/providers"
@@ -100,6 +102,24 @@ func TestFilterMatch(t *testing.T) {
 			out:  []string{"p/drafts/a.jpg", "p/drafts/x/a.jpg", "p/a-wip.jpg", "p/x/a-wip.jpg", "p/a.png"},
 		},
 		{
+			name: "braces in a base-name glob",
+			f:    providers.Filter{Include: []string{"*.{jpg,png}"}},
+			in:   []string{"a.jpg", "x/y/a.png", "dir.gif/a.jpg"},
+			out:  []string{"a.gif", "a.jpgx", "a.{jpg,png}", "a.jpg/b", "a."},
+		},
+		{
+			name: "braces with a slash match the whole key",
+			f:    providers.Filter{Prefix: "p/", Include: []string{"{thumbs,previews}/**/*.{jpg,png}"}},
+			in:   []string{"p/thumbs/a.jpg", "p/previews/x/y/b.png"},
+			out:  []string{"p/x/thumbs/a.jpg", "p/thumbs/a.gif", "p/other/a.jpg", "thumbs/a.jpg"},
+		},
+		{
+			name: "braces in exclude",
+			f:    providers.Filter{Exclude: []string{"*.{tmp,part}", "{.cache,.git}/**"}},
+			in:   []string{"a.jpg", "x/.git/a", "tmp"},
+			out:  []string{"a.tmp", "d/a.part", ".git/HEAD", ".cache/x/y"},
+		},
+		{
 			name: "unicode in keys and globs",
 			f:    providers.Filter{Prefix: "bilder/", Include: []string{"*.\u00e9"}},
 			in:   []string{"bilder/caf\u00e9.\u00e9", "bilder/\U0001F600/x.\u00e9"},
@@ -138,14 +158,20 @@ func TestFilterAll(t *testing.T) {
 }
 
 func TestCheckGlob(t *testing.T) {
-	for _, g := range []string{"*", "*.jpg", "a/b", "**", "thumbs/**", "**/raw/*.png", "a/**/b", "[a-z]?.png", `\*.txt`} {
+	for _, g := range []string{"*", "*.jpg", "a/b", "**", "thumbs/**", "**/raw/*.png", "a/**/b", "[a-z]?.png", `\*.txt`,
+		"*.{jpg,png}", "{a,b}/**/*.{x,y}", "{,x}", `\{literal\}`} {
 		if err := providers.CheckGlob(g); err != nil {
 			t.Errorf("CheckGlob(%q) = %v, want nil", g, err)
 		}
 	}
-	for _, g := range []string{"", "[", "a/[", "[a-", "**/x[/y", `a\`} {
-		if err := providers.CheckGlob(g); err == nil {
+	for _, g := range []string{"", "[", "a/[", "[a-", "**/x[/y", `a\`, "*.{jpg,png", "{a,{b}", "x/*.{a", "*.jpg}z{"} {
+		err := providers.CheckGlob(g)
+		if err == nil {
 			t.Errorf("CheckGlob(%q) = nil, want an error", g)
+			continue
+		}
+		if g != "" && !strings.Contains(err.Error(), fmt.Sprintf("%q", g)) {
+			t.Errorf("CheckGlob(%q) = %v, want the glob named", g, err)
 		}
 	}
 }

@@ -33,7 +33,7 @@ var awkward = []string{
 
 func testConfig(t testing.TB, natsURL string, src config.Source) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse([]byte("{}"), func(string) (string, bool) { return "", false })
+	cfg, err := config.Parse([]byte("nats: {url: embedded}\n"), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown key", `
+nats: {url: embedded}
 sources:
   - id: a
     provider: s3
@@ -38,23 +39,28 @@ sources:
 `, "sources[0].s3.pathStlye: unknown key"},
 		{"unknown top-level key", "natz: {url: embedded}\n", "natz: unknown key"},
 		{"bad cron spec", `
+nats: {url: embedded}
 sources:
   - {id: a, provider: local, path: ./x, schedule: "every five minutes"}
 `, "sources[0].schedule"},
 		{"duplicate id", `
+nats: {url: embedded}
 sources:
   - {id: a, provider: local, path: ./x}
   - {id: a, provider: local, path: ./y}
 `, `sources[1].id: "a" is already used by sources[0]`},
 		{"unsafe id", `
+nats: {url: embedded}
 sources:
   - {id: "cloud.images", provider: local, path: ./x}
 `, "sources[0].id"},
 		{"missing bucket", `
+nats: {url: embedded}
 sources:
   - {id: a, provider: s3}
 `, "sources[0].bucket: is required for provider s3"},
 		{"unset variable", `
+nats: {url: embedded}
 sources:
   - {id: a, provider: s3, bucket: "${SYNCER_TEST_UNSET_BUCKET}"}
 `, "sources[0].bucket: environment variable SYNCER_TEST_UNSET_BUCKET is not set"},
