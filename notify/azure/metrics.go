@@ -80,9 +80,12 @@ func (p *processor) prepare(ctx context.Context, body []byte, attrs ...any) ([]n
 	res, err := Parse(body)
 	for _, s := range res.Skips {
 		p.m.events.WithLabelValues(string(s.Reason)).Inc()
-		if s.Reason == ReasonMalformed {
+		switch {
+		case err != nil:
+			// The delivery is refused as a whole and counted once below.
+		case s.Reason == ReasonMalformed:
 			p.m.t.Count(notify.OutcomeMalformed, 1)
-		} else {
+		default:
 			p.m.t.Count(notify.OutcomeSkippedIgnored, 1)
 		}
 		level := slog.LevelInfo
