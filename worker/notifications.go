@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"time"
 
+	"google.golang.org/api/option"
+
+	"github.com/imgly/syncer/internal/sdklog"
 	"github.com/imgly/syncer/notify"
 
 	azurenotify "github.com/imgly/syncer/notify/azure"
@@ -18,7 +21,8 @@ func (w *Worker) addNotifications(ctx context.Context, s *Source) error {
 	n := s.Config.Notifications
 	id := s.Config.ID
 	if n.SQS != nil {
-		c, err := s3notify.NewSQSConsumer(ctx, s.Config, w.router, w.log, w.reg)
+		c, err := s3notify.NewSQSConsumer(ctx, s.Config, w.router, w.log, w.reg,
+			s3notify.WithAWSOptions(sdklog.AWSOptions(w.log)...))
 		if err != nil {
 			return err
 		}
@@ -32,7 +36,8 @@ func (w *Worker) addNotifications(ctx context.Context, s *Source) error {
 		w.addWebhook(id, notify.TransportWebhook, h)
 	}
 	if n.PubSub != nil {
-		c, err := gcsnotify.NewConsumer(ctx, s.Config, w.router, w.log, w.reg)
+		c, err := gcsnotify.NewConsumer(ctx, s.Config, w.router, w.log, w.reg,
+			gcsnotify.WithPubSubOptions(option.WithLogger(w.log)))
 		if err != nil {
 			return err
 		}
@@ -40,6 +45,7 @@ func (w *Worker) addNotifications(ctx context.Context, s *Source) error {
 		w.notifiers = append(w.notifiers, &notifier{source: id, transport: notify.TransportPubSub, name: "pubsub/" + id, last: c})
 	}
 	if n.StorageQueue != nil {
+		routeAzureLogs(w.log)
 		c, err := azurenotify.NewQueueConsumer(ctx, s.Config, w.router, w.log, w.reg)
 		if err != nil {
 			return err

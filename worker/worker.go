@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	}
 	var routes []notify.Route
 	for _, sc := range cfg.Sources {
-		p, err := OpenProvider(ctx, sc)
+		p, err := openProvider(ctx, sc, w.log)
 		if err != nil {
 			return nil, err
 		}
