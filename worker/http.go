@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -235,7 +234,7 @@ type check struct {
 // listed for information only: with any of them failing, webhooks still
 // commit to the catalog and the outbox keeps the events, while a 503 would
 // take every source's webhooks down for one source's problem.
-func (w *Worker) readiness(ctx context.Context) []check {
+func (w *Worker) readiness() []check {
 	var out []check
 	if _, err := w.cat.Sources(); err != nil {
 		out = append(out, check{name: "catalog", msg: err.Error()})
@@ -276,12 +275,11 @@ func (w *Worker) readiness(ctx context.Context) []check {
 		out = append(out, check{name: "notifications/" + n.transport + "/" + n.source,
 			ok: state == StateRunning || state == StateServing, msg: state, informational: true})
 	}
-	_ = ctx
 	return out
 }
 
 func (w *Worker) serveReadyz(rw http.ResponseWriter, r *http.Request) {
-	checks := w.readiness(r.Context())
+	checks := w.readiness()
 	ready := true
 	for _, c := range checks {
 		if !c.ok && !c.informational {
