@@ -327,8 +327,7 @@ func TestPublishedSeq(t *testing.T) {
 	wg.Add(1)
 	go func() { defer wg.Done(); f.pub.Run(ctx, []events.Outbox{f.src}, time.Second) }()
 	defer func() { cancel(); wg.Wait() }()
-	f.commit(t, "a", "b")
-	f.commit(t, "c")
+	f.commit(t, "a", "b", "c")
 	f.streamEvents(t, 1)
 	deadline := time.Now().Add(10 * time.Second)
 	for {

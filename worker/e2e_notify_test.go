@@ -369,6 +369,18 @@ func TestSQSNotificationsEndToEnd(t *testing.T) {
 	if got := metric(t, addr, "syncer_notifications_total", `transport="sqs"`, `outcome="failed"`); got != 0 {
 		t.Errorf("%v applies failed", got)
 	}
+	// The changes the notifications committed were timed from their event
+	// times; the consumer shows as running, with its last message.
+	if got := metric(t, addr, "syncer_notification_lag_seconds_count", `source="sqs-src"`, `transport="sqs"`); got < 3 {
+		t.Errorf("notification lag observed %v times, want at least 3", got)
+	}
+	st, err := w.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns := st.Sources[0].Notifications; len(ns) != 1 || ns[0].Transport != "sqs" || ns[0].State != "running" || ns[0].LastMessageAt == nil {
+		t.Errorf("notifications in /status: %+v", ns)
+	}
 }
 
 // minioBody is a MinIO webhook body for one record: eventName keeps "s3:",
