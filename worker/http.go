@@ -202,22 +202,49 @@ func (w *Worker) serveCatalogObjects(rw http.ResponseWriter, r *http.Request) {
 			emit(e) //nolint:errcheck // a failed write shows in the next
 		}
 	}
-	err := src.Catalog.Range(ctx, prefix, func(e catalog.Entry) error {
-		if !strings.HasPrefix(e.Key, prefix) {
-			return catalog.ErrStop
+	// Read in chunks, each in its own read transaction, written out after
+	// it ended: a slow client must not hold a bbolt read transaction open,
+	// which would block a commit that needs to grow the file.
+	after := prefix
+	for {
+		chunk := make([]catalog.Entry, 0, catalogChunk)
+		done := false
+		err := src.Catalog.Range(ctx, after, func(e catalog.Entry) error {
+			if !strings.HasPrefix(e.Key, prefix) {
+				done = true
+				return catalog.ErrStop
+			}
+			chunk = append(chunk, e)
+			if len(chunk) == catalogChunk {
+				return catalog.ErrStop
+			}
+			return nil
+		})
+		if err != nil {
+			if n == 0 && ctx.Err() == nil {
+				writeError(rw, http.StatusInternalServerError, err.Error())
+				return
+			}
+			// Part of the body is out: the status cannot change any
+			// more; the client sees a truncated stream.
+			w.log.Warn("catalog listing over HTTP ended early", "source", id, "err", err)
+			return
 		}
-		return emit(e)
-	})
-	if err != nil && n == 0 && ctx.Err() == nil {
-		writeError(rw, http.StatusInternalServerError, err.Error())
-		return
-	}
-	if err != nil {
-		// Part of the body is out: the status cannot change any more; the
-		// client sees a truncated stream.
-		w.log.Warn("catalog listing over HTTP ended early", "source", id, "err", err)
+		for _, e := range chunk {
+			if err := emit(e); err != nil {
+				return // the limit, or the client went away
+			}
+		}
+		if done || len(chunk) < catalogChunk {
+			return
+		}
+		after = chunk[len(chunk)-1].Key
 	}
 }
+
+// catalogChunk is how many entries one read transaction of a catalog
+// listing over HTTP reads.
+const catalogChunk = 1000
 
 // check is one line of /readyz?verbose.
 type check struct {

@@ -389,9 +389,17 @@ func TestCatalogEndpoints(t *testing.T) {
 	check("/catalog/sources/loc/objects?prefix=a&limit=2", "a.txt", "a/1")
 	check("/catalog/sources/loc/objects?prefix=a/2&limit=0", "a/2")
 	check("/catalog/sources/loc/objects?prefix=zzz")
-	if got := keys("/catalog/sources/loc/objects"); len(got) != len(files) || got[0] != "a.txt" || got[len(got)-1] != "many/02999" {
-		t.Errorf("all: %d keys, first %q", len(got), got[0])
+	// All of them, read in several chunks: in order, none twice.
+	all := keys("/catalog/sources/loc/objects")
+	if len(all) != len(files) || all[0] != "a.txt" || all[len(all)-1] != "many/02999" {
+		t.Errorf("all: %d keys, first %q", len(all), all[0])
 	}
+	for i := 1; i < len(all); i++ {
+		if all[i-1] >= all[i] {
+			t.Fatalf("keys out of order at %d: %q then %q", i, all[i-1], all[i])
+		}
+	}
+	check("/catalog/sources/loc/objects?prefix=many/&limit=1001", all[6:6+1001]...)
 
 	// Streamed: no Content-Length, the body written as it is read.
 	resp, _ = get(t, addr, "/catalog/sources/loc/objects", "")

@@ -67,7 +67,9 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLastSuccess, prometheus.GaugeValue, last, id)
 		n, err := c.w.counts(ctx, s)
 		if err != nil {
-			ch <- prometheus.NewInvalidMetric(descObjects, err)
+			// The rest of the scrape is still worth having (at shutdown
+			// the catalog closes before the last scrape).
+			c.w.log.Debug("metrics: catalog counters unreadable", "source", id, "err", err)
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(n.pending), id)
