@@ -61,6 +61,7 @@ type Publisher struct {
 
 	mu      sync.Mutex
 	healthy map[string]error
+	running map[string]*outbox // the outboxes Run publishes, by source
 }
 
 type metrics struct {
@@ -82,7 +83,7 @@ func NewPublisher(nc *nats.Conn, opts Options) (*Publisher, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	p := &Publisher{js: js, opts: opts, log: opts.Log, healthy: map[string]error{}}
+	p := &Publisher{js: js, opts: opts, log: opts.Log, healthy: map[string]error{}, running: map[string]*outbox{}}
 	p.m = metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncer_events_published_total", Help: "Contents-changed events acknowledged by JetStream.",
@@ -148,6 +149,28 @@ func (p *Publisher) Healthy() error {
 	return errors.Join(errs...)
 }
 
+// Published returns the sequence number of the last change of source id
+// that JetStream acknowledged, and whether it is known: it is not before Run
+// has read back from the stream what it already holds.
+func (p *Publisher) Published(id string) (uint64, bool) {
+	p.mu.Lock()
+	o := p.running[id]
+	p.mu.Unlock()
+	if o == nil {
+		return 0, false
+	}
+	seq := o.published.Load()
+	return seq, seq > 0
+}
+
+// SourceHealth returns the last publish error of source id (nil when its
+// last attempt succeeded or none was made).
+func (p *Publisher) SourceHealth(id string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.healthy[id]
+}
+
 func (p *Publisher) setHealth(id string, err error) {
 	p.mu.Lock()
 	p.healthy[id] = err
@@ -201,6 +224,9 @@ func (p *Publisher) Run(ctx context.Context, sources []Outbox, flushTimeout time
 		go func() {
 			defer wg.Done()
 			o := newOutbox(src)
+			p.mu.Lock()
+			p.running[src.ID()] = o
+			p.mu.Unlock()
 			actx, stopAcks := context.WithCancel(context.WithoutCancel(ctx))
 			acksDone := make(chan struct{})
 			go func() {

@@ -314,3 +314,36 @@ func TestUnreadableLastEventRepublishesIntoTheDuplicateWindow(t *testing.T) {
 		t.Fatalf("%d changes left in the outbox", n)
 	}
 }
+
+// Published reports what JetStream acknowledged, per source, once Run
+// publishes the source; it is unknown before.
+func TestPublishedSeq(t *testing.T) {
+	f := setup(t, 0, 100)
+	if seq, ok := f.pub.Published("src"); ok || seq != 0 {
+		t.Fatalf("before Run: %d %v", seq, ok)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); f.pub.Run(ctx, []events.Outbox{f.src}, time.Second) }()
+	defer func() { cancel(); wg.Wait() }()
+	f.commit(t, "a", "b", "c")
+	f.streamEvents(t, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if seq, ok := f.pub.Published("src"); ok && seq == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			seq, ok := f.pub.Published("src")
+			t.Fatalf("published %d %v, want 3", seq, ok)
+		}
+		<-time.After(5 * time.Millisecond) // polling: publishes are not signalled
+	}
+	if err := f.pub.SourceHealth("src"); err != nil {
+		t.Errorf("health: %v", err)
+	}
+	if _, ok := f.pub.Published("other"); ok {
+		t.Error("a source Run does not publish is known")
+	}
+}

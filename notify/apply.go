@@ -66,8 +66,8 @@ type Router struct {
 	sem         chan struct{}
 	log         *slog.Logger
 
-	events *prometheus.CounterVec
-	stats  *prometheus.CounterVec
+	m     *Metrics
+	stats *prometheus.CounterVec
 }
 
 var _ Applier = (*Router)(nil)
@@ -92,27 +92,35 @@ func NewRouter(routes []Route, o RouterOptions) (*Router, error) {
 		verifyAfter: o.VerifyAfter,
 		sem:         make(chan struct{}, o.StatConcurrency),
 		log:         o.Log,
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "syncer_notification_events_total",
-			Help: "Notification events by source and outcome: changed (committed a change), unchanged (duplicate, stale or no difference), filtered (outside the source's prefix or filters), unrouted (no source has that bucket).",
-		}, []string{"provider", "source", "outcome"}),
+		m:           NewMetrics(o.Registerer),
 		stats: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncer_notification_stats_total",
 			Help: "Stats made to complete notifications, by source and result.",
 		}, []string{"source", "result"}),
 	}
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{r.events, r.stats} {
-			if err := o.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("register notification metrics: %w", err)
-			}
+		if err := o.Registerer.Register(r.stats); err != nil {
+			return nil, fmt.Errorf("register notification metrics: %w", err)
 		}
 	}
 	return r, nil
 }
 
-// Apply implements Applier.
+// Apply implements Applier. What it decides about each event (applied,
+// stale, filtered, foreign) is counted in syncer_notifications_total under
+// the Transport ctx carries (see Transport.Context); without one, under
+// transport "".
 func (r *Router) Apply(ctx context.Context, events []Event) error {
+	t := TransportFrom(ctx)
+	transport := ""
+	if t != nil {
+		transport = t.Name
+	}
+	count := func(source, outcome string, n int) {
+		if n > 0 {
+			r.m.Total.WithLabelValues(source, transport, outcome).Add(float64(n))
+		}
+	}
 	routed := make([]bool, len(events)) // some source has the event's bucket
 	for i := range r.routes {
 		rt := &r.routes[i]
@@ -124,7 +132,7 @@ func (r *Router) Apply(ctx context.Context, events []Event) error {
 			}
 			routed[j] = true
 			if !rt.Filter.Match(ev.Key) {
-				r.events.WithLabelValues(ev.Provider, rt.SourceID, "filtered").Inc()
+				count(rt.SourceID, OutcomeSkippedFiltered, 1)
 				continue
 			}
 			mine = append(mine, ev)
@@ -140,17 +148,40 @@ func (r *Router) Apply(ctx context.Context, events []Event) error {
 		if err != nil {
 			return fmt.Errorf("apply notifications to %s: %w", rt.SourceID, err)
 		}
-		r.events.WithLabelValues(rt.Provider, rt.SourceID, "changed").Add(float64(len(changes)))
-		r.events.WithLabelValues(rt.Provider, rt.SourceID, "unchanged").Add(float64(len(muts) - len(changes)))
+		count(rt.SourceID, OutcomeApplied, len(changes))
+		count(rt.SourceID, OutcomeSkippedStale, len(muts)-len(changes))
+		r.observeLag(rt.SourceID, transport, mine, changes)
 	}
 	for j := range events {
 		if !routed[j] {
-			r.events.WithLabelValues(events[j].Provider, "", "unrouted").Inc()
+			if t != nil {
+				count(t.Source, OutcomeSkippedForeign, 1)
+			}
 			r.log.Debug("notification for no configured source", "provider", events[j].Provider,
 				"bucket", events[j].Bucket, "key", events[j].Key, "id", events[j].ID)
 		}
 	}
 	return nil
+}
+
+// observeLag records, for each committed change, the time from its event's
+// provider time to the commit.
+func (r *Router) observeLag(source, transport string, evs []*Event, changes []catalog.Change) {
+	if len(changes) == 0 {
+		return
+	}
+	times := make(map[string]time.Time, len(evs))
+	for _, ev := range evs {
+		if !ev.Time.IsZero() {
+			times[ev.Key] = ev.Time
+		}
+	}
+	h := r.m.Lag.WithLabelValues(source, transport)
+	for _, c := range changes {
+		if t, ok := times[c.Object.Key]; ok {
+			h.Observe(max(c.At.Sub(t), 0).Seconds())
+		}
+	}
 }
 
 // mutations turns a route's events into mutations, in order. The stats that

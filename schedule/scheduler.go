@@ -30,15 +30,50 @@ type Scheduler struct {
 	scans    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	objects  *prometheus.GaugeVec
+
+	mu   sync.Mutex
+	cron *cron.Cron // set while Run runs
 }
 
 type job struct {
 	Job
+	sched   cron.Schedule
 	running sync.Mutex
 
-	mu       sync.Mutex
-	lastErr  error
-	lastDone time.Time
+	mu          sync.Mutex
+	lastErr     error
+	lastDone    time.Time
+	last        *ScanStatus // nil before the first scan
+	lastSuccess time.Time
+	entry       cron.EntryID
+}
+
+// Scan results (ScanStatus.Result, label "result" of
+// syncer_scan_duration_seconds). The set is open: a later result ("held",
+// when a guard stops a scan's deletions) may be added.
+const (
+	ResultOK        = "ok"
+	ResultFailed    = "failed"
+	ResultCancelled = "cancelled"
+)
+
+// ScanStatus is what the last reconciliation of a source did.
+type ScanStatus struct {
+	StartedAt time.Time
+	Duration  time.Duration
+	Listed    int64
+	Result    string // ResultOK, ResultFailed, ResultCancelled
+	Err       error  // nil when Result is ok
+}
+
+// Status is a source's scheduling state.
+type Status struct {
+	Last *ScanStatus // nil before the first reconciliation ended
+	// LastSuccess is when the last successful reconciliation ended (zero
+	// if none did).
+	LastSuccess time.Time
+	// Next is when the schedule runs the next reconciliation.
+	Next time.Time
 }
 
 // NewScheduler returns a scheduler for jobs. reg may be nil.
@@ -50,18 +85,27 @@ func NewScheduler(jobs []Job, opts Options, log *slog.Logger, reg prometheus.Reg
 			Name: "syncer_scans_total", Help: "Reconciliations by source and result (ok, error, skipped).",
 		}, []string{"source", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "syncer_scan_duration_seconds", Help: "Duration of reconciliations.",
+			Name: "syncer_scan_duration_seconds", Help: "Duration of reconciliations by source and result (ok, failed, cancelled).",
 			Buckets: prometheus.ExponentialBuckets(0.01, 3, 12),
-		}, []string{"source"}),
+		}, []string{"source", "result"}),
 		objects: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "syncer_scan_objects", Help: "Objects matched by the last complete reconciliation.",
 		}, []string{"source"}),
 	}
 	for _, j := range jobs {
-		if _, err := cron.ParseStandard(j.Spec); err != nil {
+		sched, err := cron.ParseStandard(j.Spec)
+		if err != nil {
 			return nil, fmt.Errorf("source %s: schedule %q: %w", j.Target.ID, j.Spec, err)
 		}
-		s.jobs = append(s.jobs, &job{Job: j})
+		s.jobs = append(s.jobs, &job{Job: j, sched: sched})
+		// Every series of a configured source exists from the start:
+		// dashboards and alerts see zeros, not gaps.
+		for _, r := range []string{"ok", "error", "skipped"} {
+			s.scans.WithLabelValues(j.Target.ID, r)
+		}
+		for _, r := range []string{ResultOK, ResultFailed, ResultCancelled} {
+			s.duration.WithLabelValues(j.Target.ID, r)
+		}
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{s.scans, s.duration, s.objects} {
@@ -80,8 +124,19 @@ func (s *Scheduler) Run(ctx context.Context) {
 	c := cron.New(cron.WithLogger(cron.DiscardLogger))
 	var wg sync.WaitGroup
 	for _, j := range s.jobs {
-		c.AddFunc(j.Spec, func() { s.runJob(ctx, j) }) //nolint:errcheck // spec validated in NewScheduler
+		id := c.Schedule(j.sched, cron.FuncJob(func() { s.runJob(ctx, j) }))
+		j.mu.Lock()
+		j.entry = id
+		j.mu.Unlock()
 	}
+	s.mu.Lock()
+	s.cron = c
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.cron = nil
+		s.mu.Unlock()
+	}()
 	for _, j := range s.jobs {
 		wg.Add(1)
 		go func() {
@@ -119,10 +174,21 @@ func (s *Scheduler) runJob(ctx context.Context, j *job) (Result, error) {
 	}
 	defer j.running.Unlock()
 	s.log.Debug("scan started", "source", j.Target.ID)
+	started := time.Now()
 	res, err := Reconcile(ctx, j.Target, s.opts)
-	s.duration.WithLabelValues(j.Target.ID).Observe(res.Duration.Seconds())
+	st := &ScanStatus{StartedAt: started, Duration: res.Duration, Listed: int64(res.Listed), Result: ResultOK, Err: err}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		st.Result = ResultCancelled
+	case err != nil:
+		st.Result = ResultFailed
+	}
+	s.duration.WithLabelValues(j.Target.ID, st.Result).Observe(res.Duration.Seconds())
 	j.mu.Lock()
-	j.lastErr, j.lastDone = err, time.Now()
+	j.lastErr, j.lastDone, j.last = err, time.Now(), st
+	if err == nil {
+		j.lastSuccess = j.lastDone
+	}
 	j.mu.Unlock()
 	attrs := []any{"source", j.Target.ID, "listed", res.Listed, "matched", res.Matched,
 		"added", res.Added, "modified", res.Modified, "deleted", res.Deleted, "duration", res.Duration.Round(time.Millisecond)}
@@ -142,6 +208,37 @@ func (s *Scheduler) runJob(ctx context.Context, j *job) (Result, error) {
 		s.log.Log(ctx, level, "scan done", attrs...)
 	}
 	return res, err
+}
+
+// Status returns the scheduling state of source id, and whether it is
+// scheduled here.
+func (s *Scheduler) Status(id string) (Status, bool) {
+	s.mu.Lock()
+	c := s.cron
+	s.mu.Unlock()
+	for _, j := range s.jobs {
+		if j.Target.ID != id {
+			continue
+		}
+		j.mu.Lock()
+		st := Status{LastSuccess: j.lastSuccess}
+		if j.last != nil {
+			last := *j.last
+			st.Last = &last
+		}
+		entry := j.entry
+		j.mu.Unlock()
+		// The running cron knows when it fires next ("@every" counts
+		// from when it started); before Run the spec tells.
+		if c != nil {
+			st.Next = c.Entry(entry).Next
+		}
+		if st.Next.IsZero() {
+			st.Next = j.sched.Next(time.Now())
+		}
+		return st, true
+	}
+	return Status{}, false
 }
 
 // Healthy returns the errors of the sources whose last reconciliation failed.

@@ -3,14 +3,17 @@ package worker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"google.golang.org/api/option"
 
 	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/internal/sdklog"
 	"github.com/imgly/syncer/providers"
 	"github.com/imgly/syncer/providers/azure"
 	"github.com/imgly/syncer/providers/gcs"
@@ -18,8 +21,15 @@ import (
 	"github.com/imgly/syncer/providers/s3"
 )
 
-// OpenProvider returns the provider adapter of src.
+// OpenProvider returns the provider adapter of src; its SDK logs through
+// slog.Default().
 func OpenProvider(ctx context.Context, src config.Source) (providers.Provider, error) {
+	return openProvider(ctx, src, slog.Default())
+}
+
+// openProvider returns the provider adapter of src, its SDK's logging sent
+// to log.
+func openProvider(ctx context.Context, src config.Source, log *slog.Logger) (providers.Provider, error) {
 	switch src.Provider {
 	case "local":
 		if err := os.MkdirAll(src.Path, 0o755); err != nil {
@@ -27,13 +37,23 @@ func OpenProvider(ctx context.Context, src config.Source) (providers.Provider, e
 		}
 		return local.New(src.Path)
 	case "s3":
-		return s3.New(ctx, src)
+		return s3.New(ctx, src, s3.WithAWSOptions(sdklog.AWSOptions(log)...))
 	case "gcs":
-		return gcs.New(ctx, src)
+		return gcs.New(ctx, src, gcs.WithClientOptions(option.WithLogger(log)))
 	case "azure":
+		routeAzureLogs(log)
 		return azure.New(ctx, src)
 	}
 	return nil, fmt.Errorf("source %s: provider %q is not supported by this build", src.ID, src.Provider)
+}
+
+// routeAzureLogs sends the Azure SDK's logging to log when it logs debug
+// lines: the SDK's listener is process-wide (see sdklog.RouteAzure), and
+// without one the SDK formats no log lines at all.
+func routeAzureLogs(log *slog.Logger) {
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		sdklog.RouteAzure(log)
+	}
 }
 
 // Filter is the key filter of src.

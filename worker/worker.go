@@ -4,19 +4,18 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/config"
@@ -66,8 +65,13 @@ type Worker struct {
 	listener  net.Listener
 	opts      Options
 
-	mu          sync.Mutex
-	consumerErr map[string]error
+	notifiers []*notifier
+	auth      authPolicy
+	started   time.Time
+	serving   atomic.Bool
+
+	mu            sync.Mutex
+	consumerState map[string]*consumerState
 }
 
 // New opens everything cfg describes. Close releases it.
@@ -80,7 +84,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	}
 	w = &Worker{
 		cfg: cfg, log: opts.Log, reg: prometheus.NewRegistry(), opts: opts,
-		consumers: map[string]Consumer{}, webhooks: map[string]http.Handler{}, consumerErr: map[string]error{},
+		consumers: map[string]Consumer{}, webhooks: map[string]http.Handler{}, consumerState: map[string]*consumerState{},
+		started: time.Now(), auth: newAuthPolicy(cfg.HTTP.Auth.Tokens, cfg.HTTP.Listen),
 	}
 	defer func() {
 		if err != nil {
@@ -88,13 +93,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 		}
 	}()
 	w.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.HTTP.Listen != "off" && !w.auth.open && len(w.auth.tokens) == 0 {
+		w.log.Warn("http.listen is not loopback and http.auth.tokens is empty: /status and /catalog answer 401 to everyone",
+			"listen", cfg.HTTP.Listen)
+	}
 
 	if w.cat, err = catalog.Open(cfg.Catalog.Path); err != nil {
 		return nil, err
 	}
 	var routes []notify.Route
 	for _, sc := range cfg.Sources {
-		p, err := OpenProvider(ctx, sc)
+		p, err := openProvider(ctx, sc, w.log)
 		if err != nil {
 			return nil, err
 		}
@@ -144,6 +153,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	if w.sched, err = schedule.NewScheduler(jobs, schedule.Options{SpillDir: cfg.Catalog.Path}, w.log, w.reg); err != nil {
 		return nil, err
 	}
+	if err := w.registerMetrics(); err != nil {
+		return nil, err
+	}
 	if cfg.HTTP.Listen != "off" {
 		if w.listener, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 			return nil, fmt.Errorf("http: listen %s: %w", cfg.HTTP.Listen, err)
@@ -170,7 +182,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	var srv *http.Server
 	if w.listener != nil {
 		srv = &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		w.serving.Store(true)
 		go func() {
+			defer w.serving.Store(false)
 			if err := srv.Serve(w.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				w.log.Error("http server failed", "err", err)
 			}
@@ -224,11 +238,12 @@ func (w *Worker) runConsumer(ctx context.Context, name string, c Consumer) {
 	const minBackoff = time.Second
 	backoff := minBackoff
 	for ctx.Err() == nil {
-		// A consumer that stays up for a backoff period has recovered: it
-		// is no longer a readiness problem, and a later failure starts the
-		// backoff over.
+		// A consumer that stays up for a backoff period has recovered: a
+		// later failure starts the backoff (and the count towards
+		// "failed") over.
 		started := time.Now()
-		recovered := time.AfterFunc(backoff, func() { w.setConsumerErr(name, nil) })
+		w.consumerRunning(name)
+		recovered := time.AfterFunc(backoff, func() { w.consumerRecovered(name) })
 		err := c.Run(ctx)
 		recovered.Stop()
 		if ctx.Err() != nil {
@@ -237,7 +252,7 @@ func (w *Worker) runConsumer(ctx context.Context, name string, c Consumer) {
 		if time.Since(started) >= backoff {
 			backoff = minBackoff
 		}
-		w.setConsumerErr(name, err)
+		w.consumerFailed(name)
 		w.log.Error("notification consumer stopped; restarting", "consumer", name, "err", err, "in", backoff)
 		t := time.NewTimer(backoff)
 		select {
@@ -248,56 +263,6 @@ func (w *Worker) runConsumer(ctx context.Context, name string, c Consumer) {
 		}
 		backoff = min(backoff*2, time.Minute)
 	}
-}
-
-func (w *Worker) setConsumerErr(name string, err error) {
-	w.mu.Lock()
-	w.consumerErr[name] = err
-	w.mu.Unlock()
-}
-
-// Handler is the HTTP side: health, readiness, metrics and webhooks.
-func (w *Worker) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
-		rw.Write([]byte("ok\n")) //nolint:errcheck
-	})
-	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
-		problems := w.problems()
-		rw.Header().Set("Content-Type", "application/json")
-		if len(problems) > 0 {
-			rw.WriteHeader(http.StatusServiceUnavailable)
-		}
-		json.NewEncoder(rw).Encode(map[string]any{"ready": len(problems) == 0, "problems": problems}) //nolint:errcheck
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(w.reg, promhttp.HandlerOpts{Registry: w.reg}))
-	for pattern, h := range w.webhooks {
-		mux.Handle(pattern, h)
-	}
-	return mux
-}
-
-// problems lists what keeps the worker from doing its job: a dead NATS
-// connection, failing publishes, failing scans, a consumer that stopped.
-func (w *Worker) problems() []string {
-	var out []string
-	if !w.nc.IsConnected() {
-		out = append(out, "nats: not connected")
-	}
-	if err := w.pub.Healthy(); err != nil {
-		out = append(out, "publish: "+err.Error())
-	}
-	if err := w.sched.Healthy(); err != nil {
-		out = append(out, "scan: "+err.Error())
-	}
-	w.mu.Lock()
-	for name, err := range w.consumerErr {
-		if err != nil {
-			out = append(out, fmt.Sprintf("consumer %s: %v", name, err))
-		}
-	}
-	w.mu.Unlock()
-	return out
 }
 
 // Close releases everything New opened.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -11,7 +12,7 @@ import (
 	"github.com/imgly/syncer/notify"
 )
 
-// Message outcomes (label "outcome" of syncer_notify_azure_messages_total).
+// Message outcomes, tallied per delivery in metrics.messages.
 const (
 	outApplied      = "applied"      // Apply returned nil; deleted / answered 200
 	outSkipped      = "skipped"      // nothing to apply (ignored types only)
@@ -23,38 +24,27 @@ const (
 	outValidation   = "validation"   // webhook: subscription validation handshake
 )
 
-// Event outcomes (label "outcome" of syncer_notify_azure_events_total):
-// "event" for events handed to Apply, else a Reason.
+// Event outcomes, tallied per event in metrics.events: "event" for events
+// handed to Apply, else a Reason.
 const evApplied = "event"
 
+// metrics are what the queue consumer and the webhook count. The exported
+// metrics are the shared notify.Metrics (syncer_notifications_total and
+// friends, through t); messages and events are in-process tallies per
+// delivery and per event, unregistered, which this package's tests read.
 type metrics struct {
+	t        *notify.Transport
 	messages *prometheus.CounterVec
 	events   *prometheus.CounterVec
-	errors   *prometheus.CounterVec
 }
 
-// newMetrics creates the counters of one source's transport ("queue",
-// "webhook"). Source and transport are constant labels so that consumers of
-// several sources register side by side; registering the same pair twice
-// reuses the first collectors.
 func newMetrics(reg prometheus.Registerer, source, transport string) *metrics {
-	labels := prometheus.Labels{"source": source, "transport": transport}
 	return &metrics{
-		messages: notify.NewCounterVec(reg, prometheus.CounterOpts{
-			Name:        "syncer_notify_azure_messages_total",
-			Help:        "Azure Event Grid deliveries (queue messages, webhook requests) by outcome.",
-			ConstLabels: labels,
-		}, "outcome", outApplied, outSkipped, outMalformed, outTooLarge, outApplyFailed, outPoisoned, outUnauthorized, outValidation),
-		events: notify.NewCounterVec(reg, prometheus.CounterOpts{
-			Name:        "syncer_notify_azure_events_total",
-			Help:        "Azure Event Grid events by outcome: event (applied), event_type, directory, eventgrid (ignored), malformed.",
-			ConstLabels: labels,
-		}, "outcome", evApplied, string(ReasonEventType), string(ReasonDirectory), string(ReasonEventGrid), string(ReasonMalformed)),
-		errors: notify.NewCounterVec(reg, prometheus.CounterOpts{
-			Name:        "syncer_notify_azure_transport_errors_total",
-			Help:        "Failed Storage Queue operations (dequeue, delete, update, poison) of Azure notification consumers.",
-			ConstLabels: labels,
-		}, "op"),
+		t: notify.NewTransport(reg, source, transport),
+		messages: notify.NewCounterVec(nil, prometheus.CounterOpts{Name: "azure_messages"}, "outcome",
+			outApplied, outSkipped, outMalformed, outTooLarge, outApplyFailed, outPoisoned, outUnauthorized, outValidation),
+		events: notify.NewCounterVec(nil, prometheus.CounterOpts{Name: "azure_events"}, "outcome",
+			evApplied, string(ReasonEventType), string(ReasonDirectory), string(ReasonEventGrid), string(ReasonMalformed)),
 	}
 }
 
@@ -74,6 +64,9 @@ func newProcessor(src config.Source, transport string, log *slog.Logger, reg pro
 	return &processor{log: log, once: notify.NewOnceLog(log), m: newMetrics(reg, src.ID, transport)}
 }
 
+// LastMessageAt is when the last delivery arrived; zero before the first.
+func (p *processor) LastMessageAt() time.Time { return p.m.t.LastMessageAt() }
+
 // excerptLen bounds the body excerpt logged with a refused message.
 const excerptLen = 256
 
@@ -83,9 +76,18 @@ const excerptLen = 256
 // watch their container (one queue may serve several sources) and ignores
 // the rest.
 func (p *processor) prepare(ctx context.Context, body []byte, attrs ...any) ([]notify.Event, error) {
+	p.m.t.Received()
 	res, err := Parse(body)
 	for _, s := range res.Skips {
 		p.m.events.WithLabelValues(string(s.Reason)).Inc()
+		switch {
+		case err != nil:
+			// The delivery is refused as a whole and counted once below.
+		case s.Reason == ReasonMalformed:
+			p.m.t.Count(notify.OutcomeMalformed, 1)
+		default:
+			p.m.t.Count(notify.OutcomeSkippedIgnored, 1)
+		}
 		level := slog.LevelInfo
 		if s.Reason == ReasonMalformed {
 			level = slog.LevelWarn
@@ -104,6 +106,8 @@ func (p *processor) prepare(ctx context.Context, body []byte, attrs ...any) ([]n
 // refused counts and logs a message that cannot be used at all.
 func (p *processor) refused(ctx context.Context, outcome string, err error, body []byte, attrs ...any) {
 	p.m.messages.WithLabelValues(outcome).Inc()
+	p.m.t.Received()
+	p.m.t.Count(notify.OutcomeMalformed, 1) // too large included
 	excerpt := body
 	if len(excerpt) > excerptLen {
 		excerpt = excerpt[:excerptLen]

@@ -139,7 +139,7 @@ func NewQueueConsumer(ctx context.Context, src config.Source, app notify.Applier
 		return nil, fmt.Errorf("azure source %q: storage queue: %w", src.ID, err)
 	}
 	return &QueueConsumer{
-		p:          newProcessor(src, "queue", log, reg, "queue", sq.Queue),
+		p:          newProcessor(src, notify.TransportStorageQueue, log, reg, "queue", sq.Queue),
 		app:        app,
 		queue:      svc.NewQueueClient(sq.Queue),
 		poison:     svc.NewQueueClient(poisonName),
@@ -262,7 +262,7 @@ func (c *QueueConsumer) Run(ctx context.Context) error {
 				return nil
 			}
 			err = azprov.Redact(err)
-			c.p.m.errors.WithLabelValues("dequeue").Inc()
+			c.p.m.t.Error("dequeue")
 			if fatalQueueError(err) {
 				return fmt.Errorf("azure queue %s: dequeue: %w", c.queueName, err)
 			}
@@ -377,7 +377,7 @@ func (c *QueueConsumer) apply(ctx context.Context, pending []*inflight) {
 	for i, im := range pending {
 		msgs[i] = im.events
 	}
-	for i, err := range notify.ApplyEach(ctx, c.app, msgs) {
+	for i, err := range notify.ApplyEach(c.p.m.t.Context(ctx), c.app, msgs) {
 		if err != nil {
 			c.applyFailed(ctx, pending[i], err)
 			continue
@@ -389,6 +389,7 @@ func (c *QueueConsumer) apply(ctx context.Context, pending []*inflight) {
 
 func (c *QueueConsumer) applyFailed(ctx context.Context, im *inflight, err error) {
 	c.p.m.messages.WithLabelValues(outApplyFailed).Inc()
+	c.p.m.t.Count(notify.OutcomeFailed, len(im.events))
 	e := im.events[0]
 	c.p.log.WarnContext(ctx, "azure queue message not applied; it will be redelivered",
 		append(im.attrs, "err", err, "events", len(im.events), "container", e.Bucket, "key", e.Key)...)
@@ -419,7 +420,7 @@ func (c *QueueConsumer) keepHidden(ctx context.Context, pending []*inflight) (st
 				resp, err := c.queue.UpdateMessage(ctx, im.id, im.receipt, im.text, &azqueue.UpdateMessageOptions{VisibilityTimeout: &vtSec})
 				if err != nil {
 					err = azprov.Redact(err)
-					c.p.m.errors.WithLabelValues("update").Inc()
+					c.p.m.t.Error("update")
 					if goneError(err) {
 						im.lost = true
 					}
@@ -444,7 +445,7 @@ func (c *QueueConsumer) delete(ctx context.Context, im *inflight) {
 		return
 	}
 	err = azprov.Redact(err)
-	c.p.m.errors.WithLabelValues("delete").Inc()
+	c.p.m.t.Error("delete")
 	level := slog.LevelWarn
 	if goneError(err) {
 		// Its visibility lapsed and another consumer has it now; it
@@ -469,12 +470,13 @@ func (c *QueueConsumer) toPoison(ctx context.Context, im *inflight) {
 		}
 	}
 	if err != nil {
-		c.p.m.errors.WithLabelValues("poison").Inc()
+		c.p.m.t.Error("poison")
 		c.p.log.WarnContext(ctx, "azure queue message not moved to the poison queue; it stays",
 			append(im.attrs, "err", azprov.Redact(err), "poison_queue", c.poisonName)...)
 		return
 	}
 	c.p.m.messages.WithLabelValues(outPoisoned).Inc()
+	c.p.m.t.Count(notify.OutcomeDeadLettered, max(len(im.events), 1))
 	c.p.log.WarnContext(ctx, "azure queue message moved to the poison queue after too many deliveries",
 		append(im.attrs, "poison_queue", c.poisonName, "max_dequeue_count", c.maxDequeue)...)
 	c.delete(ctx, im)
@@ -516,3 +518,7 @@ func backoff(n int) time.Duration {
 	d := time.Second << min(n-1, 5)
 	return min(d, 30*time.Second)
 }
+
+// LastMessageAt is when the last message was received; zero before the
+// first.
+func (c *QueueConsumer) LastMessageAt() time.Time { return c.p.LastMessageAt() }

@@ -171,14 +171,12 @@ func TestQueueMalformedAndIgnoredAreDeleted(t *testing.T) {
 	if calls, _ := rec.snapshot(); calls != 0 {
 		t.Errorf("Apply called %d times for nothing to apply", calls)
 	}
-	if got := counter(t, reg, "syncer_notify_azure_messages_total", outMalformed); got != 3 {
+	if got := counter(t, reg, "syncer_notifications_total", notify.OutcomeMalformed); got != 3 {
 		t.Errorf("malformed messages counted %v, want 3", got)
 	}
-	if got := counter(t, reg, "syncer_notify_azure_messages_total", outSkipped); got != 2 {
-		t.Errorf("skipped messages counted %v, want 2", got)
-	}
-	if got := counter(t, reg, "syncer_notify_azure_events_total", string(ReasonEventType)); got != 1 {
-		t.Errorf("ignored event types counted %v, want 1", got)
+	// A tier change and a validation event: one ignored event each.
+	if got := counter(t, reg, "syncer_notifications_total", notify.OutcomeSkippedIgnored); got != 2 {
+		t.Errorf("ignored events counted %v, want 2", got)
 	}
 }
 
@@ -204,11 +202,12 @@ func TestQueueApplyErrorRedelivers(t *testing.T) {
 	}
 	rec.waitFor(t, 10*time.Second, "redelivery", func(calls int, _ []notify.Event) bool { return calls >= 2 })
 	eventually(t, 5*time.Second, "queue drained", func() bool { return count(t, tq.q) == 0 })
-	if got := counter(t, reg, "syncer_notify_azure_messages_total", outApplyFailed); got != 1 {
+	if got := counter(t, reg, "syncer_notifications_total", notify.OutcomeFailed); got != 1 {
 		t.Errorf("apply failures counted %v, want 1", got)
 	}
-	if got := counter(t, reg, "syncer_notify_azure_messages_total", outApplied); got != 1 {
-		t.Errorf("applied counted %v, want 1", got)
+	// Applied is counted by the Router (here a recorder), not the transport.
+	if got := counter(t, reg, "syncer_notifications_total", notify.OutcomeApplied); got != 0 {
+		t.Errorf("applied counted %v by the transport, want 0", got)
 	}
 }
 
@@ -231,7 +230,7 @@ func TestQueuePoison(t *testing.T) {
 	if calls, _ := rec.snapshot(); calls != 1 {
 		t.Errorf("Apply called %d times, want 1 (the second delivery is past the limit)", calls)
 	}
-	if got := counter(t, reg, "syncer_notify_azure_messages_total", outPoisoned); got != 1 {
+	if got := counter(t, reg, "syncer_notifications_total", notify.OutcomeDeadLettered); got != 1 {
 		t.Errorf("poisoned counted %v, want 1", got)
 	}
 }

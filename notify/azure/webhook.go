@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -47,7 +48,7 @@ type webhook struct {
 //     so that Event Grid retries, 400 for a malformed body and 413 for one
 //     over MaxBodySize (both counted; Event Grid does not retry those).
 func NewWebhook(src config.Source, app notify.Applier, log *slog.Logger, reg prometheus.Registerer) http.Handler {
-	h := &webhook{app: app, p: newProcessor(src, "webhook", log, reg)}
+	h := &webhook{app: app, p: newProcessor(src, notify.TransportEventGrid, log, reg)}
 	if eg := src.Notifications.EventGrid; eg != nil {
 		h.secret, h.header = notify.NewSecret(eg.Secret), eg.Header
 	}
@@ -79,6 +80,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	attrs := []any{"remote", r.RemoteAddr}
 	if !h.authorized(r) {
 		h.p.m.messages.WithLabelValues(outUnauthorized).Inc()
+		h.p.m.t.Count(notify.OutcomeUnauthorized, 1)
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		h.p.once.Log(ctx, slog.LevelWarn, "unauthorized:"+host, "event grid webhook request without a valid secret refused",
 			append(attrs, "method", r.Method)...)
@@ -123,8 +125,9 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if err := h.app.Apply(ctx, events); err != nil {
+	if err := h.app.Apply(h.p.m.t.Context(ctx), events); err != nil {
 		h.p.m.messages.WithLabelValues(outApplyFailed).Inc()
+		h.p.m.t.Count(notify.OutcomeFailed, len(events))
 		h.p.log.WarnContext(ctx, "event grid delivery not applied; Event Grid will retry",
 			append(attrs, "err", err, "events", len(events), "container", events[0].Bucket, "key", events[0].Key)...)
 		http.Error(w, "not applied", http.StatusInternalServerError)
@@ -186,3 +189,7 @@ func validationCode(body []byte) (string, error) {
 	}
 	return "", fmt.Errorf("%w: no SubscriptionValidationEvent with a validationCode", ErrMalformed)
 }
+
+// LastMessageAt is when the last authorized delivery arrived; zero before
+// the first.
+func (h *webhook) LastMessageAt() time.Time { return h.p.LastMessageAt() }

@@ -19,7 +19,8 @@ import (
 )
 
 // Outcomes of a message besides the parser's Reasons; label values of the
-// messages counter.
+// in-process messages tally (the exported counts are
+// syncer_notifications_total, through Consumer.t).
 const (
 	outcomeApplied       = "applied"
 	outcomeForeignBucket = "foreign_bucket"
@@ -46,7 +47,8 @@ type Consumer struct {
 	log       *slog.Logger
 	client    *pubsub.Client
 	sub       *pubsub.Subscriber
-	msgs      *prometheus.CounterVec
+	msgs      *prometheus.CounterVec // unregistered tally per message, for tests
+	t         *notify.Transport
 	nackDelay time.Duration
 	grace     time.Duration
 }
@@ -106,9 +108,9 @@ func WithPubSubOptions(opts ...option.ClientOption) ConsumerOption {
 // Application Default Credentials); PUBSUB_EMULATOR_HOST, when set, points it
 // at an emulator. The subscription must exist: Run fails when it does not.
 //
-// Its counter syncer_gcs_notifications_total{source,outcome} is registered
-// with reg unless reg is nil; consumers of several sources share it. A nil
-// log discards.
+// It counts into the shared notification metrics (syncer_notifications_total
+// and friends, transport "pubsub") registered with reg unless reg is nil. A
+// nil log discards.
 func NewConsumer(ctx context.Context, src config.Source, app notify.Applier, log *slog.Logger, reg prometheus.Registerer, opts ...ConsumerOption) (*Consumer, error) {
 	ps := src.Notifications.PubSub
 	if ps == nil || ps.Project == "" || ps.Subscription == "" {
@@ -127,13 +129,7 @@ func NewConsumer(ctx context.Context, src config.Source, app notify.Applier, log
 	for _, o := range opts {
 		o(&s)
 	}
-	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "syncer_gcs_notifications_total",
-		Help: "GCS Pub/Sub notification messages by outcome: applied, apply_failed (nacked), foreign_bucket, or the reason the parser skipped them.",
-	}, []string{"source", "outcome"})
-	if reg != nil {
-		msgs = notify.RegisterCounterVec(reg, msgs)
-	}
+	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gcs_messages"}, []string{"source", "outcome"})
 	copts, err := gcsprovider.ClientOptions(src.GCS.CredentialsFile, os.Getenv("PUBSUB_EMULATOR_HOST") != "")
 	if err != nil {
 		return nil, fmt.Errorf("gcs notifications for source %q: %w", src.ID, err)
@@ -156,6 +152,7 @@ func NewConsumer(ctx context.Context, src config.Source, app notify.Applier, log
 		client:    client,
 		sub:       sub,
 		msgs:      msgs,
+		t:         notify.NewTransport(reg, src.ID, notify.TransportPubSub),
 		nackDelay: s.nackDelay,
 		grace:     s.grace,
 	}, nil
@@ -173,20 +170,26 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
+// LastMessageAt is when the last message was received; zero before the
+// first.
+func (c *Consumer) LastMessageAt() time.Time { return c.t.LastMessageAt() }
+
 // Close releases the Pub/Sub client. Call it after Run returned.
 func (c *Consumer) Close() error { return c.client.Close() }
 
 func (c *Consumer) handle(ctx context.Context, m *pubsub.Message) {
+	c.t.Received()
 	evs, err := Parse(m.Attributes, m.Data)
 	if err != nil {
 		var se *SkipError
 		if !errors.As(err, &se) { // Parse promises only *SkipError
 			se = &SkipError{Reason: ReasonBadPayload, Detail: err.Error()}
 		}
-		level := slog.LevelDebug
+		level, outcome := slog.LevelDebug, notify.OutcomeSkippedIgnored
 		if se.Malformed() {
-			level = slog.LevelWarn
+			level, outcome = slog.LevelWarn, notify.OutcomeMalformed
 		}
+		c.t.Count(outcome, 1)
 		c.log.Log(ctx, level, "gcs notification skipped",
 			"message", m.ID, "reason", string(se.Reason), "detail", se.Detail,
 			"eventType", clip(m.Attributes[attrEventType]), "bucket", clip(m.Attributes[attrBucket]),
@@ -197,6 +200,7 @@ func (c *Consumer) handle(ctx context.Context, m *pubsub.Message) {
 	if b := evs[0].Bucket; b != c.bucket {
 		c.log.Warn("gcs notification for another bucket skipped; does the subscription belong to this source?",
 			"message", m.ID, "bucket", clip(b), "object", clip(evs[0].Key))
+		c.t.Count(notify.OutcomeSkippedForeign, len(evs))
 		c.done(m, outcomeForeignBucket)
 		return
 	}
@@ -208,9 +212,11 @@ func (c *Consumer) handle(ctx context.Context, m *pubsub.Message) {
 	// than abandon it half done: Receive waits for this callback anyway.
 	actx, cancel := notify.Detach(ctx, c.grace)
 	defer cancel()
+	actx = c.t.Context(actx)
 
 	if err := c.app.Apply(actx, evs); err != nil {
 		c.msgs.WithLabelValues(c.id, outcomeApplyFailed).Inc()
+		c.t.Count(notify.OutcomeFailed, len(evs))
 		if ctx.Err() == nil {
 			c.log.Warn("gcs notification not applied; it will be redelivered",
 				"message", m.ID, "object", clip(evs[0].Key), "err", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -13,7 +14,7 @@ import (
 	"github.com/imgly/syncer/notify"
 )
 
-// Message outcomes (label "outcome" of syncer_notify_s3_messages_total).
+// Message outcomes, tallied per delivery in metrics.messages.
 const (
 	outApplied      = "applied"      // Apply returned nil for its events
 	outSkipped      = "skipped"      // nothing to apply (test, ignored, foreign)
@@ -23,7 +24,7 @@ const (
 	outUnauthorized = "unauthorized" // webhook: missing or wrong token
 )
 
-// Record outcomes (label "outcome" of syncer_notify_s3_records_total).
+// Record outcomes, tallied per record in metrics.records.
 const (
 	recEvent     = "event" // handed to Apply
 	recIgnored   = string(SkipIgnored)
@@ -32,34 +33,24 @@ const (
 	recForeign   = "foreign_bucket" // names a bucket other than the source's
 )
 
+// metrics are what the SQS consumer and the webhook count. The exported
+// metrics are the shared notify.Metrics (syncer_notifications_total and
+// friends, through t); messages and records are in-process tallies per
+// delivery and per record, unregistered, which this package's tests and
+// benchmarks read.
 type metrics struct {
+	t        *notify.Transport
 	messages *prometheus.CounterVec
 	records  *prometheus.CounterVec
-	errors   *prometheus.CounterVec
 }
 
-// newMetrics creates the counters of one source's transport ("sqs",
-// "webhook"). Source and transport are constant labels, so that several
-// consumers register side by side in one registry; registering the same
-// pair twice reuses the first collectors.
 func newMetrics(reg prometheus.Registerer, source, transport string) *metrics {
-	labels := prometheus.Labels{"source": source, "transport": transport}
 	return &metrics{
-		messages: notify.NewCounterVec(reg, prometheus.CounterOpts{
-			Name:        "syncer_notify_s3_messages_total",
-			Help:        "S3 notification messages (SQS messages, webhook requests) by outcome.",
-			ConstLabels: labels,
-		}, "outcome", outApplied, outSkipped, outMalformed, outTooLarge, outApplyFailed, outUnauthorized),
-		records: notify.NewCounterVec(reg, prometheus.CounterOpts{
-			Name:        "syncer_notify_s3_records_total",
-			Help:        "S3 notification records by outcome: event (applied), ignored, test, malformed, foreign_bucket.",
-			ConstLabels: labels,
-		}, "outcome", recEvent, recIgnored, recTest, recMalformed, recForeign),
-		errors: notify.NewCounterVec(reg, prometheus.CounterOpts{
-			Name:        "syncer_notify_s3_transport_errors_total",
-			Help:        "Failed queue operations (receive, delete, heartbeat) of S3 notification consumers.",
-			ConstLabels: labels,
-		}, "op"),
+		t: notify.NewTransport(reg, source, transport),
+		messages: notify.NewCounterVec(nil, prometheus.CounterOpts{Name: "s3_messages"}, "outcome",
+			outApplied, outSkipped, outMalformed, outTooLarge, outApplyFailed, outUnauthorized),
+		records: notify.NewCounterVec(nil, prometheus.CounterOpts{Name: "s3_records"}, "outcome",
+			recEvent, recIgnored, recTest, recMalformed, recForeign),
 	}
 }
 
@@ -96,8 +87,10 @@ const excerptLen = 256
 // with every line (message id, receive count, remote address).
 func (p *processor) prepare(ctx context.Context, body []byte, attrs ...any) ([]notify.Event, error) {
 	attrs = slices.Clip(attrs) // each log line appends its own fields
+	p.m.t.Received()
 	res, err := Parse(body)
 	if err != nil {
+		p.m.t.Count(notify.OutcomeMalformed, 1) // too large included
 		out := outMalformed
 		if errors.Is(err, ErrTooLarge) {
 			out = outTooLarge
@@ -113,6 +106,11 @@ func (p *processor) prepare(ctx context.Context, body []byte, attrs ...any) ([]n
 	}
 	for _, s := range res.Skips {
 		p.m.records.WithLabelValues(string(s.Kind)).Inc()
+		if s.Kind == SkipMalformed {
+			p.m.t.Count(notify.OutcomeMalformed, 1)
+		} else {
+			p.m.t.Count(notify.OutcomeSkippedIgnored, 1)
+		}
 		level := slog.LevelInfo
 		if s.Kind == SkipMalformed {
 			level = slog.LevelWarn
@@ -125,6 +123,7 @@ func (p *processor) prepare(ctx context.Context, body []byte, attrs ...any) ([]n
 	for _, ev := range res.Events {
 		if ev.Bucket != p.bucket {
 			p.m.records.WithLabelValues(recForeign).Inc()
+			p.m.t.Count(notify.OutcomeSkippedForeign, 1)
 			p.once.Log(ctx, slog.LevelWarn, "foreign:"+ev.Bucket, "s3 notification for another bucket skipped",
 				append(attrs, "bucket", ev.Bucket, "want_bucket", p.bucket, "key", ev.Key, "format", res.Format)...)
 			continue
@@ -134,3 +133,7 @@ func (p *processor) prepare(ctx context.Context, body []byte, attrs ...any) ([]n
 	p.m.records.WithLabelValues(recEvent).Add(float64(len(events)))
 	return events, nil
 }
+
+// LastMessageAt is when the last message (or webhook request with a valid
+// token) arrived; zero before the first.
+func (p *processor) LastMessageAt() time.Time { return p.m.t.LastMessageAt() }

@@ -118,7 +118,7 @@ func NewSQSConsumer(ctx context.Context, src config.Source, app notify.Applier, 
 		visibility:  q.VisibilityTimeout,
 		wait:        q.WaitTime,
 		app:         app,
-		p:           newProcessor(src, "sqs", log, reg, "queue", q.QueueURL),
+		p:           newProcessor(src, notify.TransportSQS, log, reg, "queue", q.QueueURL),
 	}
 	if c.concurrency <= 0 {
 		c.concurrency = DefaultSQSConcurrency
@@ -195,7 +195,7 @@ func (c *SQSConsumer) poll(ctx context.Context) error {
 			if errors.As(err, &missing) {
 				return fmt.Errorf("sqs: receive from %s: %w", c.queueURL, err)
 			}
-			c.p.m.errors.WithLabelValues("receive").Inc()
+			c.p.m.t.Error("receive")
 			c.p.log.WarnContext(ctx, "sqs receive failed; retrying", "err", err, "backoff", backoff)
 			if !notify.Sleep(ctx, backoff) {
 				return nil
@@ -285,7 +285,7 @@ func (c *SQSConsumer) apply(ctx context.Context, items []item) {
 	if len(with) == 0 {
 		return
 	}
-	for j, err := range notify.ApplyEach(ctx, c.app, msgs) {
+	for j, err := range notify.ApplyEach(c.p.m.t.Context(ctx), c.app, msgs) {
 		it := &items[with[j]]
 		if err != nil {
 			c.failed(ctx, it, err)
@@ -298,6 +298,7 @@ func (c *SQSConsumer) apply(ctx context.Context, items []item) {
 // failed leaves a message for redelivery.
 func (c *SQSConsumer) failed(ctx context.Context, it *item, err error) {
 	it.ack, it.outcome = false, outApplyFailed
+	c.p.m.t.Count(notify.OutcomeFailed, len(it.events))
 	ev := it.events[0]
 	c.p.log.WarnContext(ctx, "s3 notification not applied; it will be redelivered after its visibility timeout",
 		append(it.attrs(), "err", err, "events", len(it.events), "bucket", ev.Bucket, "key", ev.Key,
@@ -325,13 +326,15 @@ func (c *SQSConsumer) delete(ctx context.Context, items []item) {
 		Entries:  entries,
 	})
 	if err != nil {
-		c.p.m.errors.WithLabelValues("delete").Add(float64(len(entries)))
+		for range entries {
+			c.p.m.t.Error("delete")
+		}
 		c.p.log.WarnContext(ctx, "sqs delete failed; the messages will be delivered again", "err", err,
 			"messages", len(entries))
 		return
 	}
 	for _, f := range out.Failed {
-		c.p.m.errors.WithLabelValues("delete").Inc()
+		c.p.m.t.Error("delete")
 		i, _ := strconv.Atoi(aws.ToString(f.Id))
 		attrs := []any{"code", aws.ToString(f.Code), "err", aws.ToString(f.Message)}
 		if i >= 0 && i < len(items) {
@@ -369,14 +372,18 @@ func (c *SQSConsumer) heartbeat(ctx context.Context, msgs []types.Message) {
 			if ctx.Err() != nil {
 				return
 			}
-			c.p.m.errors.WithLabelValues("heartbeat").Inc()
+			c.p.m.t.Error("heartbeat")
 			c.p.log.WarnContext(ctx, "sqs visibility extension failed", "err", err, "messages", len(entries))
 			continue
 		}
 		for _, f := range out.Failed {
-			c.p.m.errors.WithLabelValues("heartbeat").Inc()
+			c.p.m.t.Error("heartbeat")
 			c.p.log.DebugContext(ctx, "sqs visibility extension failed for a message",
 				"id", aws.ToString(f.Id), "code", aws.ToString(f.Code), "err", aws.ToString(f.Message))
 		}
 	}
 }
+
+// LastMessageAt is when the last message was received; zero before the
+// first.
+func (c *SQSConsumer) LastMessageAt() time.Time { return c.p.LastMessageAt() }

@@ -386,7 +386,7 @@ func TestSQSFormats(t *testing.T) {
 			t.Errorf("records{%s} = %d, want %d", label, got, n)
 		}
 	}
-	if n, err := testutil.GatherAndCount(reg, "syncer_notify_s3_messages_total", "syncer_notify_s3_records_total"); err != nil || n == 0 {
+	if n, err := testutil.GatherAndCount(reg, "syncer_notifications_total"); err != nil || n == 0 {
 		t.Errorf("metrics not registered: %d %v", n, err)
 	}
 }

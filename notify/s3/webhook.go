@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -36,7 +37,7 @@ type webhook struct {
 //     ignored or named another bucket), and 500 when Apply failed, so that
 //     the sender retries.
 func NewWebhook(src config.Source, app notify.Applier, log *slog.Logger, reg prometheus.Registerer) http.Handler {
-	h := &webhook{app: app, p: newProcessor(src, "webhook", log, reg)}
+	h := &webhook{app: app, p: newProcessor(src, notify.TransportWebhook, log, reg)}
 	if w := src.Notifications.Webhook; w != nil {
 		h.token = notify.NewSecret(w.Token)
 	}
@@ -59,6 +60,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	attrs := []any{"remote", r.RemoteAddr}
 	if !h.authorized(r) {
 		h.p.m.messages.WithLabelValues(outUnauthorized).Inc()
+		h.p.m.t.Count(notify.OutcomeUnauthorized, 1)
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		h.p.once.Log(ctx, slog.LevelWarn, "unauthorized:"+host, "s3 webhook request without a valid token refused",
 			append(attrs, "method", r.Method, "has_authorization", r.Header.Get("Authorization") != "")...)
@@ -81,6 +83,8 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			h.p.m.messages.WithLabelValues(outTooLarge).Inc()
+			h.p.m.t.Received()
+			h.p.m.t.Count(notify.OutcomeMalformed, 1)
 			h.p.once.Log(ctx, slog.LevelWarn, "too_large", "s3 webhook body too large refused",
 				append(attrs, "limit", MaxBodySize, "content_length", r.ContentLength)...)
 			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
@@ -103,8 +107,9 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if err := h.app.Apply(ctx, events); err != nil {
+	if err := h.app.Apply(h.p.m.t.Context(ctx), events); err != nil {
 		h.p.m.messages.WithLabelValues(outApplyFailed).Inc()
+		h.p.m.t.Count(notify.OutcomeFailed, len(events))
 		h.p.log.WarnContext(ctx, "s3 webhook notification not applied; the sender should retry",
 			append(attrs, "err", err, "events", len(events), "bucket", events[0].Bucket, "key", events[0].Key)...)
 		http.Error(w, "not applied", http.StatusInternalServerError)
@@ -113,3 +118,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.p.m.messages.WithLabelValues(outApplied).Inc()
 	w.WriteHeader(http.StatusOK)
 }
+
+// LastMessageAt is when the last authorized request arrived; zero before the
+// first.
+func (h *webhook) LastMessageAt() time.Time { return h.p.LastMessageAt() }
