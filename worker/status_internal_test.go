@@ -60,7 +60,7 @@ func TestStatusJSONNulls(t *testing.T) {
 // both forms.
 func TestReadyzCatalogClosed(t *testing.T) {
 	n := testkit.StartNATS(t, t.TempDir(), 0)
-	cfg, err := config.Parse([]byte("{}"), func(string) (string, bool) { return "", false })
+	cfg, err := config.Parse([]byte("nats: {url: embedded}\n"), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
