@@ -82,9 +82,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 		cfg: cfg, log: opts.Log, reg: prometheus.NewRegistry(), opts: opts,
 		consumers: map[string]Consumer{}, webhooks: map[string]http.Handler{}, consumerErr: map[string]error{},
 	}
+	// Each failing return below sets the named result w to nil, so the
+	// deferred cleanup must close the worker built so far, not w.
+	built := w
 	defer func() {
 		if err != nil {
-			w.Close()
+			built.Close()
 		}
 	}()
 	w.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -300,8 +303,12 @@ func (w *Worker) problems() []string {
 	return out
 }
 
-// Close releases everything New opened.
+// Close releases everything New opened. It is safe on a nil or partially
+// built worker.
 func (w *Worker) Close() {
+	if w == nil {
+		return
+	}
 	if w.listener != nil {
 		w.listener.Close()
 	}
@@ -316,7 +323,9 @@ func (w *Worker) Close() {
 		}
 	}
 	for _, s := range w.sources {
-		s.Provider.Close()
+		if s.Provider != nil {
+			s.Provider.Close()
+		}
 	}
 	if w.cat != nil {
 		w.cat.Close()
