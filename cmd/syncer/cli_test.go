@@ -431,6 +431,24 @@ sources:
 	}
 }
 
+// TestConfigErrorsExit1: a bad config is a failure (exit 1), one line per
+// problem, each prefixed; not a usage error.
+func TestConfigErrorsExit1(t *testing.T) {
+	path := writeConfig(t, "nats: {url: embedded, stream: \"no spaces\"}\nevents: {maxChanges: -1}\n")
+	for _, args := range [][]string{{"run", "--config", path}, {"config", "check", "--config", path}} {
+		code, _, stderr := runCLI(t, args...)
+		lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+		if code != 1 || len(lines) != 2 || !strings.Contains(stderr, "nats.stream") || !strings.Contains(stderr, "events.maxChanges") {
+			t.Errorf("%v: exit %d, stderr %q; want exit 1 and a line per problem", args, code, stderr)
+		}
+		for _, l := range lines {
+			if !strings.HasPrefix(l, "syncer: ") {
+				t.Errorf("%v: line %q lacks the prefix", args, l)
+			}
+		}
+	}
+}
+
 func TestHumanAges(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		12 * time.Second: "12s", 4 * time.Minute: "4m", 4*time.Minute + 12*time.Second: "4m12s",
