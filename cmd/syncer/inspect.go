@@ -310,6 +310,22 @@ func printStatus(w io.Writer, doc *statusDoc, now time.Time) {
 			s.OutboxPending, lastScan, result, next)
 	}
 	tw.Flush()
+	// What the table cannot hold, an operator needs first: why a scan
+	// failed, and notifications that are not running.
+	var notes []string
+	for _, s := range doc.Sources {
+		if s.LastScan != nil && s.LastScan.Error != "" {
+			notes = append(notes, fmt.Sprintf("%s: last scan %s: %s", s.ID, dash(s.LastScan.Result), s.LastScan.Error))
+		}
+		for _, n := range s.Notifications {
+			if n.State != "running" {
+				notes = append(notes, fmt.Sprintf("%s: %s notifications %s", s.ID, dash(n.Transport), dash(n.State)))
+			}
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
+	}
 }
 
 func dash(s string) string {

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imgly/syncer/catalog"
 )
 
 const testToken = "s3cr3t-t0ken-for-tests"
@@ -211,5 +217,107 @@ func TestURLFromListen(t *testing.T) {
 		if got := urlFromListen(listen); got != want {
 			t.Errorf("urlFromListen(%q) = %q, want %q", listen, got, want)
 		}
+	}
+}
+
+// TestPrintStatus renders a canned /status document (the contract's
+// example), independent of a running worker.
+func TestPrintStatus(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	var doc statusDoc
+	if err := json.Unmarshal([]byte(`{"version":"v1.2.3","revision":"1a2b3c4","startedAt":"2026-12-01T09:00:00Z",
+	  "nats":{"url":"nats://nats:4222","connected":true,"embedded":false},
+	  "sources":[
+	    {"id":"a","provider":"s3","bucket":"b","prefix":"p/","objects":12,"lastSeq":40,"publishedSeq":38,"outboxPending":2,
+	     "lastScan":{"startedAt":"2026-12-01T11:59:48Z","durationSeconds":0.41,"listed":12,"result":"ok","error":""},
+	     "nextScanAt":"2026-12-01T12:04:00Z","notifications":[{"transport":"sqs","state":"running","lastMessageAt":"2026-12-01T11:59:00Z"}]},
+	    {"id":"c","provider":"azure","bucket":"assets","prefix":"","objects":0,"lastSeq":0,"publishedSeq":0,"outboxPending":0,
+	     "lastScan":{"startedAt":"2026-12-01T10:30:00Z","durationSeconds":1.5,"listed":0,"result":"failed","error":"list: 403 Forbidden"},
+	     "nextScanAt":null,"notifications":[{"transport":"storagequeue","state":"failing","lastMessageAt":null}]},
+	    {"id":"d","provider":"local","bucket":"/srv/assets","prefix":"","objects":3,"lastSeq":3,"publishedSeq":3,"outboxPending":0}
+	  ]}`), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	printStatus(&buf, &doc, now)
+	var got []string
+	for line := range strings.SplitSeq(strings.TrimRight(buf.String(), "\n"), "\n") {
+		got = append(got, strings.Join(strings.Fields(line), " "))
+	}
+	want := []string{
+		"NATS nats://nats:4222 (connected)",
+		"",
+		"SOURCE PROVIDER BUCKET PREFIX OBJECTS LAST-SEQ PUBLISHED PENDING LAST-SCAN RESULT NEXT-SCAN",
+		"a s3 b p/ 12 40 38 2 12s ago ok in 4m",
+		"c azure assets - 0 0 0 0 1h30m ago failed -",
+		"d local /srv/assets - 3 3 3 0 - - -",
+		"",
+		"c: last scan failed: list: 403 Forbidden",
+		"c: storagequeue notifications failing",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestClientContract checks the client's side of the HTTP contract
+// (bearer token, NDJSON re-encoded as `catalog ls` prints it, error lines)
+// against a server speaking it; the real worker is in
+// TestInspectRunningWorker.
+func TestClientContract(t *testing.T) {
+	const entry = `{"key":"img/one.png","size":1,"seq":1}`
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer good" {
+			rw.WriteHeader(http.StatusUnauthorized)
+			rw.Write([]byte(`{"error":"unauthorized"}`)) //nolint:errcheck
+			return
+		}
+		switch r.URL.Path {
+		case "/catalog/stats":
+			rw.Write([]byte(`{"sources":[{"id":"a","objects":12,"lastSeq":40,"unpublished":2}]}`)) //nolint:errcheck
+		case "/catalog/sources/a/objects":
+			if r.URL.Query().Get("prefix") != "img/" || r.URL.Query().Get("limit") != "1" {
+				t.Errorf("query %q", r.URL.RawQuery)
+			}
+			rw.Header().Set("Content-Type", "application/x-ndjson")
+			rw.Write([]byte(entry + "\n")) //nolint:errcheck
+		default:
+			rw.WriteHeader(http.StatusNotFound)
+			rw.Write([]byte(`{"error":"source \"x\" is not configured"}`)) //nolint:errcheck
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+
+	var out strings.Builder
+	if err := newClient(srv.URL, "good").catalogStats(ctx, &out); err != nil || out.String() != "a\tobjects=12\tlastSeq=40\tunpublished=2\n" {
+		t.Errorf("stats: %v, %q", err, out.String())
+	}
+	out.Reset()
+	if err := newClient(srv.URL+"/", "good").catalogLs(ctx, "a", "img/", 1, &out); err != nil {
+		t.Fatal(err)
+	}
+	var e catalog.Entry
+	if err := json.Unmarshal([]byte(entry), &e); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(e)
+	if out.String() != string(want)+"\n" {
+		t.Errorf("ls: %q, want %q", out.String(), want)
+	}
+	if err := newClient(srv.URL, "good").catalogLs(ctx, "x", "", 0, &out); err == nil || err.Error() != srv.URL+`: source "x" is not configured` {
+		t.Errorf("unknown source: %v", err)
+	}
+	t.Setenv("SYNCER_TOKEN", "")
+	if err := newClient(srv.URL, "").catalogStats(ctx, &out); err == nil || err.Error() != srv.URL+": unauthorized: give --token or SYNCER_TOKEN" {
+		t.Errorf("no token: %v", err)
+	}
+	if err := newClient(srv.URL, "bad-secret").catalogStats(ctx, &out); err == nil || strings.Contains(err.Error(), "bad-secret") ||
+		!strings.Contains(err.Error(), "unauthorized") {
+		t.Errorf("bad token: %v", err)
+	}
+	t.Setenv("SYNCER_TOKEN", "good")
+	if err := newClient(srv.URL, "").catalogStats(ctx, io.Discard); err != nil {
+		t.Errorf("token from SYNCER_TOKEN: %v", err)
 	}
 }
