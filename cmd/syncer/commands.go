@@ -121,6 +121,12 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer) error {
 	}
 	log := newLogger(cfg.Log, stderr)
 	w, err := worker.New(ctx, cfg, worker.Options{Log: log})
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "listen" {
+		// The port was taken between checkPorts and the worker's listen;
+		// the HTTP listener is the one New opens itself.
+		return fmt.Errorf("http.listen %s: %s", quoteOdd(cfg.HTTP.Listen), listenReason(err))
+	}
 	if err != nil {
 		return err
 	}
