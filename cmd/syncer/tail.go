@@ -21,6 +21,8 @@ type tailOptions struct {
 	config, url, stream, prefix, source, since string
 	all                                        bool
 	count                                      int
+	// creds is the config's nats.credsFile, if --config gave one.
+	creds string
 }
 
 func newTailCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -86,6 +88,7 @@ func (o *tailOptions) resolve(c *cobra.Command) error {
 			o.url = "nats://" + loopback(cfg.NATS.Listen)
 		}
 	}
+	o.creds = cfg.NATS.CredsFile
 	if !c.Flags().Changed("stream") {
 		o.stream = cfg.NATS.Stream
 	}
@@ -108,7 +111,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 }
 
 func cmdTail(ctx context.Context, o tailOptions, stdout, stderr io.Writer) error {
-	nc, err := worker.Connect(o.url, config.NATS{}, "syncer-tail")
+	nc, err := worker.Connect(o.url, config.NATS{CredsFile: o.creds}, "syncer-tail")
 	if err != nil {
 		return err
 	}
