@@ -22,6 +22,11 @@ import (
 // ErrStop, returned by a Range callback, ends the range without error.
 var ErrStop = errors.New("stop")
 
+// ErrLocked is returned (wrapped) by Open when another process holds the
+// catalog; callers detect it with errors.Is, e.g. to ask that process over
+// HTTP instead.
+var ErrLocked = errors.New("locked by another process (is another syncer using it?)")
+
 var (
 	rootBucket   = []byte("sources")
 	objectBucket = []byte("objects")
@@ -55,13 +60,15 @@ func Open(dir string) (*Catalog, error) {
 	}
 	path := filepath.Join(dir, "catalog.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: 2 * time.Second,
+		// Short: a second process waiting longer gains nothing, since the
+		// holder is a long-running worker, and the operator waits for it.
+		Timeout: time.Second,
 		// The freelist is kept on disk: without it every open walks every
 		// page to rebuild it (0.4 s and a 10 MB spike at a million objects).
 		FreelistType: bolt.FreelistMapType,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("catalog: %s is locked by another syncer process", path)
+		return nil, fmt.Errorf("catalog %s: %w", dir, ErrLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("catalog: open %s: %w", path, err)

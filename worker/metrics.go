@@ -18,7 +18,7 @@ func (w *Worker) registerMetrics() error {
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "syncer_build_info", Help: "Always 1; the labels say which build runs.",
 	}, []string{"version", "revision", "goversion"})
-	build.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
+	build.WithLabelValues(bi.VersionOrDev(), bi.Revision, bi.GoVersion).Set(1)
 	natsUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "syncer_nats_connected", Help: "1 while the NATS connection is up, else 0.",
 	}, func() float64 {

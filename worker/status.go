@@ -99,7 +99,7 @@ type consumerState struct {
 func (w *Worker) Status(ctx context.Context) (Status, error) {
 	bi := buildinfo.Read()
 	st := Status{
-		Version: bi.Version, Revision: bi.Revision,
+		Version: bi.VersionOrDev(), Revision: bi.Revision,
 		StartedAt: w.started.UTC().Format(time.RFC3339),
 		NATS: StatusNATS{
 			URL:       RedactURL(w.natsURL()),

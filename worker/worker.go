@@ -87,9 +87,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 		consumers: map[string]Consumer{}, webhooks: map[string]http.Handler{}, consumerState: map[string]*consumerState{},
 		started: time.Now(), auth: newAuthPolicy(cfg.HTTP.Auth.Tokens, cfg.HTTP.Listen),
 	}
+	// Each failing return below sets the named result w to nil, so the
+	// deferred cleanup must close the worker built so far, not w.
+	built := w
 	defer func() {
 		if err != nil {
-			w.Close()
+			built.Close()
 		}
 	}()
 	w.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -265,8 +268,12 @@ func (w *Worker) runConsumer(ctx context.Context, name string, c Consumer) {
 	}
 }
 
-// Close releases everything New opened.
+// Close releases everything New opened. It is safe on a nil or partially
+// built worker.
 func (w *Worker) Close() {
+	if w == nil {
+		return
+	}
 	if w.listener != nil {
 		w.listener.Close()
 	}
@@ -281,7 +288,9 @@ func (w *Worker) Close() {
 		}
 	}
 	for _, s := range w.sources {
-		s.Provider.Close()
+		if s.Provider != nil {
+			s.Provider.Close()
+		}
 	}
 	if w.cat != nil {
 		w.cat.Close()

@@ -4,45 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/events"
+	"github.com/imgly/syncer/internal/buildinfo"
 	"github.com/imgly/syncer/schedule"
 	"github.com/imgly/syncer/worker"
 )
-
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
-
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
-	}
-	if fs.NArg() > 0 {
-		return &exitError{2, fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	return nil
-}
 
 // defaultConfig is what `syncer run` does without a config: watch ./assets,
 // publish to an embedded NATS on the standard port.
@@ -62,6 +40,9 @@ sources:
 // loadSource loads the configuration at path and returns it with its
 // source id.
 func loadSource(path, id string) (*config.Config, *config.Source, error) {
+	if id == "" {
+		return nil, nil, usagef("--source is required")
+	}
 	cfg, err := loadConfig(path)
 	if err != nil {
 		return nil, nil, err
@@ -71,55 +52,86 @@ func loadSource(path, id string) (*config.Config, *config.Source, error) {
 			return cfg, &cfg.Sources[i], nil
 		}
 	}
-	return nil, nil, &exitError{2, fmt.Errorf("--source %q is not in %s", id, path)}
+	return nil, nil, usagef("--source %q is not in %s", id, path)
 }
 
 func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
-		return nil, &exitError{2, errors.New("--config is required")}
+		return nil, usagef("--config is required")
 	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, &exitError{2, err}
-	}
-	return cfg, nil
+	return config.Load(path)
 }
 
+// newLogger logs to w as cfg says. Durations print as "1.5s": slog's
+// default is nanoseconds in both formats, unreadable in a log line.
 func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.Level)) //nolint:errcheck // validated
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: readableDurations}
 	if cfg.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlags("run", stderr)
-	path := fs.String("config", "", "configuration file (default: the embedded default over ./assets)")
-	if err := parse(fs, args); err != nil {
-		return err
+func readableDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
 	}
+	return a
+}
+
+func newRunCmd(stderr io.Writer) *cobra.Command {
+	var path string
+	c := &cobra.Command{
+		Use:   "run [--config FILE]",
+		Short: "Run the worker: scan, consume notifications, publish events, serve HTTP",
+		Long: `Run the worker. It scans every source at start (catching up on downtime) and on its schedule,
+consumes bucket notifications, publishes events and serves HTTP (/healthz, /readyz, /metrics,
+/status, webhooks). SIGTERM or SIGINT stops scheduling, ends the current scan safely, flushes
+the publisher and exits 0.
+
+Without --config it runs the embedded default: it watches ./assets and publishes to an
+embedded NATS server on 127.0.0.1:4222.`,
+		Example: `  syncer run
+  syncer run --config syncer.yaml`,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return cmdRun(c.Context(), path, stderr)
+		},
+	}
+	c.Flags().StringVar(&path, "config", "", "configuration file (default: the embedded default over ./assets)")
+	return c
+}
+
+func cmdRun(ctx context.Context, path string, stderr io.Writer) error {
 	var (
 		cfg *config.Config
 		err error
 	)
-	if *path == "" {
+	if path == "" {
 		cfg, err = defaultConfig()
 	} else {
-		cfg, err = loadConfig(*path)
+		cfg, err = loadConfig(path)
 	}
 	if err != nil {
+		return err
+	}
+	if err := checkPorts(cfg); err != nil {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
 	w, err := worker.New(ctx, cfg, worker.Options{Log: log})
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "listen" {
+		// The port was taken between checkPorts and the worker's listen;
+		// the HTTP listener is the one New opens itself.
+		return fmt.Errorf("http.listen %s: %s", quoteOdd(cfg.HTTP.Listen), listenReason(err))
+	}
 	if err != nil {
 		return err
 	}
 	defer w.Close()
-	if *path == "" {
+	if path == "" {
 		log.Info("running the embedded default: drop files into ./assets; `syncer events tail` shows the events",
 			"nats", "nats://"+cfg.NATS.Listen, "subject", cfg.NATS.SubjectPrefix+".assets")
 	}
@@ -128,15 +140,90 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	return err
 }
 
-func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("scan", stderr)
-	path := fs.String("config", "", "configuration file")
-	id := fs.String("source", "", "source id")
-	publish := fs.Bool("publish", true, "publish the changes to NATS after the scan (otherwise they wait in the outbox for `run`)")
-	if err := parse(fs, args); err != nil {
-		return err
+// checkPorts tries the addresses run is going to listen on, so a port in
+// use fails at once with the config field that names it, instead of deep
+// in start-up (the embedded NATS server would only time out).
+func checkPorts(cfg *config.Config) error {
+	if cfg.HTTP.Listen != "off" {
+		if err := tryListen("http.listen", cfg.HTTP.Listen); err != nil {
+			return err
+		}
 	}
-	cfg, src, err := loadSource(*path, *id)
+	if cfg.NATS.URL == "embedded" {
+		if err := tryListen("nats.listen", cfg.NATS.Listen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func tryListen(field, addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s %s: %s", field, quoteOdd(addr), listenReason(err))
+	}
+	return l.Close()
+}
+
+// quoteOdd quotes an address unless it looks like host:port, so that
+// `http.listen "8080"` shows what was written.
+func quoteOdd(addr string) string {
+	if _, _, err := net.SplitHostPort(addr); err != nil || addr == "" {
+		return fmt.Sprintf("%q", addr)
+	}
+	return addr
+}
+
+// listenReason is why net.Listen failed, without the repeated
+// "listen tcp 127.0.0.1:8080: bind:" chain.
+func listenReason(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	var ae *net.AddrError
+	if errors.As(err, &ae) {
+		if strings.Contains(ae.Err, "port") {
+			return ae.Err + " (want host:port, e.g. 127.0.0.1:8080)"
+		}
+		return ae.Err
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return dns.Error()
+	}
+	return err.Error()
+}
+
+func newScanCmd(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		path, id string
+		publish  bool
+	)
+	c := &cobra.Command{
+		Use:   "scan --config FILE --source ID",
+		Short: "Reconcile one source once, then publish its changes",
+		Long: `Reconcile one source once: list it, diff the listing against the catalog and commit the changes,
+with progress on stderr and a summary on stdout. Then publish the changes to NATS, unless
+--publish=false leaves them in the outbox for the next run. Exits non-zero on failure; a failed
+listing applies no deletions. The worker must not be running on the same catalog.`,
+		Example: `  syncer scan --config syncer.yaml --source cloud-images
+  syncer scan --config syncer.yaml --source cloud-images --publish=false`,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return cmdScan(c.Context(), path, id, publish, stdout, stderr)
+		},
+	}
+	c.Flags().StringVar(&path, "config", "", "configuration file (required)")
+	c.Flags().StringVar(&id, "source", "", "id of the source to scan (required)")
+	c.Flags().BoolVar(&publish, "publish", true, "publish the changes to NATS after the scan (false: they wait in the outbox for syncer run)")
+	return c
+}
+
+func cmdScan(ctx context.Context, path, id string, publish bool, stdout, stderr io.Writer) error {
+	if path == "" {
+		return usagef("--config is required")
+	}
+	cfg, src, err := loadSource(path, id)
 	if err != nil {
 		return err
 	}
@@ -169,7 +256,7 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintln(stdout, summary)
-	if !*publish {
+	if !publish {
 		return nil
 	}
 	return flushOutbox(ctx, cfg, cat, cs, log, stdout)
@@ -194,7 +281,7 @@ func flushOutbox(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, 
 	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := pub.EnsureStream(fctx); err != nil {
-		return err
+		return fmt.Errorf("publish: ensure stream %s: %w", cfg.NATS.Stream, err)
 	}
 	if err := pub.Flush(fctx, cs); err != nil {
 		return fmt.Errorf("publish (the changes stay in the outbox for the next run): %w", err)
@@ -203,81 +290,79 @@ func flushOutbox(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, 
 	return nil
 }
 
-func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("events tail", stderr)
-	url := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL")
-	stream := fs.String("stream", config.DefaultStream, "JetStream stream")
-	prefix := fs.String("subject-prefix", config.DefaultSubjectPrefix, "subject prefix")
-	source := fs.String("source", "", "only this source's events")
-	all := fs.Bool("all", false, "start at the first event the stream holds, not the next one")
-	count := fs.Int("n", 0, "exit after this many events (0: run until interrupted)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	nc, err := worker.Connect(*url, config.NATS{}, "syncer-tail")
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	subject := *prefix + ".>"
-	if *source != "" {
-		subject = events.Subject(*prefix, *source)
-	}
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy}
-	if *all {
-		occ.DeliverPolicy = jetstream.DeliverAllPolicy
-	}
-	var cons jetstream.Consumer
-	for {
-		cons, err = js.OrderedConsumer(ctx, *stream, occ)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, jetstream.ErrStreamNotFound) || ctx.Err() != nil {
-			return fmt.Errorf("subscribe to %s: %w", *stream, err)
-		}
-		select { // syncer creates the stream when it starts
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-	enc := json.NewEncoder(stdout)
-	for n := 0; *count == 0 || n < *count; n++ {
-		msg, err := cons.Next(jetstream.FetchContext(ctx))
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("receive: %w", err)
-		}
-		var ev json.RawMessage = msg.Data()
-		if err := enc.Encode(ev); err != nil {
-			return err
-		}
-	}
-	return nil
+// remoteFlags are the flags of commands that can ask a running worker.
+type remoteFlags struct {
+	url, token string
 }
 
-func cmdCatalogLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("catalog ls", stderr)
-	path := fs.String("config", "", "configuration file")
-	id := fs.String("source", "", "source id")
-	prefix := fs.String("prefix", "", "only keys with this prefix")
-	limit := fs.Int("limit", 0, "at most this many (0: all)")
-	if err := parse(fs, args); err != nil {
-		return err
+func (r *remoteFlags) register(c *cobra.Command, urlUsage string) {
+	c.Flags().StringVar(&r.url, "url", "", urlUsage)
+	c.Flags().StringVar(&r.token, "token", "", "bearer token for the worker's HTTP API (default: $SYNCER_TOKEN)")
+}
+
+// client is the worker client for an explicit --url, or for the worker
+// that holds a locked catalog (nil when the config gives no listener).
+func (r *remoteFlags) client(cfg *config.Config) *client {
+	if r.url != "" {
+		return newClient(r.url, r.token)
 	}
-	cfg, src, err := loadSource(*path, *id)
+	if cfg == nil || cfg.HTTP.Listen == "off" {
+		return nil
+	}
+	return newClient(urlFromListen(cfg.HTTP.Listen), r.token)
+}
+
+func newCatalogLsCmd(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		path, id, prefix string
+		limit            int
+		remote           remoteFlags
+	)
+	c := &cobra.Command{
+		Use:   "ls (--config FILE | --url URL) --source ID",
+		Short: "List what the catalog records for a source, one JSON object per line",
+		Long: `List what the catalog records for a source, one JSON object per line in key order.
+
+The catalog is opened directly; when a running worker holds it (the file is locked) and the
+config's http.listen is not "off", the worker is asked over HTTP instead. --url asks the
+worker at URL without a config.`,
+		Example: `  syncer catalog ls --config syncer.yaml --source cloud-images
+  syncer catalog ls --config syncer.yaml --source cloud-images --prefix images/2026/ --limit 10
+  syncer catalog ls --url http://127.0.0.1:8080 --source cloud-images`,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if limit < 0 {
+				return usagef("--limit must not be negative")
+			}
+			return cmdCatalogLs(c.Context(), path, id, prefix, limit, &remote, stdout, stderr)
+		},
+	}
+	c.Flags().StringVar(&path, "config", "", "configuration file (required unless --url is given)")
+	c.Flags().StringVar(&id, "source", "", "source id (required)")
+	c.Flags().StringVar(&prefix, "prefix", "", "only keys with this prefix")
+	c.Flags().IntVar(&limit, "limit", 0, "at most this many entries (0: all)")
+	remote.register(c, "ask the worker at this URL (e.g. http://127.0.0.1:8080) instead of opening the catalog")
+	return c
+}
+
+func cmdCatalogLs(ctx context.Context, path, id, prefix string, limit int, remote *remoteFlags, stdout, _ io.Writer) error {
+	if remote.url != "" {
+		if id == "" {
+			return usagef("--source is required")
+		}
+		return remote.client(nil).catalogLs(ctx, id, prefix, limit, stdout)
+	}
+	cfg, src, err := loadSource(path, id)
 	if err != nil {
 		return err
 	}
 	cat, err := catalog.Open(cfg.Catalog.Path)
 	if err != nil {
+		if cl := remote.client(cfg); cl != nil && errors.Is(err, catalog.ErrLocked) {
+			if rerr := cl.catalogLs(ctx, id, prefix, limit, stdout); rerr != nil {
+				return fmt.Errorf("%w; asking its worker: %w", err, rerr)
+			}
+			return nil
+		}
 		return err
 	}
 	defer cat.Close()
@@ -285,7 +370,7 @@ func cmdCatalogLs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	n := 0
 	enc := json.NewEncoder(stdout)
 	emit := func(e catalog.Entry) error {
-		if *limit > 0 && n >= *limit {
+		if limit > 0 && n >= limit {
 			return catalog.ErrStop
 		}
 		n++
@@ -293,8 +378,8 @@ func cmdCatalogLs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	// The keys with the prefix are the prefix itself, if it is a key, and
 	// those right after it: start there rather than at the first key.
-	if *prefix != "" {
-		e, ok, err := cs.Get(ctx, *prefix)
+	if prefix != "" {
+		e, ok, err := cs.Get(ctx, prefix)
 		if err != nil {
 			return err
 		}
@@ -304,26 +389,55 @@ func cmdCatalogLs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			}
 		}
 	}
-	return cs.Range(ctx, *prefix, func(e catalog.Entry) error {
-		if !strings.HasPrefix(e.Key, *prefix) {
+	return cs.Range(ctx, prefix, func(e catalog.Entry) error {
+		if !strings.HasPrefix(e.Key, prefix) {
 			return catalog.ErrStop
 		}
 		return emit(e)
 	})
 }
 
-func cmdCatalogStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("catalog stats", stderr)
-	path := fs.String("config", "", "configuration file")
-	if err := parse(fs, args); err != nil {
-		return err
+func newCatalogStatsCmd(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		path   string
+		remote remoteFlags
+	)
+	c := &cobra.Command{
+		Use:   "stats (--config FILE | --url URL)",
+		Short: "Objects, last sequence number and unpublished changes per source",
+		Long: `Print, per source, the objects the catalog records, its last sequence number and the changes
+not yet published.
+
+The catalog is opened directly; when a running worker holds it (the file is locked) and the
+config's http.listen is not "off", the worker is asked over HTTP instead. --url asks the
+worker at URL without a config.`,
+		Example: `  syncer catalog stats --config syncer.yaml
+  SYNCER_TOKEN=… syncer catalog stats --url http://127.0.0.1:8080`,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return cmdCatalogStats(c.Context(), path, &remote, stdout, stderr)
+		},
 	}
-	cfg, err := loadConfig(*path)
+	c.Flags().StringVar(&path, "config", "", "configuration file (required unless --url is given)")
+	remote.register(c, "ask the worker at this URL (e.g. http://127.0.0.1:8080) instead of opening the catalog")
+	return c
+}
+
+func cmdCatalogStats(ctx context.Context, path string, remote *remoteFlags, stdout, _ io.Writer) error {
+	if remote.url != "" {
+		return remote.client(nil).catalogStats(ctx, stdout)
+	}
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}
 	cat, err := catalog.Open(cfg.Catalog.Path)
 	if err != nil {
+		if cl := remote.client(cfg); cl != nil && errors.Is(err, catalog.ErrLocked) {
+			if rerr := cl.catalogStats(ctx, stdout); rerr != nil {
+				return fmt.Errorf("%w; asking its worker: %w", err, rerr)
+			}
+			return nil
+		}
 		return err
 	}
 	defer cat.Close()
@@ -332,21 +446,44 @@ func cmdCatalogStats(ctx context.Context, args []string, stdout, stderr io.Write
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s\tobjects=%d\tlastSeq=%d\tunpublished=%d\n", s.ID, st.Objects, st.LastSeq, st.Pending)
+		printStats(stdout, s.ID, st.Objects, st.LastSeq, st.Pending)
 	}
 	return nil
 }
 
-func cmdConfigCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("config check", stderr)
-	path := fs.String("config", "", "configuration file")
-	if err := parse(fs, args); err != nil {
-		return err
+// printStats is the one format of a catalog stats line, local or remote.
+func printStats(w io.Writer, id string, objects, lastSeq, pending uint64) {
+	fmt.Fprintf(w, "%s\tobjects=%d\tlastSeq=%d\tunpublished=%d\n", id, objects, lastSeq, pending)
+}
+
+func newConfigCheckCmd(stdout io.Writer) *cobra.Command {
+	var path string
+	c := &cobra.Command{
+		Use:   "check --config FILE",
+		Short: "Validate a configuration file",
+		Long: `Validate a configuration file: its syntax, unknown keys, types and every value. Each problem
+is named by its field path.`,
+		Example: `  syncer config check --config syncer.yaml`,
+		RunE: func(*cobra.Command, []string) error {
+			cfg, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: ok, %d sources\n", path, len(cfg.Sources))
+			return nil
+		},
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return err
+	c.Flags().StringVar(&path, "config", "", "configuration file (required)")
+	return c
+}
+
+func newVersionCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print the version, VCS revision and Go version syncer was built from",
+		Example: `  syncer version`,
+		Run: func(*cobra.Command, []string) {
+			fmt.Fprintln(stdout, "syncer", buildinfo.Read())
+		},
 	}
-	fmt.Fprintf(stdout, "%s: ok, %d sources\n", *path, len(cfg.Sources))
-	return nil
 }

@@ -53,11 +53,8 @@ sources:
   - {id: assets, provider: local, path: %q, schedule: "@every 1s"}
 `, n.URL, t.TempDir(), root))
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	code := make(chan int, 1)
-	go func() { code <- run(ctx, []string{"run", "--config", path}, &stdout, &stderr) }()
+	p := start(t, nil, "run", "--config", path)
+	stderr := p.stderr
 
 	nc, err := nats.Connect(n.URL)
 	if err != nil {
@@ -102,13 +99,7 @@ sources:
 		t.Fatalf("events %v, want %v", got, want)
 	}
 
-	cancel() // what SIGTERM does through signal.NotifyContext
-	select {
-	case c := <-code:
-		if c != 0 {
-			t.Fatalf("exit %d after interrupt; stderr: %s", c, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not stop within 20 s of the interrupt")
+	if c := p.stop(t); c != 0 {
+		t.Fatalf("exit %d after SIGTERM; stderr: %s", c, stderr.String())
 	}
 }
