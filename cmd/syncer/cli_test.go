@@ -406,7 +406,7 @@ sources:
 		{"nats port in use", config(busyAddr, free(), t.TempDir()),
 			[]string{"syncer: nats.listen " + busyAddr + ": address already in use"}},
 		{"http.listen without port", config(free(), "8080", t.TempDir()),
-			[]string{"http.listen", "8080", "port"}},
+			[]string{"http.listen", `"8080" has no host`}},
 		{"catalog locked", config(free(), free(), lockedDir),
 			[]string{"syncer: catalog " + lockedDir + ": locked by another process (is another syncer using it?)"}},
 	}
