@@ -21,7 +21,7 @@ import (
 // blob to miss) rather than the blob.
 func classify(err error, listing bool) error {
 	err = Redact(err)
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, providers.ErrNotListing) {
 		return err
 	}
 	var re *ResponseError
@@ -34,19 +34,11 @@ func classify(err error, listing bool) error {
 		case bloberror.ServerBusy:
 			return providers.Classify(providers.ErrThrottled, err)
 		}
-		switch s := re.StatusCode; {
-		case s == http.StatusNotFound && listing:
+		if re.StatusCode == http.StatusNotFound && listing {
 			return providers.Classify(providers.ErrBucketNotFound, err)
-		case s == http.StatusNotFound:
-			return providers.Classify(providers.ErrNotFound, err)
-		case s == http.StatusUnauthorized || s == http.StatusForbidden:
-			return providers.Classify(providers.ErrPermission, err)
-		case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
-			return providers.Classify(providers.ErrThrottled, err)
-		case s == http.StatusRequestTimeout || s >= 500:
-			return providers.Classify(providers.ErrTransient, err)
-		case s == http.StatusBadRequest:
-			return providers.Classify(providers.ErrInvalidArguments, err)
+		}
+		if kind := providers.KindOfStatus(re.StatusCode); kind != nil {
+			return providers.Classify(kind, err)
 		}
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -113,7 +112,9 @@ func (p *Provider) ListPage(ctx context.Context, prefix, token string) (provider
 	if token != "" {
 		in.ContinuationToken = aws.String(token)
 	}
-	out, err := p.client.ListObjectsV2(ctx, in)
+	out, err := p.client.ListObjectsV2(ctx, in, func(o *awss3.Options) {
+		o.APIOptions = append(o.APIOptions, checkListing(p.bucket, token))
+	})
 	if err != nil {
 		return providers.Page{}, classify(fmt.Errorf("s3: list s3://%s/%s: %w", p.bucket, prefix, err))
 	}
@@ -174,7 +175,8 @@ func classify(err error) error {
 		return providers.Classify(providers.ErrBucketNotFound, err)
 	case errors.As(err, &nsk), errors.As(err, &nf):
 		return providers.Classify(providers.ErrNotFound, err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, providers.ErrNotListing):
 		return err
 	}
 	var api smithy.APIError
@@ -192,15 +194,8 @@ func classify(err error) error {
 	}
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) {
-		switch code := re.HTTPStatusCode(); {
-		case code == http.StatusNotFound:
-			return providers.Classify(providers.ErrNotFound, err)
-		case code == http.StatusForbidden || code == http.StatusUnauthorized:
-			return providers.Classify(providers.ErrPermission, err)
-		case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-			return providers.Classify(providers.ErrThrottled, err)
-		case code >= 500:
-			return providers.Classify(providers.ErrTransient, err)
+		if kind := providers.KindOfStatus(re.HTTPStatusCode()); kind != nil {
+			return providers.Classify(kind, err)
 		}
 	}
 	return providers.Classify(providers.ErrTransient, err)
