@@ -46,7 +46,7 @@ func (c listingCheck) Do(req *policy.Request) (*http.Response, error) {
 func validListing(body []byte, container string) string {
 	var r struct {
 		XMLName       xml.Name
-		ContainerName *string `xml:"ContainerName,attr"`
+		ContainerName *string   `xml:"ContainerName,attr"`
 		Blobs         *struct{} `xml:"Blobs"`
 	}
 	if err := xml.Unmarshal(body, &r); err != nil {
