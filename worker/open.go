@@ -18,14 +18,23 @@ import (
 	"github.com/imgly/syncer/providers/s3"
 )
 
-// OpenProvider returns the provider adapter of src.
+// OpenProvider returns the provider adapter of src, each call bounded by
+// src.RequestTimeout.
 func OpenProvider(ctx context.Context, src config.Source) (providers.Provider, error) {
+	p, err := openAdapter(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	return providers.WithTimeout(p, src.RequestTimeout), nil
+}
+
+func openAdapter(ctx context.Context, src config.Source) (providers.Provider, error) {
 	switch src.Provider {
 	case "local":
 		if err := os.MkdirAll(src.Path, 0o755); err != nil {
 			return nil, fmt.Errorf("source %s: create %s: %w", src.ID, src.Path, err)
 		}
-		return local.New(src.Path)
+		return local.New(src.Path, local.WithFollowSymlinks(src.FollowSymlinks))
 	case "s3":
 		return s3.New(ctx, src)
 	case "gcs":
