@@ -46,9 +46,10 @@ type FaultProxy struct {
 	rules    []*rule
 	release  chan struct{}
 	injected int
-	stalled  int
-	changed  chan struct{} // closed and replaced when stalled grows
-	last     *Recorded // the last GET forwarded unchanged
+	stalled  int           // requests stalled now
+	stalls   int           // requests that began to stall, ever
+	changed  chan struct{} // closed and replaced when a stall begins
+	last     *Recorded     // the last GET forwarded unchanged
 }
 
 // Fault is what the proxy does to a request a rule picked. Build one with
@@ -201,12 +202,14 @@ func (p *FaultProxy) Stalled() int {
 	return p.stalled
 }
 
-// WaitStalled waits until at least n requests are stalled at once, or ctx
-// ends.
+// WaitStalled waits until n requests have begun to stall since the proxy
+// started (counting those released or given up since), or ctx ends. A
+// cumulative count, because a client that gave up is noticed by the server
+// only some time later.
 func (p *FaultProxy) WaitStalled(ctx context.Context, n int) error {
 	for {
 		p.mu.Lock()
-		got, ch := p.stalled, p.changed
+		got, ch := p.stalls, p.changed
 		p.mu.Unlock()
 		if got >= n {
 			return nil
@@ -214,7 +217,7 @@ func (p *FaultProxy) WaitStalled(ctx context.Context, n int) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("fault proxy: %d of %d requests stalled: %w", got, n, ctx.Err())
+			return fmt.Errorf("fault proxy: %d of %d stalls began: %w", got, n, ctx.Err())
 		}
 	}
 }
@@ -289,6 +292,7 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 	case faultStall:
 		p.mu.Lock()
 		p.stalled++
+		p.stalls++
 		rel := p.release
 		close(p.changed)
 		p.changed = make(chan struct{})

@@ -96,7 +96,7 @@ func TestFaultProxy(t *testing.T) {
 	go func() { _, _, err := get(t, ctx, p.URL+"/a"); done <- err }()
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer wcancel()
-	if err := p.WaitStalled(wctx, 1); err != nil {
+	if err := p.WaitStalled(wctx, 2); err != nil {
 		t.Fatal(err)
 	}
 	select {
