@@ -42,3 +42,15 @@ func KindOfStatus(status int) error {
 	}
 	return nil
 }
+
+// AsNotListing returns the ErrNotListing error inside err without the SDK's
+// wrapping (which may quote the whole request URL), or nil when err is none.
+func AsNotListing(err error) error {
+	var ke *KindError
+	for e := err; errors.As(e, &ke); e = ke.Err {
+		if errors.Is(ke.Err, ErrNotListing) && ke.Kind == ErrTransient {
+			return ke
+		}
+	}
+	return nil
+}

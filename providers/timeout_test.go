@@ -3,6 +3,7 @@ package providers_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -64,5 +65,12 @@ func TestKindOfStatus(t *testing.T) {
 	err := providers.NotListing("ListObjectsV2", "empty body")
 	if !errors.Is(err, providers.ErrNotListing) || !errors.Is(err, providers.ErrTransient) || err.Error() != "ListObjectsV2: response is not a listing: empty body" {
 		t.Errorf("NotListing: %v", err)
+	}
+	wrapped := fmt.Errorf(`Get "http://x/?sig=1": %w`, err)
+	if got := providers.AsNotListing(wrapped); got == nil || got.Error() != err.Error() {
+		t.Errorf("AsNotListing(%v) = %v", wrapped, got)
+	}
+	if got := providers.AsNotListing(providers.Classify(providers.ErrTransient, errors.New("x"))); got != nil {
+		t.Errorf("AsNotListing of another error: %v", got)
 	}
 }

@@ -21,8 +21,11 @@ import (
 // blob to miss) rather than the blob.
 func classify(err error, listing bool) error {
 	err = Redact(err)
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, providers.ErrNotListing) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	if nl := providers.AsNotListing(err); nl != nil {
+		return nl
 	}
 	var re *ResponseError
 	if errors.As(err, &re) {

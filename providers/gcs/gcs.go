@@ -237,8 +237,9 @@ func classify(ctx context.Context, err error) error {
 	case ctx.Err() != nil:
 		// Our own cancellation: neither the store's fault nor worth a retry.
 		return err
-	case errors.Is(err, providers.ErrNotListing):
-		return err
+	}
+	if nl := providers.AsNotListing(err); nl != nil {
+		return nl // without the transport error's wrapping, which quotes the URL
 	}
 	if kind := providers.KindOfStatus(httpStatus(err)); kind != nil {
 		return providers.Classify(kind, err)

@@ -196,7 +196,8 @@ func testStall(t *testing.T, h Harness) {
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "requestTimeout 300ms") {
 		t.Fatalf("stalled listing: %v, want a deadline naming requestTimeout", err)
 	}
-	if took > 10*timeout {
+	// Generous: the machine may be loaded; without a deadline it never ends.
+	if took > timeout+5*time.Second {
 		t.Errorf("stalled listing failed after %v, timeout %v", took, timeout)
 	}
 	if _, err := p.Stat(context.Background(), "k"); !errors.Is(err, context.DeadlineExceeded) {
@@ -205,7 +206,8 @@ func testStall(t *testing.T, h Harness) {
 	proxy.Clear()
 	proxy.Release()
 	s.Put(t, "new", []byte("x"), "")
-	if got := keysOf(ListAll(t, p, "")); strings.Join(got, ",") != "k,new" {
+	// A roomier deadline: this listing is to succeed even on a loaded machine.
+	if got := keysOf(ListAll(t, providers.WithTimeout(s.Provider(), 30*time.Second), "")); strings.Join(got, ",") != "k,new" {
 		t.Fatalf("after the stall: %q", got)
 	}
 }

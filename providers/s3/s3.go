@@ -116,6 +116,9 @@ func (p *Provider) ListPage(ctx context.Context, prefix, token string) (provider
 		o.APIOptions = append(o.APIOptions, checkListing(p.bucket, token))
 	})
 	if err != nil {
+		if nl := providers.AsNotListing(err); nl != nil {
+			err = nl // without the SDK's wrapping, which says only "StatusCode: 200"
+		}
 		return providers.Page{}, classify(fmt.Errorf("s3: list s3://%s/%s: %w", p.bucket, prefix, err))
 	}
 	page := providers.Page{Objects: make([]providers.Object, 0, len(out.Contents))}
@@ -167,6 +170,9 @@ func NormalizeETag(s string) string { return strings.Trim(s, `"`) }
 
 // classify maps an SDK error to a provider error kind.
 func classify(err error) error {
+	if providers.AsNotListing(err) != nil {
+		return err
+	}
 	var nsk *types.NoSuchKey
 	var nf *types.NotFound
 	var nsb *types.NoSuchBucket
@@ -175,8 +181,7 @@ func classify(err error) error {
 		return providers.Classify(providers.ErrBucketNotFound, err)
 	case errors.As(err, &nsk), errors.As(err, &nf):
 		return providers.Classify(providers.ErrNotFound, err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, providers.ErrNotListing):
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	}
 	var api smithy.APIError

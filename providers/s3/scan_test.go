@@ -76,7 +76,7 @@ func TestScanThroughFaults(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("requestTimeout %s", timeout)) || res.Deleted != 0 {
 		t.Fatalf("stalled scan: %+v, %v; want an error naming requestTimeout, no deletions", res, err)
 	}
-	if took > 10*timeout {
+	if took > timeout+5*time.Second { // generous: the machine may be loaded
 		t.Errorf("stalled scan took %v with a %v timeout", took, timeout)
 	}
 	t.Logf("stalled scan failed after %v: %v", took, err)
