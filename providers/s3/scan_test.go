@@ -28,7 +28,7 @@ func TestScanThroughFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const timeout = 500 * time.Millisecond
+	const timeout = time.Second
 	p := providers.WithTimeout(ap, timeout)
 
 	c, err := catalog.Open(t.TempDir())
