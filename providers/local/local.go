@@ -211,7 +211,7 @@ func (p *Provider) fsPath(key string) (string, error) {
 		return key, nil
 	}
 	_, err := p.root.Lstat(key)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+	if err == nil || !errors.Is(err, fs.ErrNotExist) && !skippableLink(err) {
 		return key, err
 	}
 	comps := strings.Split(key, "/")

@@ -112,6 +112,7 @@ func TestSymlinksOutOfRoot(t *testing.T) {
 	must(t, os.MkdirAll(root, 0o755))
 	must(t, os.MkdirAll(filepath.Join(outside, "sub"), 0o755))
 	must(t, os.WriteFile(filepath.Join(outside, "secret.txt"), []byte("secret"), 0o644))
+	must(t, os.WriteFile(filepath.Join(outside, "%FF.txt"), []byte("secret"), 0o644))
 	must(t, os.WriteFile(filepath.Join(outside, "sub", "deep.txt"), []byte("secret"), 0o644))
 	must(t, os.WriteFile(filepath.Join(root, "ok.txt"), []byte("x"), 0o644))
 	must(t, os.Symlink(filepath.Join(outside, "secret.txt"), filepath.Join(root, "abs-file.txt")))
@@ -127,7 +128,7 @@ func TestSymlinksOutOfRoot(t *testing.T) {
 			t.Errorf("followSymlinks %v: listed %v, want [ok.txt]", follow, got)
 		}
 		for _, k := range []string{"abs-file.txt", "rel-file.txt", "abs-dir/secret.txt", "rel-dir/sub/deep.txt",
-			"up/outside/secret.txt", "passwd", "../outside/secret.txt", "up/root/ok.txt"} {
+			"up/outside/secret.txt", "passwd", "../outside/secret.txt", "up/root/ok.txt", "rel-dir/%FF.txt"} {
 			if o, err := p.Stat(t.Context(), k); !errors.Is(err, providers.ErrNotFound) {
 				t.Errorf("followSymlinks %v: stat %q: %+v, %v; want not found", follow, k, o, err)
 			}
