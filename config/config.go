@@ -116,6 +116,18 @@ type Source struct {
 	Azure Azure `yaml:"azure"`
 
 	Notifications Notifications `yaml:"notifications"`
+
+	// Provider calls and the local provider's reach (see validateCalls).
+	//
+	// RequestTimeout bounds each provider call (one list page, one stat);
+	// 0 means providers.DefaultRequestTimeout (30s). A store that accepts a
+	// request and never answers then fails the scan instead of holding the
+	// source forever.
+	RequestTimeout time.Duration `yaml:"requestTimeout"`
+	// FollowSymlinks lets the local provider follow symbolic links that stay
+	// inside its path (default false: links are not listed). Links leading
+	// out of the path are never followed.
+	FollowSymlinks bool `yaml:"followSymlinks"`
 }
 
 // S3 holds S3 and S3-compatible settings. Credentials come from the standard
@@ -389,6 +401,7 @@ func (c *Config) Validate() error {
 			}
 		}
 		s.validateProvider(f, bad)
+		s.validateCalls(f, bad)
 	}
 	return errors.Join(errs...)
 }
@@ -566,4 +579,21 @@ func derivesQueueURL(blobURL string) bool {
 	}
 	acct, rest, ok := strings.Cut(u.Host, ".")
 	return ok && acct != "" && strings.HasPrefix(rest, "blob.")
+}
+
+// MaxRequestTimeout is the longest requestTimeout accepted: a longer one
+// would let a stalled store hold a source for most of an hour.
+const MaxRequestTimeout = time.Hour
+
+// validateCalls checks requestTimeout and followSymlinks.
+func (s *Source) validateCalls(f string, bad func(field, format string, args ...any)) {
+	switch {
+	case s.RequestTimeout < 0:
+		bad(f+".requestTimeout", "must not be negative (0 for the default, 30s)")
+	case s.RequestTimeout > MaxRequestTimeout:
+		bad(f+".requestTimeout", "%s is longer than %s", s.RequestTimeout, MaxRequestTimeout)
+	}
+	if s.FollowSymlinks && s.Provider != "local" {
+		bad(f+".followSymlinks", "applies to provider local, not %q", s.Provider)
+	}
 }

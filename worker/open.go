@@ -21,21 +21,29 @@ import (
 	"github.com/imgly/syncer/providers/s3"
 )
 
-// OpenProvider returns the provider adapter of src; its SDK logs through
-// slog.Default().
+// OpenProvider returns the provider adapter of src, each call bounded by
+// src.RequestTimeout; its SDK logs through slog.Default().
 func OpenProvider(ctx context.Context, src config.Source) (providers.Provider, error) {
 	return openProvider(ctx, src, slog.Default())
 }
 
-// openProvider returns the provider adapter of src, its SDK's logging sent
-// to log.
+// openProvider returns the provider adapter of src, each call bounded by
+// src.RequestTimeout, its SDK's logging sent to log.
 func openProvider(ctx context.Context, src config.Source, log *slog.Logger) (providers.Provider, error) {
+	p, err := openAdapter(ctx, src, log)
+	if err != nil {
+		return nil, err
+	}
+	return providers.WithTimeout(p, src.RequestTimeout), nil
+}
+
+func openAdapter(ctx context.Context, src config.Source, log *slog.Logger) (providers.Provider, error) {
 	switch src.Provider {
 	case "local":
 		if err := os.MkdirAll(src.Path, 0o755); err != nil {
 			return nil, fmt.Errorf("source %s: create %s: %w", src.ID, src.Path, err)
 		}
-		return local.New(src.Path)
+		return local.New(src.Path, local.WithFollowSymlinks(src.FollowSymlinks))
 	case "s3":
 		return s3.New(ctx, src, s3.WithAWSOptions(sdklog.AWSOptions(log)...))
 	case "gcs":

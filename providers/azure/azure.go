@@ -91,7 +91,9 @@ func New(ctx context.Context, src config.Source, opts ...Option) (*Provider, err
 	if src.Container == "" {
 		return nil, fmt.Errorf("azure source %q: no container", src.ID)
 	}
-	cc, err := newContainerClient(src.Container, src.Azure, clientOptions(o))
+	co := clientOptions(o)
+	co.PerCallPolicies = append(co.PerCallPolicies, listingCheck{container: src.Container})
+	cc, err := newContainerClient(src.Container, src.Azure, co)
 	if err != nil {
 		return nil, fmt.Errorf("azure source %q: %w", src.ID, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/internal/testkit"
 	"github.com/imgly/syncer/providers"
 	"github.com/imgly/syncer/providers/azure"
 	"github.com/imgly/syncer/providers/providertest"
@@ -78,6 +80,35 @@ func (h harness) New(t *testing.T, pageSize int) providertest.Store {
 	}
 	t.Cleanup(func() { _ = p.Close() })
 	return &store{admin: admin, container: name, p: p}
+}
+
+// NewBehindProxy implements providertest.FaultHarness: the provider talks
+// to Azurite through a fault proxy, the test's own client directly.
+func (h harness) NewBehindProxy(t *testing.T, pageSize int) (providertest.Store, *testkit.FaultProxy) {
+	admin, name := newContainer(t, h.endpoint)
+	u, err := url.Parse(h.endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testkit.StartFaultProxy(t, u.Scheme+"://"+u.Host, 1)
+	src := config.Source{ID: "az", Provider: "azure", Container: name, Azure: config.Azure{ConnectionString: connString(proxy.URL + u.Path)}}
+	p, err := azure.New(context.Background(), src, azure.WithPageSize(pageSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return &store{admin: admin, container: name, p: p}, proxy
+}
+
+// NotListings implements providertest.FaultHarness: any XML that is not an
+// EnumerationResults of the container, an <Error> above all.
+func (h harness) NotListings(st providertest.Store) map[string]testkit.Fault {
+	c := st.(*store).container
+	return map[string]testkit.Fault{
+		"Azure error document": testkit.Body("application/xml", []byte(`<?xml version="1.0" encoding="utf-8"?><Error><Code>InternalError</Code><Message>x</Message></Error>`)),
+		"other XML":            testkit.Body("application/xml", []byte(`<?xml version="1.0"?><Blobs/>`)),
+		"no Blobs element":     testkit.Body("application/xml", []byte(`<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="http://x/" ContainerName="`+c+`"></EnumerationResults>`)),
+	}
 }
 
 type store struct {

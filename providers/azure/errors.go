@@ -24,6 +24,9 @@ func classify(err error, listing bool) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	if nl := providers.AsNotListing(err); nl != nil {
+		return nl
+	}
 	var re *ResponseError
 	if errors.As(err, &re) {
 		switch bloberror.Code(re.Code) {
@@ -34,19 +37,11 @@ func classify(err error, listing bool) error {
 		case bloberror.ServerBusy:
 			return providers.Classify(providers.ErrThrottled, err)
 		}
-		switch s := re.StatusCode; {
-		case s == http.StatusNotFound && listing:
+		if re.StatusCode == http.StatusNotFound && listing {
 			return providers.Classify(providers.ErrBucketNotFound, err)
-		case s == http.StatusNotFound:
-			return providers.Classify(providers.ErrNotFound, err)
-		case s == http.StatusUnauthorized || s == http.StatusForbidden:
-			return providers.Classify(providers.ErrPermission, err)
-		case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
-			return providers.Classify(providers.ErrThrottled, err)
-		case s == http.StatusRequestTimeout || s >= 500:
-			return providers.Classify(providers.ErrTransient, err)
-		case s == http.StatusBadRequest:
-			return providers.Classify(providers.ErrInvalidArguments, err)
+		}
+		if kind := providers.KindOfStatus(re.StatusCode); kind != nil {
+			return providers.Classify(kind, err)
 		}
 		return err
 	}

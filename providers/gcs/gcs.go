@@ -27,6 +27,8 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
+	"google.golang.org/api/option/internaloption"
+	htransport "google.golang.org/api/transport/http"
 
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/providers"
@@ -96,14 +98,29 @@ func New(ctx context.Context, cfg config.Source, opts ...Option) (*Provider, err
 	for _, o := range opts {
 		o(&s)
 	}
-	copts, err := ClientOptions(cfg.GCS.CredentialsFile, os.Getenv("STORAGE_EMULATOR_HOST") != "")
+	emulator := os.Getenv("STORAGE_EMULATOR_HOST") != ""
+	copts, err := ClientOptions(cfg.GCS.CredentialsFile, emulator)
 	if err != nil {
 		return nil, fmt.Errorf("gcs source %q: %w", cfg.ID, err)
 	}
+	copts = append(copts, s.clientOpts...)
+	// The listing check sits beneath authentication, so the client is built
+	// here the way storage.NewClient would build it: read-only scope over
+	// the credentials, none against an emulator.
+	var trans http.RoundTripper = &listingCheck{bucket: cfg.Bucket, next: http.DefaultTransport}
+	if !emulator {
+		trans, err = htransport.NewTransport(ctx, trans, append([]option.ClientOption{
+			option.WithScopes(storage.ScopeReadOnly),
+			internaloption.EnableNewAuthLibrary(),
+		}, copts...)...)
+		if err != nil {
+			return nil, fmt.Errorf("gcs source %q: credentials: %w", cfg.ID, err)
+		}
+	}
+	copts = append(copts, option.WithHTTPClient(&http.Client{Transport: trans}))
 	if cfg.GCS.Endpoint != "" {
 		copts = append(copts, option.WithEndpoint(cfg.GCS.Endpoint))
 	}
-	copts = append(copts, s.clientOpts...)
 	client, err := storage.NewClient(ctx, copts...)
 	if err != nil {
 		return nil, fmt.Errorf("gcs source %q: new client: %w", cfg.ID, err)
@@ -167,7 +184,8 @@ func (p *Provider) ListPage(ctx context.Context, prefix, token string) (provider
 	q := &storage.Query{Prefix: prefix, Projection: storage.ProjectionNoACL}
 	// Only what the catalog keeps; ACLs, metadata and checksums stay on the
 	// server.
-	if err := q.SetAttrSelection([]string{"Name", "Size", "Etag", "Generation", "Updated", "ContentType"}); err != nil {
+	// Bucket lets the listing check tell another bucket's listing apart.
+	if err := q.SetAttrSelection([]string{"Name", "Bucket", "Size", "Etag", "Generation", "Updated", "ContentType"}); err != nil {
 		return providers.Page{}, fmt.Errorf("list gs://%s/%s: %w", p.name, prefix, err)
 	}
 	it := p.bucket.Objects(ctx, q)
@@ -220,17 +238,11 @@ func classify(ctx context.Context, err error) error {
 		// Our own cancellation: neither the store's fault nor worth a retry.
 		return err
 	}
-	switch code := httpStatus(err); {
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return providers.Classify(providers.ErrPermission, err)
-	case code == http.StatusNotFound:
-		return providers.Classify(providers.ErrNotFound, err)
-	case code == http.StatusTooManyRequests:
-		return providers.Classify(providers.ErrThrottled, err)
-	case code == http.StatusRequestTimeout || code >= 500:
-		return providers.Classify(providers.ErrTransient, err)
-	case code == http.StatusBadRequest:
-		return providers.Classify(providers.ErrInvalidArguments, err)
+	if nl := providers.AsNotListing(err); nl != nil {
+		return nl // without the transport error's wrapping, which quotes the URL
+	}
+	if kind := providers.KindOfStatus(httpStatus(err)); kind != nil {
+		return providers.Classify(kind, err)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) {

@@ -17,6 +17,7 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/internal/testkit"
 	"github.com/imgly/syncer/providers"
 	"github.com/imgly/syncer/providers/providertest"
 )
@@ -76,9 +77,46 @@ func (h *harness) New(t *testing.T, pageSize int) providertest.Store {
 	return &store{p: p, b: c.Bucket(name)}
 }
 
+// NewBehindProxy implements providertest.FaultHarness: the provider talks
+// to the fake through a fault proxy, the test's own client directly.
+func (h *harness) NewBehindProxy(t *testing.T, pageSize int) (providertest.Store, *testkit.FaultProxy) {
+	t.Helper()
+	name := fmt.Sprintf("bucket-%d", h.n.Add(1))
+	h.srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: name})
+	proxy := testkit.StartFaultProxy(t, h.srv.URL(), 1)
+	ctx := context.Background()
+	p, err := New(ctx, config.Source{ID: "t", Provider: "gcs", Bucket: name, GCS: config.GCS{Endpoint: proxy.URL + "/storage/v1/"}},
+		WithPageSize(pageSize))
+	if err != nil {
+		t.Fatalf("new provider: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	c, err := storage.NewClient(ctx)
+	if err != nil {
+		t.Fatalf("storage client: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &store{p: p, b: c.Bucket(name), name: name}, proxy
+}
+
+// NotListings implements providertest.FaultHarness: JSON objects that are
+// not an objects.list page.
+func (h *harness) NotListings(st providertest.Store) map[string]testkit.Fault {
+	name := st.(*store).name
+	j := func(s string) testkit.Fault { return testkit.Body("application/json; charset=UTF-8", []byte(s)) }
+	return map[string]testkit.Fault{
+		"an object's metadata": j(`{"kind":"storage#object","name":"x","bucket":"` + name + `"}`),
+		"items without kind":   j(`{"items":[]}`),
+		"a JSON array":         j(`[]`),
+		"JSON null":            j(`null`),
+		"an error object":      j(`{"error":{"code":500,"message":"x"}}`),
+	}
+}
+
 type store struct {
-	p *Provider
-	b *storage.BucketHandle
+	p    *Provider
+	b    *storage.BucketHandle
+	name string
 }
 
 func (s *store) Provider() providers.Provider { return s.p }
@@ -165,7 +203,7 @@ func TestErrorKinds(t *testing.T) {
 		{http.StatusForbidden, providers.ErrPermission},
 		{http.StatusUnauthorized, providers.ErrPermission},
 		{http.StatusTooManyRequests, providers.ErrThrottled},
-		{http.StatusServiceUnavailable, providers.ErrTransient},
+		{http.StatusServiceUnavailable, providers.ErrThrottled},
 		{http.StatusInternalServerError, providers.ErrTransient},
 	} {
 		t.Run(http.StatusText(tc.status), func(t *testing.T) {

@@ -1,5 +1,18 @@
 // Package local is the zero-setup provider: a directory tree, where a key is
 // the slash path of a regular file relative to the root.
+//
+// The provider never reaches outside its root: every open, stat and
+// directory read goes through an os.Root, which refuses paths and symbolic
+// links that lead out of it. Symbolic links are not listed unless
+// WithFollowSymlinks is set; then a link to a file inside the root is listed
+// as that file, while links to directories (which could loop), dangling or
+// looping links, and links leading out of the root are no objects.
+//
+// A name that is not valid UTF-8 becomes a key with its invalid bytes, and
+// any '%' in it, percent-encoded ("bad-\xff.txt" is "bad-%FF.txt"), which is
+// reversible. Should a directory also hold a file whose real name is that
+// encoding, the real name keeps the key and the non-UTF-8 file is skipped
+// with a warning: never two files on one key.
 package local
 
 import (
@@ -7,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"mime"
 	"os"
 	"path"
@@ -16,6 +30,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/imgly/syncer/providers"
 )
@@ -25,8 +40,11 @@ const DefaultPageSize = 1000
 
 // Provider lists a directory tree in key (byte) order.
 type Provider struct {
-	root     string
+	dir      string // the root's absolute path, for messages
+	root     *os.Root
 	pageSize int
+	follow   bool
+	log      *slog.Logger
 
 	// A listing continues where the previous page stopped: re-walking the
 	// tree for every page would read a large directory once per page.
@@ -42,6 +60,13 @@ type Option func(*Provider)
 // WithPageSize sets the number of files per page.
 func WithPageSize(n int) Option { return func(p *Provider) { p.pageSize = n } }
 
+// WithFollowSymlinks lists symbolic links to files inside the root as the
+// files they point to (default: links are not listed).
+func WithFollowSymlinks(on bool) Option { return func(p *Provider) { p.follow = on } }
+
+// WithLogger sets where skipped names are reported (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(p *Provider) { p.log = l } }
+
 // New returns a provider over the directory root, which must exist.
 func New(root string, opts ...Option) (*Provider, error) {
 	abs, err := filepath.Abs(root)
@@ -55,12 +80,19 @@ func New(root string, opts ...Option) (*Provider, error) {
 	if !fi.IsDir() {
 		return nil, providers.Classify(providers.ErrBucketNotFound, fmt.Errorf("local: %s is not a directory", abs))
 	}
-	p := &Provider{root: abs, pageSize: DefaultPageSize}
+	r, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, classify(fmt.Errorf("local: open %s: %w", abs, err))
+	}
+	p := &Provider{dir: abs, root: r, pageSize: DefaultPageSize}
 	for _, o := range opts {
 		o(p)
 	}
 	if p.pageSize < 1 {
 		p.pageSize = DefaultPageSize
+	}
+	if p.log == nil {
+		p.log = slog.Default()
 	}
 	return p, nil
 }
@@ -74,7 +106,7 @@ const KeyOrder = providers.ByteOrder
 func (p *Provider) Order() providers.Order { return KeyOrder }
 
 // Close implements providers.Provider.
-func (p *Provider) Close() error { return nil }
+func (p *Provider) Close() error { return p.root.Close() }
 
 // ListPage implements providers.Provider. The token is the last key of the
 // previous page.
@@ -84,7 +116,7 @@ func (p *Provider) ListPage(ctx context.Context, prefix, token string) (provider
 	p.last = nil
 	p.mu.Unlock()
 	if w == nil || w.prefix != prefix || w.lastKey != token || token == "" {
-		w = newWalker(p.root, prefix, token)
+		w = &walker{p: p, prefix: prefix, lastKey: token}
 	}
 	var page providers.Page
 	for len(page.Objects) < p.pageSize {
@@ -107,19 +139,145 @@ func (p *Provider) ListPage(ctx context.Context, prefix, token string) (provider
 	return page, nil
 }
 
-// Stat implements providers.Provider.
+// Stat implements providers.Provider. It sees what the listing sees: a
+// key through a symbolic link, or to one when links are not followed, is
+// not found.
 func (p *Provider) Stat(ctx context.Context, key string) (providers.Object, error) {
-	if !fs.ValidPath(key) {
-		return providers.Object{}, providers.Classify(providers.ErrNotFound, fmt.Errorf("local: invalid key %q", key))
+	notFound := providers.Classify(providers.ErrNotFound, fmt.Errorf("local: stat %q: not found", key))
+	if !fs.ValidPath(key) || key == "." {
+		return providers.Object{}, notFound
 	}
-	fi, err := os.Stat(filepath.Join(p.root, filepath.FromSlash(key)))
+	name, err := p.fsPath(key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return providers.Object{}, notFound
+	}
+	if err != nil {
+		return providers.Object{}, classify(fmt.Errorf("local: stat %q: %w", key, err))
+	}
+	// No directory on the way may be a link: the listing does not descend
+	// into linked directories.
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		err := p.realDir(name[:i])
+		if errors.Is(err, fs.ErrNotExist) {
+			return providers.Object{}, notFound
+		}
+		if err != nil {
+			return providers.Object{}, classify(fmt.Errorf("local: stat %q: %w", key, err))
+		}
+	}
+	fi, err := p.root.Lstat(name)
+	if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		if !p.follow {
+			return providers.Object{}, notFound
+		}
+		fi, err = p.root.Stat(name)
+		if err != nil && skippableLink(err) {
+			return providers.Object{}, notFound
+		}
+	}
 	if errors.Is(err, fs.ErrNotExist) || err == nil && !fi.Mode().IsRegular() {
-		return providers.Object{}, providers.Classify(providers.ErrNotFound, fmt.Errorf("local: stat %q: not found", key))
+		return providers.Object{}, notFound
 	}
 	if err != nil {
 		return providers.Object{}, classify(fmt.Errorf("local: stat %q: %w", key, err))
 	}
 	return object(key, fi), nil
+}
+
+// realDir checks that dir (a slash path below the root) and every
+// directory above it are directories, not links to one: what the walk
+// would descend into. An error matching fs.ErrNotExist says it is not.
+func (p *Provider) realDir(dir string) error {
+	for i := 0; i <= len(dir); i++ {
+		if i < len(dir) && dir[i] != '/' {
+			continue
+		}
+		fi, err := p.root.Lstat(dir[:i])
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s: %w", dir[:i], fs.ErrNotExist)
+		}
+	}
+	return nil
+}
+
+// fsPath is the path below the root of the file or directory with key: the
+// key itself if that exists (a real name wins over an encoded one, as in the
+// listing), otherwise the key with each encoded component decoded.
+func (p *Provider) fsPath(key string) (string, error) {
+	if !strings.Contains(key, "%") {
+		return key, nil
+	}
+	_, err := p.root.Lstat(key)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) && !skippableLink(err) {
+		return key, err
+	}
+	comps := strings.Split(key, "/")
+	for i, c := range comps {
+		comps[i] = nameOf(c)
+	}
+	return strings.Join(comps, "/"), nil
+}
+
+// skippableLink reports whether err, from following a symbolic link, means
+// the link is no object: it dangles, loops, or leads out of the root (which
+// os.Root refuses with an unexported error).
+func skippableLink(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) ||
+		strings.Contains(err.Error(), "path escapes from parent")
+}
+
+// keyOf is the key component of a file name: the name itself when it is
+// valid UTF-8; otherwise the name with its invalid bytes and its '%' signs
+// percent-encoded, which nameOf reverses.
+func keyOf(name string) string {
+	if utf8.ValidString(name) {
+		return name
+	}
+	var b strings.Builder
+	for i := 0; i < len(name); {
+		r, size := utf8.DecodeRuneInString(name[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, "%%%02X", name[i])
+		case name[i] == '%':
+			b.WriteString("%25")
+		default:
+			b.WriteString(name[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// nameOf reverses keyOf: a key component that is the encoding of a name
+// that is not valid UTF-8 becomes that name; anything else stays as it is.
+func nameOf(key string) string {
+	if !strings.Contains(key, "%") {
+		return key
+	}
+	var b strings.Builder
+	for i := 0; i < len(key); i++ {
+		if key[i] != '%' {
+			b.WriteByte(key[i])
+			continue
+		}
+		if i+2 >= len(key) {
+			return key
+		}
+		v, err := strconv.ParseUint(key[i+1:i+3], 16, 8)
+		if err != nil {
+			return key
+		}
+		b.WriteByte(byte(v))
+		i += 2
+	}
+	if name := b.String(); keyOf(name) == key && name != key {
+		return name
+	}
+	return key
 }
 
 func classify(err error) error {
@@ -148,36 +306,49 @@ func object(key string, fi fs.FileInfo) providers.Object {
 // makes a depth-first walk produce keys in global byte order ("a.txt" <
 // "a/b"). Only the directories on the current path are held in memory.
 type walker struct {
-	root, prefix string
-	lastKey      string
-	stack        []frame
-	started      bool
+	p       *Provider
+	prefix  string
+	lastKey string
+	stack   []frame
+	started bool
 }
 
 type frame struct {
 	dir     string // key prefix of the directory: "" or "a/b/"
+	fsdir   string // its path below the root: "." or "a/b"
 	entries []entry
 	i       int
 }
 
 type entry struct {
-	name string // with a trailing "/" for directories
+	key  string // the key component, with a trailing "/" for directories
+	name string // the name in the file system
 	info fs.FileInfo
-}
-
-func newWalker(root, prefix, after string) *walker {
-	return &walker{root: root, prefix: prefix, lastKey: after}
 }
 
 func (w *walker) next() (providers.Object, bool, error) {
 	if !w.started {
 		w.started = true
 		// Start at the deepest directory the prefix names completely.
-		start := ""
+		start, fsdir := "", "."
 		if i := strings.LastIndexByte(w.prefix, '/'); i >= 0 {
 			start = w.prefix[:i+1]
+			if !fs.ValidPath(w.prefix[:i]) {
+				return providers.Object{}, false, nil // no key has this prefix
+			}
+			var err error
+			fsdir, err = w.p.fsPath(w.prefix[:i])
+			if err == nil {
+				err = w.p.realDir(fsdir)
+			}
+			if errors.Is(err, fs.ErrNotExist) {
+				return providers.Object{}, false, nil
+			}
+			if err != nil {
+				return providers.Object{}, false, classify(fmt.Errorf("local: stat %s: %w", path.Join(w.p.dir, w.prefix[:i]), err))
+			}
 		}
-		if err := w.push(start); err != nil {
+		if err := w.push(start, fsdir); err != nil {
 			return providers.Object{}, false, err
 		}
 	}
@@ -189,12 +360,12 @@ func (w *walker) next() (providers.Object, bool, error) {
 		}
 		e := f.entries[f.i]
 		f.i++
-		key := f.dir + e.name
-		if strings.HasSuffix(e.name, "/") {
+		key := f.dir + e.key
+		if strings.HasSuffix(e.key, "/") {
 			if !w.mayContain(key) {
 				continue
 			}
-			if err := w.push(key); err != nil {
+			if err := w.push(key, path.Join(f.fsdir, e.name)); err != nil {
 				return providers.Object{}, false, err
 			}
 			continue
@@ -219,33 +390,51 @@ func (w *walker) mayContain(dir string) bool {
 	return strings.HasPrefix(w.lastKey, dir) || dir > w.lastKey
 }
 
-func (w *walker) push(dir string) error {
-	des, err := os.ReadDir(filepath.Join(w.root, filepath.FromSlash(dir)))
+// push reads the directory fsdir (key prefix dir) onto the stack. Entries
+// are stat'ed through a root opened on the directory itself, one fstatat
+// each; only link targets are resolved against the provider's root, which
+// keeps them inside it.
+func (w *walker) push(dir, fsdir string) error {
+	sub, err := w.p.root.OpenRoot(fsdir)
 	if errors.Is(err, fs.ErrNotExist) && dir != "" {
 		return nil // vanished during the walk, or a prefix naming no directory
 	}
 	if err != nil {
-		return classify(fmt.Errorf("local: read %s: %w", path.Join(w.root, dir), err))
+		return classify(fmt.Errorf("local: read %s: %w", path.Join(w.p.dir, fsdir), err))
 	}
-	entries := make([]entry, 0, len(des))
-	for _, de := range des {
-		info, err := de.Info()
+	defer sub.Close()
+	d, err := sub.Open(".")
+	if err != nil {
+		return classify(fmt.Errorf("local: read %s: %w", path.Join(w.p.dir, fsdir), err))
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return classify(fmt.Errorf("local: read %s: %w", path.Join(w.p.dir, fsdir), err))
+	}
+	entries := make([]entry, 0, len(names))
+	for _, name := range names {
+		info, err := sub.Lstat(name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return classify(fmt.Errorf("local: stat %s: %w", path.Join(w.root, dir, de.Name()), err))
+			return classify(fmt.Errorf("local: stat %s: %w", path.Join(w.p.dir, fsdir, name), err))
 		}
 		if info.Mode()&fs.ModeSymlink != 0 {
-			// Follow links to files; links to directories could loop. A
-			// dangling or looping link is no object; any other failure
-			// fails the listing rather than reading as a deletion.
-			target := filepath.Join(w.root, filepath.FromSlash(dir), de.Name())
-			if info, err = os.Stat(target); errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) {
+			if !w.p.follow {
+				continue
+			}
+			// Follow links to files inside the root; links to directories
+			// could loop. A dangling or looping link, or one leading out of
+			// the root, is no object; any other failure fails the listing
+			// rather than reading as a deletion.
+			target := path.Join(fsdir, name)
+			if info, err = w.p.root.Stat(target); err != nil && skippableLink(err) {
 				continue
 			}
 			if err != nil {
-				return classify(fmt.Errorf("local: stat %s: %w", target, err))
+				return classify(fmt.Errorf("local: stat %s: %w", path.Join(w.p.dir, target), err))
 			}
 			if info.IsDir() {
 				continue
@@ -253,12 +442,27 @@ func (w *walker) push(dir string) error {
 		}
 		switch {
 		case info.IsDir():
-			entries = append(entries, entry{name: de.Name() + "/"})
+			entries = append(entries, entry{key: keyOf(name) + "/", name: name})
 		case info.Mode().IsRegular():
-			entries = append(entries, entry{name: de.Name(), info: info})
+			entries = append(entries, entry{key: keyOf(name), name: name, info: info})
 		}
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
-	w.stack = append(w.stack, frame{dir: dir, entries: entries})
+	sort.Slice(entries, func(i, j int) bool {
+		if entries[i].key != entries[j].key {
+			return entries[i].key < entries[j].key
+		}
+		return entries[i].key == entries[i].name // the real name first
+	})
+	// A non-UTF-8 name whose encoding is a sibling's real name gives way.
+	kept := entries[:0]
+	for _, e := range entries {
+		if len(kept) > 0 && e.key == kept[len(kept)-1].key {
+			w.p.log.Warn("local: file skipped: its name is not UTF-8 and its key is taken by another file",
+				"dir", path.Join(w.p.dir, fsdir), "key", dir+e.key)
+			continue
+		}
+		kept = append(kept, e)
+	}
+	w.stack = append(w.stack, frame{dir: dir, fsdir: fsdir, entries: kept})
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgly/syncer/internal/testkit"
 	"github.com/imgly/syncer/providers"
 )
 
@@ -21,6 +22,20 @@ type Harness interface {
 	// New returns a provider over a fresh, empty store, listing at most
 	// pageSize objects per page.
 	New(t *testing.T, pageSize int) Store
+}
+
+// FaultHarness is a Harness for an adapter that talks HTTP: its stores can
+// be reached through a fault proxy, for the cases that need a store that
+// fails (not-a-listing bodies, throttling, stalls).
+type FaultHarness interface {
+	Harness
+	// NewBehindProxy returns a fresh store whose provider talks to the
+	// emulator through a new fault proxy, and the proxy.
+	NewBehindProxy(t *testing.T, pageSize int) (Store, *testkit.FaultProxy)
+	// NotListings are the adapter's own 200 bodies that are not a listing
+	// of s, a store from NewBehindProxy (Azure: an <Error> document; GCS: a
+	// JSON object), by name; the suite adds those every adapter must refuse.
+	NotListings(s Store) map[string]testkit.Fault
 }
 
 // Store is one fresh bucket and the provider over it.
@@ -59,6 +74,142 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Stat", func(t *testing.T) { testStat(t, h) })
 	t.Run("Empty", func(t *testing.T) { testEmpty(t, h) })
 	t.Run("Cancel", func(t *testing.T) { testCancel(t, h) })
+	t.Run("NotAListing", func(t *testing.T) { testNotListing(t, h) })
+	t.Run("StatusKinds", func(t *testing.T) { testStatusKinds(t, h) })
+	t.Run("Stall", func(t *testing.T) { testStall(t, h) })
+}
+
+func faultHarness(t *testing.T, h Harness) FaultHarness {
+	t.Helper()
+	fh, ok := h.(FaultHarness)
+	if !ok {
+		t.Skip("the adapter talks no HTTP: no fault proxy")
+	}
+	return fh
+}
+
+// XHTMLPage is what a captive portal or a misrouted load balancer answers.
+const XHTMLPage = `<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">
+<html xmlns="http://www.w3.org/1999/xhtml"><head><title>Sign in</title></head><body><p>Please sign in.</p></body></html>`
+
+// testNotListing answers a listing request with 200 and a body that is not a
+// listing of the bucket asked for: each must fail the page (ErrNotListing),
+// never read as an empty bucket.
+func testNotListing(t *testing.T, h Harness) {
+	fh := faultHarness(t, h)
+	ctx := context.Background()
+
+	// A genuine listing, of another bucket, recorded on its way through.
+	other, op := fh.NewBehindProxy(t, 10)
+	other.Put(t, "foreign.txt", []byte("x"), "")
+	ListAll(t, other.Provider(), "")
+	foreign, ok := op.Last()
+	if !ok || foreign.Status != 200 {
+		t.Fatalf("no listing recorded: %+v", foreign)
+	}
+
+	s, proxy := fh.NewBehindProxy(t, 10)
+	s.Put(t, "mine.txt", []byte("x"), "")
+	bodies := map[string]testkit.Fault{
+		"empty":                    testkit.Body("application/xml", nil),
+		"whitespace":               testkit.Body("application/xml", []byte(" \r\n\t \n")),
+		"plain text":               testkit.Body("text/plain", []byte("OK")),
+		"JSON {}":                  testkit.Body("application/json", []byte("{}")),
+		"XHTML page":               testkit.Body("application/xhtml+xml", []byte(XHTMLPage)),
+		"another bucket's listing": testkit.Body(foreign.ContentType, foreign.Body),
+	}
+	for name, f := range fh.NotListings(s) {
+		bodies[name] = f
+	}
+	names := make([]string, 0, len(bodies))
+	for name := range bodies {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			// Every GET, so that an SDK retry sees the same body.
+			proxy.Clear()
+			proxy.Rate(1, testkit.IsGET, bodies[name])
+			pg, err := s.Provider().ListPage(ctx, "", "")
+			if !errors.Is(err, providers.ErrNotListing) || !providers.Retryable(err) {
+				t.Fatalf("page %+v, error %v: want ErrNotListing (retryable)", pg, err)
+			}
+			t.Logf("%s: %v", name, err)
+		})
+	}
+	proxy.Clear()
+	if got := keysOf(ListAll(t, s.Provider(), "")); len(got) != 1 || got[0] != "mine.txt" {
+		t.Fatalf("after the faults: %q", got)
+	}
+}
+
+// testStatusKinds checks the one status-to-kind mapping through the
+// adapter: throttling is ErrThrottled whatever the store, other 5xx
+// ErrTransient. Every request fails, so the SDK's own retries see the same.
+func testStatusKinds(t *testing.T, h Harness) {
+	fh := faultHarness(t, h)
+	s, proxy := fh.NewBehindProxy(t, 10)
+	s.Put(t, "k", []byte("x"), "")
+	for _, tc := range []struct {
+		status int
+		code   string
+		want   error
+	}{
+		{429, "", providers.ErrThrottled},
+		{503, "", providers.ErrThrottled},
+		{503, "SlowDown", providers.ErrThrottled},
+		{503, "ServerBusy", providers.ErrThrottled},
+		{500, "", providers.ErrTransient},
+	} {
+		t.Run(fmt.Sprintf("%d%s", tc.status, tc.code), func(t *testing.T) {
+			proxy.Clear()
+			proxy.Rate(1, nil, testkit.Status(tc.status, tc.code))
+			defer proxy.Clear()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, err := s.Provider().ListPage(ctx, "", ""); !errors.Is(err, tc.want) {
+				t.Errorf("list: %v, want %v", err, tc.want)
+			}
+			if _, err := s.Provider().Stat(ctx, "k"); !errors.Is(err, tc.want) {
+				t.Errorf("stat: %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// testStall: a store that accepts a request and never answers fails the
+// call within the request timeout, naming it; once the stall ends the next
+// listing succeeds.
+func testStall(t *testing.T, h Harness) {
+	fh := faultHarness(t, h)
+	s, proxy := fh.NewBehindProxy(t, 10)
+	s.Put(t, "k", []byte("x"), "")
+	const timeout = 300 * time.Millisecond
+	p := providers.WithTimeout(s.Provider(), timeout)
+
+	proxy.Rate(1, nil, testkit.Stall())
+	start := time.Now()
+	err := providers.Walk(context.Background(), p, "", func(providers.Page) error { return nil })
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "requestTimeout 300ms") {
+		t.Fatalf("stalled listing: %v, want a deadline naming requestTimeout", err)
+	}
+	// Generous: the machine may be loaded; without a deadline it never ends.
+	if took > timeout+5*time.Second {
+		t.Errorf("stalled listing failed after %v, timeout %v", took, timeout)
+	}
+	if _, err := p.Stat(context.Background(), "k"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("stalled stat: %v, want a deadline", err)
+	}
+	proxy.Clear()
+	proxy.Release()
+	s.Put(t, "new", []byte("x"), "")
+	// A roomier deadline: this listing is to succeed even on a loaded machine.
+	if got := keysOf(ListAll(t, providers.WithTimeout(s.Provider(), 30*time.Second), "")); strings.Join(got, ",") != "k,new" {
+		t.Fatalf("after the stall: %q", got)
+	}
 }
 
 // ListAll walks the whole listing below prefix.

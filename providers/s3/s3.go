@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -113,8 +112,13 @@ func (p *Provider) ListPage(ctx context.Context, prefix, token string) (provider
 	if token != "" {
 		in.ContinuationToken = aws.String(token)
 	}
-	out, err := p.client.ListObjectsV2(ctx, in)
+	out, err := p.client.ListObjectsV2(ctx, in, func(o *awss3.Options) {
+		o.APIOptions = append(o.APIOptions, checkListing(p.bucket, token))
+	})
 	if err != nil {
+		if nl := providers.AsNotListing(err); nl != nil {
+			err = nl // without the SDK's wrapping, which says only "StatusCode: 200"
+		}
 		return providers.Page{}, classify(fmt.Errorf("s3: list s3://%s/%s: %w", p.bucket, prefix, err))
 	}
 	page := providers.Page{Objects: make([]providers.Object, 0, len(out.Contents))}
@@ -166,6 +170,9 @@ func NormalizeETag(s string) string { return strings.Trim(s, `"`) }
 
 // classify maps an SDK error to a provider error kind.
 func classify(err error) error {
+	if providers.AsNotListing(err) != nil {
+		return err
+	}
 	var nsk *types.NoSuchKey
 	var nf *types.NotFound
 	var nsb *types.NoSuchBucket
@@ -192,15 +199,8 @@ func classify(err error) error {
 	}
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) {
-		switch code := re.HTTPStatusCode(); {
-		case code == http.StatusNotFound:
-			return providers.Classify(providers.ErrNotFound, err)
-		case code == http.StatusForbidden || code == http.StatusUnauthorized:
-			return providers.Classify(providers.ErrPermission, err)
-		case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-			return providers.Classify(providers.ErrThrottled, err)
-		case code >= 500:
-			return providers.Classify(providers.ErrTransient, err)
+		if kind := providers.KindOfStatus(re.HTTPStatusCode()); kind != nil {
+			return providers.Classify(kind, err)
 		}
 	}
 	return providers.Classify(providers.ErrTransient, err)

@@ -33,6 +33,32 @@ func (h *harness) New(t *testing.T, pageSize int) providertest.Store {
 	return &store{srv: h.srv, bucket: bucket, p: p}
 }
 
+// NewBehindProxy implements providertest.FaultHarness.
+func (h *harness) NewBehindProxy(t *testing.T, pageSize int) (providertest.Store, *testkit.FaultProxy) {
+	bucket := fmt.Sprintf("bucket-%d", h.n.Add(1))
+	h.srv.CreateBucket(t, bucket)
+	proxy := testkit.StartFaultProxy(t, h.srv.URL, 1)
+	src := h.srv.SourceConfig("t", bucket)
+	src.S3.Endpoint = proxy.URL
+	p, err := s3.New(context.Background(), src, s3.WithPageSize(pageSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &store{srv: h.srv, bucket: bucket, p: p}, proxy
+}
+
+// NotListings implements providertest.FaultHarness: S3 adds a listing that
+// contradicts itself.
+func (h *harness) NotListings(st providertest.Store) map[string]testkit.Fault {
+	bucket := st.(*store).bucket
+	const head = `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">`
+	return map[string]testkit.Fault{
+		"S3 error document":  testkit.Body("application/xml", []byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code></Error>`)),
+		"KeyCount disagrees": testkit.Body("application/xml", []byte(head+`<Name>`+bucket+`</Name><KeyCount>3</KeyCount><IsTruncated>false</IsTruncated></ListBucketResult>`)),
+		"no IsTruncated":     testkit.Body("application/xml", []byte(head+`<Name>`+bucket+`</Name><KeyCount>0</KeyCount></ListBucketResult>`)),
+	}
+}
+
 func (s *store) Provider() providers.Provider { return s.p }
 func (s *store) Put(t *testing.T, key string, body []byte, ct string) {
 	s.srv.Put(t, s.bucket, key, body, ct)

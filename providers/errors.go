@@ -1,0 +1,56 @@
+package providers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// ErrNotListing marks a response that answered a listing request with
+// success but is not a listing of the bucket asked for: an empty or
+// truncated body, a proxy's or portal's page, an error document sent with
+// 200, another bucket's listing. Read as a listing it would be an empty
+// bucket, and every object would be deleted; so it is an error, classified
+// ErrTransient as well (the next scan tries again).
+var ErrNotListing = errors.New("response is not a listing")
+
+// NotListing returns an error for which both errors.Is(err, ErrNotListing)
+// and errors.Is(err, ErrTransient) hold; what names the listing, why says
+// what is wrong with the response.
+func NotListing(what, why string) error {
+	return Classify(ErrTransient, fmt.Errorf("%s: %w: %s", what, ErrNotListing, why))
+}
+
+// KindOfStatus is the error kind of a failed request's HTTP status, the one
+// mapping every adapter uses so that a status means the same for every store:
+// 429 and 503 (S3 SlowDown, Azure ServerBusy, GCS rate limits) are
+// ErrThrottled, other 5xx and 408 ErrTransient. It returns nil for a status
+// it has no kind for. Adapters map the store's error codes first (a 404 may
+// be a missing bucket) and fall back to this.
+func KindOfStatus(status int) error {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return ErrPermission
+	case status == http.StatusNotFound:
+		return ErrNotFound
+	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
+		return ErrThrottled
+	case status == http.StatusRequestTimeout || status >= 500:
+		return ErrTransient
+	case status == http.StatusBadRequest:
+		return ErrInvalidArguments
+	}
+	return nil
+}
+
+// AsNotListing returns the ErrNotListing error inside err without the SDK's
+// wrapping (which may quote the whole request URL), or nil when err is none.
+func AsNotListing(err error) error {
+	var ke *KindError
+	for e := err; errors.As(e, &ke); e = ke.Err {
+		if errors.Is(ke.Err, ErrNotListing) && ke.Kind == ErrTransient {
+			return ke
+		}
+	}
+	return nil
+}
