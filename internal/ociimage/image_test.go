@@ -247,3 +247,39 @@ func TestTag(t *testing.T) {
 		}
 	}
 }
+
+// TestDockerfileMatches: the Dockerfile (for teams with Docker) builds the
+// image scripts/image.sh builds: same user, entrypoint, command, build
+// flags and labels, on a base without a shell.
+func TestDockerfileMatches(t *testing.T) {
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(b)
+	for _, want := range []string{
+		"USER " + ociimage.User,
+		`ENTRYPOINT ["` + ociimage.BinaryPath + `"]`,
+		`CMD ["run", "--config", "` + ociimage.ConfigPath + `"]`,
+		"CGO_ENABLED=0", "-trimpath", `-ldflags "-s -w"`,
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %s", want)
+		}
+	}
+	var last string
+	for _, l := range strings.Split(df, "\n") {
+		if strings.HasPrefix(l, "FROM ") {
+			last = l
+		}
+	}
+	if !strings.Contains(last, "distroless/static") || !strings.Contains(last, "nonroot") {
+		t.Errorf("final stage %q: want distroless static nonroot (no shell)", last)
+	}
+	spec := ociimage.Spec{}
+	for l := range spec.Labels() {
+		if l != "org.opencontainers.image.created" && !strings.Contains(df, l+"=") {
+			t.Errorf("Dockerfile lacks label %s", l)
+		}
+	}
+}
