@@ -614,6 +614,10 @@ var metrics = []string{
 	"syncer_notifications_total",
 	"syncer_notification_lag_seconds",
 	"syncer_notification_transport_errors_total",
+	"syncer_notification_stats_total",
+	"syncer_scan_objects",
+	"syncer_events_published_total",
+	"syncer_publish_errors_total",
 	"syncer_changes_published_total",
 	"syncer_change_publish_latency_seconds",
 }
@@ -675,6 +679,8 @@ func checkMonitoring(t *testing.T, objs []object) {
 		"SyncerOutboxGrowing":            "syncer_source_outbox_pending_changes",
 		"SyncerNotificationConsumerDown": "syncer_notification_transport_errors_total",
 		"SyncerNATSDisconnected":         "syncer_nats_connected",
+		"SyncerNotificationsFailing":     "syncer_notifications_total",
+		"SyncerNotificationLag":          "syncer_notification_lag_seconds",
 		"SyncerGuardHeld":                "syncer_source_guard_held",
 	} {
 		if !strings.Contains(alerts[alert], metric) {

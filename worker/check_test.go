@@ -75,8 +75,11 @@ func newCheckEnv(t *testing.T) *checkEnv {
 	return e
 }
 
-func (e *checkEnv) createStream(t *testing.T) {
+func (e *checkEnv) createStream(t *testing.T, subjects ...string) {
 	t.Helper()
+	if len(subjects) == 0 {
+		subjects = []string{e.cfg.NATS.SubjectPrefix + ".>"}
+	}
 	nc, err := nats.Connect(e.nats.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +87,7 @@ func (e *checkEnv) createStream(t *testing.T) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
-		Name: e.cfg.NATS.Stream, Subjects: []string{e.cfg.NATS.SubjectPrefix + ".>"},
+		Name: e.cfg.NATS.Stream, Subjects: subjects,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -251,4 +254,35 @@ func TestCheckFailures(t *testing.T) {
 		t.Errorf("bucket after Check: %v objects, err %v", len(res.Contents), err)
 	}
 	t.Logf("\n%s", out.String())
+}
+
+// TestCheckStreamSubjects: a stream that exists but does not capture a
+// source's subject fails the check; one that names each subject passes.
+func TestCheckStreamSubjects(t *testing.T) {
+	e := newCheckEnv(t)
+	e.cfg.Sources = e.cfg.Sources[3:] // the local source is enough here
+	prefix := e.cfg.NATS.SubjectPrefix
+	e.createStream(t, "other.>", prefix+".*.extra")
+	var out bytes.Buffer
+	if err := worker.Check(context.Background(), e.cfg, &out); err == nil {
+		t.Errorf("Check succeeded:\n%s", out.String())
+	}
+	if row := table(t, out.String())["nats stream"]; result(row) != "FAIL" || !strings.Contains(row, prefix+".localsrc") {
+		t.Errorf("nats stream: %s", row)
+	}
+
+	e.cfg.NATS.Stream = "EXACT"
+	nc, err := nats.Connect(e.nats.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "EXACT", Subjects: []string{prefix + ".localsrc"}}); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := worker.Check(context.Background(), e.cfg, &out); err != nil {
+		t.Errorf("Check: %v\n%s", err, out.String())
+	}
 }
