@@ -43,6 +43,9 @@ const (
 	budget       = scanCancel + ensureStream + flushTimeout + httpShutdown
 )
 
+// namespace is where every object goes (the base's Namespace).
+const namespace = "syncer"
+
 // kustomization is one build and what its cloud must show.
 type kustomization struct {
 	dir        string
@@ -102,7 +105,7 @@ func build(t *testing.T, dir string) []object {
 	if err != nil || len(comps) == 0 {
 		t.Fatalf("no components: %v", err)
 	}
-	all := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../base]\ncomponents:\n"
+	all := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: syncer\nresources: [../base]\ncomponents:\n"
 	for _, c := range comps {
 		all += "  - ../" + filepath.Dir(c) + "\n"
 	}
@@ -123,6 +126,11 @@ func build(t *testing.T, dir string) []object {
 		if err != nil {
 			t.Errorf("%s %s: %v\n%s", r.GetKind(), r.GetName(), err, y)
 			continue
+		}
+		// Everything in the one namespace the base creates: an object
+		// without one would land in whatever kubectl's context names.
+		if ns := r.GetNamespace(); r.GetKind() != "Namespace" && ns != namespace {
+			t.Errorf("%s %s: namespace %q, want %q", r.GetKind(), r.GetName(), ns, namespace)
 		}
 		out = append(out, object{kind: r.GetKind(), name: r.GetName(), obj: o})
 	}
