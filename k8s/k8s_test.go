@@ -55,16 +55,22 @@ type kustomization struct {
 	components bool // ServiceMonitor, PrometheusRule and dashboard included
 }
 
-var builds = []kustomization{
-	{dir: "base"},
-	{dir: "overlays/aws", provider: "s3", saAnnot: "eks.amazonaws.com/role-arn"},
-	{dir: "overlays/gcp", provider: "gcs", saAnnot: "iam.gke.io/gcp-service-account"},
-	{dir: "overlays/azure", provider: "azure", saAnnot: "azure.workload.identity/client-id",
-		podLabels: map[string]string{"azure.workload.identity/use": "true"}},
-	// Not on disk: a kustomization over the base with every component,
-	// written into an in-memory copy of k8s/ by build.
-	{dir: "all-components", components: true},
-}
+var builds = func() []kustomization {
+	b := []kustomization{
+		{dir: "base"},
+		{dir: "overlays/aws", provider: "s3", saAnnot: "eks.amazonaws.com/role-arn"},
+		{dir: "overlays/gcp", provider: "gcs", saAnnot: "iam.gke.io/gcp-service-account"},
+		{dir: "overlays/azure", provider: "azure", saAnnot: "azure.workload.identity/client-id",
+			podLabels: map[string]string{"azure.workload.identity/use": "true"}},
+	}
+	// Each again with every component, as an overlay that uncomments its
+	// components: list builds.
+	for _, k := range b[:len(b):len(b)] {
+		k.components = true
+		b = append(b, k)
+	}
+	return b
+}()
 
 func TestKustomizations(t *testing.T) {
 	docs, err := os.ReadFile("../docs/deploy.md")
@@ -72,8 +78,12 @@ func TestKustomizations(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range builds {
-		t.Run(k.dir, func(t *testing.T) {
-			objs := build(t, k.dir)
+		name := k.dir
+		if k.components {
+			name += "+components"
+		}
+		t.Run(name, func(t *testing.T) {
+			objs := build(t, k.dir, k.components)
 			checkBuild(t, k, objs, string(docs))
 		})
 	}
@@ -85,7 +95,9 @@ type object struct {
 	obj        any
 }
 
-func build(t *testing.T, dir string) []object {
+// build runs kustomize over k8s/dir (in an in-memory copy of k8s/), with
+// every component of k8s/components added on top when components is set.
+func build(t *testing.T, dir string, components bool) []object {
 	t.Helper()
 	mem := filesys.MakeFsInMemory()
 	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
@@ -105,14 +117,19 @@ func build(t *testing.T, dir string) []object {
 	if err != nil || len(comps) == 0 {
 		t.Fatalf("no components: %v", err)
 	}
-	all := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: syncer\nresources: [../base]\ncomponents:\n"
-	for _, c := range comps {
-		all += "  - ../" + filepath.Dir(c) + "\n"
+	root := "/k8s/" + dir
+	if components {
+		root = "/k8s/with-components/" + strings.ReplaceAll(dir, "/", "-")
+		k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: " + namespace +
+			"\nresources: [../../" + dir + "]\ncomponents:\n"
+		for _, c := range comps {
+			k += "  - ../../" + filepath.Dir(c) + "\n"
+		}
+		if err := mem.WriteFile(root+"/kustomization.yaml", []byte(k)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := mem.WriteFile("/k8s/all-components/kustomization.yaml", []byte(all)); err != nil {
-		t.Fatal(err)
-	}
-	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, "/k8s/"+dir)
+	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, root)
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
