@@ -17,6 +17,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/imgly/syncer/internal/ociimage"
 )
@@ -64,6 +65,11 @@ func TestImageScript(t *testing.T) {
 	img, err := p.Image(im.Manifests[0].Digest)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Digests, sizes, diff ids and media types agree: what skopeo, crane
+	// and docker load verify.
+	if err := validate.Index(idx); err != nil {
+		t.Errorf("the layout does not validate: %v", err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
