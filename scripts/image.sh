@@ -31,15 +31,16 @@ trap 'rm -rf "$work"' EXIT
 # -trimpath and -s -w: no build paths, no symbol table, no DWARF. The module
 # version and vcs.revision stay in the build info (syncer version prints it).
 # -buildvcs=auto overrides a GOFLAGS=-buildvcs=false; Go stamps only from a
-# checkout whose .git is a directory (not a git worktree), so the labels also
-# take the version, revision and commit time from git when it is there.
+# checkout whose .git is a directory (not a git worktree), so when the build
+# info has no version the labels and tag take it (and the revision and
+# commit time) from git.
 CGO_ENABLED=0 GOOS=linux GOARCH=${GOARCH:-$(go env GOARCH)} \
   go build -buildvcs=auto -trimpath -ldflags "-s -w" -o "$work/syncer" ./cmd/syncer
 go build -o "$work/ociimage" ./internal/ociimage/cmd/ociimage
 vcs=()
 if git rev-parse --git-dir >/dev/null 2>&1; then
   vcs=(--revision "$(git rev-parse HEAD)" --created "$(git log -1 --format=%cI)")
-  v=$(git describe --tags --match 'v*' --dirty 2>/dev/null || true)
+  v=$(git describe --tags --match 'v*' --always --dirty 2>/dev/null || true)
   [ -n "$v" ] && vcs+=(--version "$v")
 fi
 "$work/ociimage" --binary "$work/syncer" --ca-certs "$ca" --out "$out" "${vcs[@]}"

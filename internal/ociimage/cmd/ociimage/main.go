@@ -24,8 +24,8 @@ func run(args []string) error {
 	ca := fs.String("ca-certs", ociimage.CACertPath, "PEM CA bundle to ship")
 	out := fs.String("out", "", "directory for the OCI layout; empty or absent (required)")
 	ref := fs.String("ref", "", "image reference name in index.json (default syncer:VERSION)")
-	version := fs.String("version", "", "image version (default: from the binary's build info)")
-	revision := fs.String("revision", "", "VCS revision (default: from the binary's build info)")
+	version := fs.String("version", "", "image version when the binary's build info has none")
+	revision := fs.String("revision", "", "VCS revision when the binary's build info has none")
 	created := fs.String("created", "", "RFC 3339 creation time and file mtime (default: the commit time from the build info, else the epoch)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -33,7 +33,7 @@ func run(args []string) error {
 	if *binary == "" || *out == "" {
 		return fmt.Errorf("--binary and --out are required")
 	}
-	spec := ociimage.Spec{Binary: *binary, CACerts: *ca, Version: *version, Revision: *revision}
+	spec := ociimage.Spec{Binary: *binary, CACerts: *ca}
 	if *created != "" {
 		t, err := time.Parse(time.RFC3339, *created)
 		if err != nil {
@@ -43,6 +43,14 @@ func run(args []string) error {
 	}
 	if err := spec.FromBinary(); err != nil {
 		return err
+	}
+	// The binary's own stamp wins: the labels then say what
+	// `syncer version` prints.
+	if spec.Version == "" || spec.Version == "(devel)" {
+		spec.Version = *version
+	}
+	if spec.Revision == "" {
+		spec.Revision = *revision
 	}
 	img, err := ociimage.Build(spec)
 	if err != nil {
