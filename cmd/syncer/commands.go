@@ -177,7 +177,7 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // flushOutbox publishes what the scan left in the outbox.
 func flushOutbox(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, cs *catalog.Source, log *slog.Logger, stdout io.Writer) error {
-	nc, embedded, err := worker.ConnectNATS(cfg.NATS, "syncer-scan")
+	nc, embedded, err := worker.ConnectNATS(cfg.NATS, "syncer-scan", log)
 	if err != nil {
 		return err
 	}
@@ -214,7 +214,7 @@ func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	nc, err := worker.Connect(*url, config.NATS{}, "syncer-tail")
+	nc, err := worker.Connect(*url, config.NATS{}, "syncer-tail", newLogger(config.Log{Level: "warn", Format: "text"}, stderr))
 	if err != nil {
 		return err
 	}
