@@ -59,9 +59,9 @@ type Worker struct {
 	nc       *nats.Conn
 	// natsClosed is closed when the NATS connection is closed for good.
 	natsClosed <-chan struct{}
-	pub      *events.Publisher
-	sched    *schedule.Scheduler
-	router   *notify.Router
+	pub        *events.Publisher
+	sched      *schedule.Scheduler
+	router     *notify.Router
 
 	consumers map[string]Consumer
 	webhooks  map[string]http.Handler // pattern -> handler
