@@ -141,6 +141,13 @@ func Connect(url string, cfg config.NATS, name string, log *slog.Logger) (*nats.
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS %s: %w", redactURL(url), err)
 	}
+	// Logged here rather than in a ConnectHandler: that one runs on
+	// nats.go's goroutine, after the caller may have moved on.
+	if nc.IsConnected() {
+		log.Info("nats connected", "server", nc.ConnectedUrlRedacted())
+	} else {
+		log.Warn("nats not reachable yet; connecting in the background", "err", nc.LastError())
+	}
 	go logAttempts(nc, log, closedSignal(nc))
 	return nc, nil
 }
@@ -153,9 +160,6 @@ func natsOptions(cfg config.NATS, name string, log *slog.Logger) ([]nats.Option,
 		nats.IgnoreAuthErrorAbort(),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
-		nats.ConnectHandler(func(nc *nats.Conn) {
-			log.Info("nats connected", "server", nc.ConnectedUrlRedacted())
-		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected; reconnecting", "err", err)
@@ -175,7 +179,10 @@ func natsOptions(cfg config.NATS, name string, log *slog.Logger) ([]nats.Option,
 			log.Error("nats error", args...)
 		}),
 		nats.ClosedHandler(func(nc *nats.Conn) {
-			log.Error("nats connection closed", "err", nc.LastError())
+			// A deliberate Close at exit has no error and is not news.
+			if err := nc.LastError(); err != nil {
+				log.Error("nats connection closed", "err", err)
+			}
 		}),
 	}
 	switch {
@@ -236,6 +243,7 @@ func tlsConfig(t config.TLS) (*tls.Config, error) {
 func logAttempts(nc *nats.Conn, log *slog.Logger, closed <-chan struct{}) {
 	ch := nc.StatusChanged(nats.RECONNECTING, nats.CONNECTED)
 	defer nc.RemoveStatusListener(ch)
+	connected := nc.IsConnected()
 	var last string
 	n := 0
 	for {
@@ -247,6 +255,12 @@ func logAttempts(nc *nats.Conn, log *slog.Logger, closed <-chan struct{}) {
 		}
 		switch st {
 		case nats.CONNECTED:
+			// Reconnects are ReconnectHandler's to log; a first
+			// connection that had to wait is logged here.
+			if !connected {
+				log.Info("nats connected", "server", nc.ConnectedUrlRedacted())
+				connected = true
+			}
 			last, n = "", 0
 		case nats.RECONNECTING:
 			err := nc.LastError()
