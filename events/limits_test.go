@@ -342,3 +342,60 @@ func TestEnsureStreamRefusesAStreamItCannotUse(t *testing.T) {
 		}
 	}
 }
+
+// nats.jsDomain: the stream is created and events published through the
+// domain's API; nats.replicas goes into the stream syncer creates.
+func TestPublishThroughAJetStreamDomainWithReplicas(t *testing.T) {
+	n := testkit.StartNATSWith(t, t.TempDir(), func(o *natsserver.Options) { o.JetStreamDomain = "hub" })
+	nc, err := nats.Connect(n.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	cat, err := catalog.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	opts := events.Options{
+		Stream: "SYNCER", SubjectPrefix: "syncer.changed", Domain: "hub", Replicas: 3,
+		Instance: cat.InstanceID(), Log: slog.New(slog.NewTextHandler(&syncBuf{}, nil)),
+	}
+	pub, err := events.NewPublisher(nc, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A domain nobody serves: the publisher goes through $JS.nope.API.
+	wrong := opts
+	wrong.Domain = "nope"
+	wpub, err := events.NewPublisher(nc, wrong)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := wpub.EnsureStream(wctx); err == nil {
+		t.Fatal("EnsureStream through an unserved domain succeeded: the domain is not used")
+	}
+	// One server: three replicas are refused, which shows they were asked for.
+	if err := pub.EnsureStream(context.Background()); err == nil || !strings.Contains(strings.ToLower(err.Error()), "replicas") {
+		t.Fatalf("EnsureStream with 3 replicas on one server = %v", err)
+	}
+	opts.Replicas = 1
+	if pub, err = events.NewPublisher(nc, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.EnsureStream(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.NewWithDomain(nc, "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &limitsFixture{src: cat.Source("src", providers.ByteOrder), js: js, pub: pub}
+	f.commitKeys(t, []string{"a", "b"})
+	if err := pub.Flush(context.Background(), f.src); err != nil {
+		t.Fatal(err)
+	}
+	sameKeys(t, listedKeys(f.collect(t, 2)), []string{"a", "b"})
+}
