@@ -60,9 +60,9 @@ type NATS struct {
 	// never appear in logs, errors or /status.
 	CredsFile string `yaml:"credsFile"`
 	NKeySeed  string `yaml:"nkeySeed"`
-	Token     string `yaml:"token"`
+	Token     string `yaml:"token" json:"-"`
 	User      string `yaml:"user"`
-	Password  string `yaml:"password"`
+	Password  string `yaml:"password" json:"-"`
 	TLS       TLS    `yaml:"tls"`
 	// JSDomain is the JetStream domain of the stream (a leaf node's hub,
 	// say); empty for the local account's JetStream.
