@@ -721,8 +721,8 @@ func (p *Publisher) budget(id string) int {
 func (p *Publisher) cut(sourceID string, changes []catalog.Change) *batch {
 	full := New(p.opts.Instance, sourceID, changes, time.Now())
 	budget := p.budget(full.ID)
-	if budget == 0 {
-		return p.batchOf(sourceID, changes, nil)
+	if budget == 0 || encodedLen(full) <= budget {
+		return &batch{ev: full, changes: changes}
 	}
 	// The envelope of the whole range: the prefix's has no more digits.
 	env := full
