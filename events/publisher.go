@@ -493,7 +493,12 @@ func (p *Publisher) lastPublished(ctx context.Context, src Outbox) (uint64, Clou
 		return 0, CloudEvent{}, nil // publishing creates it
 	}
 	if err == nil {
-		p.maxMsgSize.Store(int64(max(stream.CachedInfo().Config.MaxMsgSize, 0)))
+		// Checked here too: NATS may have been away when EnsureStream
+		// ran. The source waits, the reason in its health, rather than
+		// publish into a stream that cannot keep its events.
+		if cerr := p.checkStream(stream.CachedInfo()); cerr != nil {
+			return 0, CloudEvent{}, cerr
+		}
 		var msg *jetstream.RawStreamMsg
 		msg, err = stream.GetLastMsgForSubject(actx, Subject(p.opts.SubjectPrefix, src.ID()))
 		if err == nil {
