@@ -54,11 +54,44 @@ type NATS struct {
 	URL           string `yaml:"url"`
 	Stream        string `yaml:"stream"`
 	SubjectPrefix string `yaml:"subjectPrefix"`
-	// CredsFile is a NATS credentials file (optional).
+	// Authentication: at most one of CredsFile (a .creds file: JWT and
+	// nkey seed), NKeySeed (a file holding an nkey seed), Token, or
+	// User with Password. Put secrets in the environment (${VAR}); they
+	// never appear in logs, errors or /status.
 	CredsFile string `yaml:"credsFile"`
+	NKeySeed  string `yaml:"nkeySeed"`
+	Token     string `yaml:"token" json:"-"`
+	User      string `yaml:"user"`
+	Password  string `yaml:"password" json:"-"`
+	TLS       TLS    `yaml:"tls"`
+	// JSDomain is the JetStream domain of the stream (a leaf node's hub,
+	// say); empty for the local account's JetStream.
+	JSDomain string `yaml:"jsDomain"`
+	// Replicas of the stream syncer creates (1..5, default 1). A stream
+	// that exists is left as its owner configured it.
+	Replicas int `yaml:"replicas"`
 	// Embedded server settings, used when URL is "embedded".
 	Listen   string `yaml:"listen"`
 	StoreDir string `yaml:"storeDir"`
+}
+
+// TLS secures the NATS connection. Any field set makes the connection
+// require TLS.
+type TLS struct {
+	// CA is a PEM file of the certificates the server's is checked
+	// against (default: the system's).
+	CA string `yaml:"ca"`
+	// Cert and Key are a PEM client certificate and its key, for servers
+	// that verify clients (mTLS). Both or neither.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// InsecureSkipVerify accepts any server certificate: for tests only.
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
+}
+
+// Enabled says whether any TLS setting is made.
+func (t TLS) Enabled() bool {
+	return t.CA != "" || t.Cert != "" || t.Key != "" || t.InsecureSkipVerify
 }
 
 // Catalog says where the catalog lives.
@@ -262,6 +295,9 @@ func (c *Config) setDefaults() {
 	if c.NATS.SubjectPrefix == "" {
 		c.NATS.SubjectPrefix = DefaultSubjectPrefix
 	}
+	if c.NATS.Replicas == 0 {
+		c.NATS.Replicas = 1
+	}
 	if c.NATS.Listen == "" {
 		c.NATS.Listen = "127.0.0.1:4222"
 	}
@@ -333,6 +369,7 @@ func (c *Config) Validate() error {
 	if err := checkListen(c.NATS.Listen); err != nil {
 		bad("nats.listen", "%v", err)
 	}
+	c.NATS.validate(bad)
 	if c.HTTP.Listen != "off" {
 		if err := checkListen(c.HTTP.Listen); err != nil {
 			bad("http.listen", `%v; or "off" for no listener`, err)
@@ -596,4 +633,74 @@ func (s *Source) validateCalls(f string, bad func(field, format string, args ...
 	if s.FollowSymlinks && s.Provider != "local" {
 		bad(f+".followSymlinks", "applies to provider local, not %q", s.Provider)
 	}
+}
+
+// validate checks nats' security options. Errors name the field and the
+// file, never a secret's value.
+func (n *NATS) validate(bad func(field, format string, args ...any)) {
+	var auth []string
+	for _, a := range []struct{ field, v string }{
+		{"credsFile", n.CredsFile}, {"nkeySeed", n.NKeySeed}, {"token", n.Token}, {"user", n.User},
+	} {
+		if a.v != "" {
+			auth = append(auth, "nats."+a.field)
+		}
+	}
+	if len(auth) > 1 {
+		bad(auth[1], "cannot be combined with %s: set one way to authenticate", auth[0])
+	}
+	if n.Password != "" && n.User == "" {
+		bad("nats.password", "needs nats.user")
+	}
+	if n.User != "" && n.Password == "" {
+		bad("nats.password", "is required with nats.user (use ${VAR} to keep it out of the file)")
+	}
+	for _, f := range []struct{ field, path string }{
+		{"nats.credsFile", n.CredsFile}, {"nats.nkeySeed", n.NKeySeed},
+		{"nats.tls.ca", n.TLS.CA}, {"nats.tls.cert", n.TLS.Cert}, {"nats.tls.key", n.TLS.Key},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if err := checkReadable(f.path); err != nil {
+			bad(f.field, "%v", err)
+		}
+	}
+	if (n.TLS.Cert == "") != (n.TLS.Key == "") {
+		if n.TLS.Cert == "" {
+			bad("nats.tls.cert", "is required with nats.tls.key (a client certificate and its key go together)")
+		} else {
+			bad("nats.tls.key", "is required with nats.tls.cert (a client certificate and its key go together)")
+		}
+	}
+	if n.Replicas < 1 || n.Replicas > 5 {
+		bad("nats.replicas", "%d is not from 1 to 5", n.Replicas)
+	}
+	if n.JSDomain != "" && !streamRe.MatchString(n.JSDomain) {
+		bad("nats.jsDomain", "%q is not a valid JetStream domain (use A-Z a-z 0-9 _ -)", n.JSDomain)
+	}
+}
+
+// checkReadable checks that path is a regular file this process can read.
+// It reports the path, which is not a secret; the contents never.
+func checkReadable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("file %s does not exist", path)
+		}
+		if errors.Is(err, os.ErrPermission) {
+			return fmt.Errorf("file %s is not readable by this process", path)
+		}
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s is a directory, not a file", path)
+	}
+	return nil
 }

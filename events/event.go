@@ -42,7 +42,24 @@ type ContentsChanged struct {
 	FirstSeq uint64   `json:"firstSeq"`
 	LastSeq  uint64   `json:"lastSeq"`
 	Changes  []Change `json:"changes"`
+	// Skipped are the changes of the range that are not listed because
+	// NATS could not carry them even alone (a key longer than the
+	// message size limit). The range stays contiguous; a subscriber that
+	// must know the object lists the source.
+	Skipped []Skipped `json:"skipped,omitempty"`
 }
+
+// Skipped is a change left out of its event.
+type Skipped struct {
+	Seq uint64 `json:"seq"`
+	Op  string `json:"op"`
+	// KeyBytes is the length of the key, which is not repeated.
+	KeyBytes int    `json:"keyBytes"`
+	Reason   string `json:"reason"` // too_large
+}
+
+// ReasonTooLarge is the Skipped reason of a change too big for NATS.
+const ReasonTooLarge = "too_large"
 
 // Change is one object's change.
 type Change struct {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,10 @@ type Outbox interface {
 type Options struct {
 	Stream        string
 	SubjectPrefix string
+	// Domain is the JetStream domain ("" for the account's own).
+	Domain string
+	// Replicas of the stream EnsureStream creates (default 1).
+	Replicas int
 	// Window coalesces the changes of a source committed this close
 	// together into one event.
 	Window time.Duration
@@ -54,10 +59,18 @@ type Options struct {
 // so that each source's events keep their order and a slow source does not
 // hold up the others.
 type Publisher struct {
+	nc   *nats.Conn
 	js   jetstream.JetStream
 	opts Options
 	log  *slog.Logger
 	m    metrics
+
+	// maxMsgSize is the stream's max_msg_size as last read (0: none or
+	// not known); rejected the size below which the last event
+	// rejected as too big was. Both bound events besides the server's
+	// max_payload.
+	maxMsgSize atomic.Int64
+	rejected   atomic.Int64
 
 	mu      sync.Mutex
 	healthy map[string]error
@@ -68,12 +81,19 @@ type metrics struct {
 	events  *prometheus.CounterVec
 	changes *prometheus.CounterVec
 	errors  *prometheus.CounterVec
+	dropped *prometheus.CounterVec
 	latency prometheus.Histogram
 }
 
 // NewPublisher returns a publisher over an established NATS connection.
 func NewPublisher(nc *nats.Conn, opts Options) (*Publisher, error) {
-	js, err := jetstream.New(nc)
+	var js jetstream.JetStream
+	var err error
+	if opts.Domain != "" {
+		js, err = jetstream.NewWithDomain(nc, opts.Domain)
+	} else {
+		js, err = jetstream.New(nc)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -83,7 +103,10 @@ func NewPublisher(nc *nats.Conn, opts Options) (*Publisher, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	p := &Publisher{js: js, opts: opts, log: opts.Log, healthy: map[string]error{}, running: map[string]*outbox{}}
+	if opts.Replicas < 1 {
+		opts.Replicas = 1
+	}
+	p := &Publisher{nc: nc, js: js, opts: opts, log: opts.Log, healthy: map[string]error{}, running: map[string]*outbox{}}
 	p.m = metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncer_events_published_total", Help: "Contents-changed events acknowledged by JetStream.",
@@ -94,6 +117,10 @@ func NewPublisher(nc *nats.Conn, opts Options) (*Publisher, error) {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncer_publish_errors_total", Help: "Failed publish attempts (retried).",
 		}, []string{"source"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncer_events_dropped_total",
+			Help: "Changes left out of their event, named in its skipped list instead, by reason (too_large: too big for NATS even alone).",
+		}, []string{"source", "reason"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "syncer_change_publish_latency_seconds",
 			Help:    "Time from a change's commit to its event's JetStream ack.",
@@ -101,7 +128,7 @@ func NewPublisher(nc *nats.Conn, opts Options) (*Publisher, error) {
 		}),
 	}
 	if opts.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.m.events, p.m.changes, p.m.errors, p.m.latency} {
+		for _, c := range []prometheus.Collector{p.m.events, p.m.changes, p.m.errors, p.m.dropped, p.m.latency} {
 			if err := opts.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register publisher metrics: %w", err)
 			}
@@ -110,29 +137,108 @@ func NewPublisher(nc *nats.Conn, opts Options) (*Publisher, error) {
 	return p, nil
 }
 
+// ErrStreamUnusable marks an EnsureStream error that retrying does not fix:
+// the stream is configured so that syncer's events cannot go to it.
+var ErrStreamUnusable = errors.New("stream unusable")
+
+// JetStream error codes (nats-server's JSStreamSubjectOverlapErr and
+// JSStreamMessageExceedsMaximumErr).
+const (
+	codeSubjectOverlap = 10065
+	codeMsgTooBig      = 10054
+)
+
 // EnsureStream creates the stream if it is missing. An existing stream is
-// left as its owner configured it.
+// left as its owner configured it, but checked: its subjects must cover
+// syncer's, and it must not reject events once full (discard new with
+// limits); otherwise the error wraps ErrStreamUnusable and names the
+// stream and what is wrong. A foreign stream owning the subjects is
+// named likewise.
 func (p *Publisher) EnsureStream(ctx context.Context) error {
-	_, err := p.js.Stream(ctx, p.opts.Stream)
+	s, err := p.js.Stream(ctx, p.opts.Stream)
 	if err == nil {
-		return nil
+		return p.checkStream(s.CachedInfo())
 	}
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("look up stream %s: %w", p.opts.Stream, err)
 	}
+	subject := p.opts.SubjectPrefix + ".>"
 	_, err = p.js.CreateStream(ctx, jetstream.StreamConfig{
 		Name:        p.opts.Stream,
 		Description: "syncer contents-changed events",
-		Subjects:    []string{p.opts.SubjectPrefix + ".>"},
+		Subjects:    []string{subject},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
+		Replicas:    p.opts.Replicas,
 		MaxAge:      7 * 24 * time.Hour,
 		Duplicates:  5 * time.Minute,
 	})
-	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return fmt.Errorf("create stream %s: %w", p.opts.Stream, err)
+	var apiErr *jetstream.APIError
+	switch {
+	case err == nil:
+		p.maxMsgSize.Store(0)
+		return nil
+	case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
+		// Created meanwhile by someone else: check theirs.
+		if s, err = p.js.Stream(ctx, p.opts.Stream); err != nil {
+			return fmt.Errorf("look up stream %s: %w", p.opts.Stream, err)
+		}
+		return p.checkStream(s.CachedInfo())
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == codeSubjectOverlap:
+		owner, lerr := p.js.StreamNameBySubject(ctx, subject)
+		if lerr != nil {
+			owner = "another stream"
+		} else {
+			owner = "stream " + owner
+		}
+		return fmt.Errorf("%w: create stream %s: syncer's subjects %s are already taken by %s; set nats.stream to it, or give syncer a nats.subjectPrefix of its own: %v",
+			ErrStreamUnusable, p.opts.Stream, subject, owner, err)
 	}
+	return fmt.Errorf("create stream %s: %w", p.opts.Stream, err)
+}
+
+// checkStream checks an existing stream and notes its message size limit.
+func (p *Publisher) checkStream(info *jetstream.StreamInfo) error {
+	cfg := info.Config
+	subject := p.opts.SubjectPrefix + ".>"
+	covered := false
+	for _, f := range cfg.Subjects {
+		if subjectCovers(f, subject) {
+			covered = true
+		}
+	}
+	if !covered {
+		return fmt.Errorf("%w: stream %s exists with subjects %v, which do not cover syncer's subjects %s; add them to the stream or set nats.stream/nats.subjectPrefix",
+			ErrStreamUnusable, cfg.Name, cfg.Subjects, subject)
+	}
+	if cfg.Discard == jetstream.DiscardNew && (cfg.MaxMsgs > 0 || cfg.MaxBytes > 0 || cfg.MaxMsgsPerSubject > 0) {
+		return fmt.Errorf("%w: stream %s has discard: new with limits (max_msgs %d, max_bytes %d, max_msgs_per_subject %d): once full it rejects every event and syncer's sources stop; use discard: old or no count/byte limits (max_age is fine)",
+			ErrStreamUnusable, cfg.Name, cfg.MaxMsgs, cfg.MaxBytes, cfg.MaxMsgsPerSubject)
+	}
+	p.maxMsgSize.Store(int64(max(cfg.MaxMsgSize, 0)))
 	return nil
+}
+
+// subjectCovers says whether every subject subject matches also matches
+// filter (both may hold wildcards).
+func subjectCovers(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, ft := range f {
+		if ft == ">" {
+			return i < len(s)
+		}
+		if i >= len(s) {
+			return false
+		}
+		switch {
+		case s[i] == ">":
+			return false // subject's rest is wider than one token
+		case ft == "*":
+		case ft != s[i]:
+			return false
+		}
+	}
+	return len(f) == len(s)
 }
 
 // Healthy returns the last publish error of any source, nil when all
@@ -201,10 +307,12 @@ type outbox struct {
 	ackKick   chan struct{}
 }
 
-// batch is an event and when each of its changes was committed.
+// batch is an event and the changes of its range, listed or skipped.
 type batch struct {
-	ev        CloudEvent
-	committed []time.Time
+	ev      CloudEvent
+	changes []catalog.Change
+	// skip are the seqs of changes too big to publish even alone.
+	skip map[uint64]bool
 	// tried is set once an attempt to publish ev was made: from then on a
 	// duplicate ack means an earlier attempt landed.
 	tried bool
@@ -386,6 +494,9 @@ func (p *Publisher) retry(ctx context.Context, sourceID, msg string, fn func() e
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if tooBig(err) {
+			return err // not worth retrying as it is: the caller splits
+		}
 		p.setHealth(sourceID, err)
 		p.m.errors.WithLabelValues(sourceID).Inc()
 		if attempt == 1 || attempt%10 == 0 {
@@ -408,6 +519,12 @@ func (p *Publisher) lastPublished(ctx context.Context, src Outbox) (uint64, Clou
 		return 0, CloudEvent{}, nil // publishing creates it
 	}
 	if err == nil {
+		// Checked here too: NATS may have been away when EnsureStream
+		// ran. The source waits, the reason in its health, rather than
+		// publish into a stream that cannot keep its events.
+		if cerr := p.checkStream(stream.CachedInfo()); cerr != nil {
+			return 0, CloudEvent{}, cerr
+		}
 		var msg *jetstream.RawStreamMsg
 		msg, err = stream.GetLastMsgForSubject(actx, Subject(p.opts.SubjectPrefix, src.ID()))
 		if err == nil {
@@ -461,6 +578,11 @@ func (p *Publisher) linesUp(ctx context.Context, src Outbox, last uint64, ev Clo
 			return e.Key == c.Object.Key && e.Op == c.Op.String() && e.ETag == c.Object.ETag && e.Size == c.Object.Size, nil
 		}
 	}
+	for _, e := range ev.Data.Skipped {
+		if e.Seq == last {
+			return e.Op == c.Op.String() && e.KeyBytes == len(c.Object.Key), nil
+		}
+	}
 	return false, nil
 }
 
@@ -490,12 +612,15 @@ func (p *Publisher) step(ctx context.Context, o *outbox, coalesce bool) (idle bo
 				}
 			}
 		}
-		b = &batch{ev: New(p.opts.Instance, o.src.ID(), changes, time.Now()), committed: make([]time.Time, len(changes))}
-		for i, c := range changes {
-			b.committed[i] = c.At
-		}
+		b = p.cut(o.src.ID(), changes)
 	}
 	if err := p.publish(ctx, o, b); err != nil {
+		if tooBig(err) {
+			// Certainly not stored, so safe to send as other events:
+			// halves of the range, or the change named as skipped.
+			o.unsent = p.split(ctx, o.src.ID(), b, err)
+			return false, nil
+		}
 		o.unsent = b
 		return false, err
 	}
@@ -505,9 +630,16 @@ func (p *Publisher) step(ctx context.Context, o *outbox, coalesce bool) (idle bo
 	o.published.Store(d.LastSeq)
 	o.kickAcks()
 	now := time.Now()
-	for i, c := range d.Changes {
+	for _, c := range b.changes {
+		p.m.latency.Observe(now.Sub(c.At).Seconds())
+	}
+	for _, c := range d.Changes {
 		p.m.changes.WithLabelValues(o.src.ID(), c.Op).Inc()
-		p.m.latency.Observe(now.Sub(b.committed[i]).Seconds())
+	}
+	for _, sk := range d.Skipped {
+		p.m.dropped.WithLabelValues(o.src.ID(), sk.Reason).Inc()
+		p.log.Error("change too large to publish even alone; the event names it in skipped instead",
+			"source", o.src.ID(), "seq", sk.Seq, "op", sk.Op, "keyBytes", sk.KeyBytes, "limit", p.limit(), "id", b.ev.ID)
 	}
 	p.m.events.WithLabelValues(o.src.ID()).Inc()
 	p.log.Info("published", "source", o.src.ID(), "id", b.ev.ID, "changes", len(d.Changes),
@@ -582,4 +714,143 @@ func (p *Publisher) sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// headroom is what the headers of an event take besides its id, with
+// room for an id suffix (see publish) and what NATS adds.
+const headroom = len("NATS/1.0\r\n\r\n") +
+	len("Content-Type: \r\n") + len(ContentType) +
+	len("Nats-Msg-Id: \r\n") +
+	len("Nats-Expected-Stream: \r\n") + 64
+
+// limit is the largest message, headers and body, NATS takes now: the
+// server's max_payload, the stream's max_msg_size and what the last
+// rejection taught, whichever is least; 0 when none is known yet.
+func (p *Publisher) limit() int {
+	l := p.nc.MaxPayload()
+	for _, v := range []int64{p.maxMsgSize.Load(), p.rejected.Load()} {
+		if v > 0 && (l <= 0 || v < l) {
+			l = v
+		}
+	}
+	return int(max(l, 0))
+}
+
+// budget is what the body of an event with id may take; 0 for no bound.
+func (p *Publisher) budget(id string) int {
+	l := p.limit()
+	if l == 0 {
+		return 0
+	}
+	return max(l-headroom-len(id)-len(p.opts.Stream), 1)
+}
+
+// cut makes the event of the longest prefix of changes that fits the
+// size limit. A change that does not fit even alone is not listed but
+// named in the event's skipped list, so that the ranges of events stay
+// contiguous and the source goes on.
+func (p *Publisher) cut(sourceID string, changes []catalog.Change) *batch {
+	full := New(p.opts.Instance, sourceID, changes, time.Now())
+	budget := p.budget(full.ID)
+	if budget == 0 || encodedLen(full) <= budget {
+		return &batch{ev: full, changes: changes}
+	}
+	// The envelope of the whole range: the prefix's has no more digits.
+	env := full
+	env.Data.Changes = []Change{}
+	base := encodedLen(env)
+	const skipCost = 100 // a skipped entry, generously
+	total, n := base, 0
+	var skip map[uint64]bool
+	for i, c := range full.Data.Changes {
+		size := encodedLen(c) + 1 // and a comma
+		if base+size+skipCost > budget {
+			if total+skipCost > budget && n > 0 {
+				break
+			}
+			if skip == nil {
+				skip = map[uint64]bool{}
+			}
+			skip[c.Seq] = true
+			total += skipCost
+		} else {
+			if total+size > budget && n > 0 {
+				break
+			}
+			total += size
+		}
+		n = i + 1
+	}
+	return p.batchOf(sourceID, changes[:n], skip)
+}
+
+// batchOf builds the event of changes, naming those in skip as skipped.
+func (p *Publisher) batchOf(sourceID string, changes []catalog.Change, skip map[uint64]bool) *batch {
+	ev := New(p.opts.Instance, sourceID, changes, time.Now())
+	if len(skip) > 0 {
+		kept := ev.Data.Changes[:0]
+		for i, c := range ev.Data.Changes {
+			if skip[c.Seq] {
+				ev.Data.Skipped = append(ev.Data.Skipped, Skipped{
+					Seq: c.Seq, Op: c.Op, KeyBytes: len(changes[i].Object.Key), Reason: ReasonTooLarge,
+				})
+				continue
+			}
+			kept = append(kept, c)
+		}
+		ev.Data.Changes = kept
+	}
+	return &batch{ev: ev, changes: changes, skip: skip}
+}
+
+// split answers a rejection of b as too big: later events are cut below
+// its size, and b is replaced by the event of the first half of its
+// range (the rest is cut again from the outbox), or, for a range of one,
+// by the event naming that change as skipped.
+func (p *Publisher) split(ctx context.Context, sourceID string, b *batch, cause error) *batch {
+	if msg, err := p.message(sourceID, b.ev); err == nil {
+		size := int64(len(msg.Data) + headroom + len(b.ev.ID))
+		for {
+			cur := p.rejected.Load()
+			if cur > 0 && cur <= size-1 || p.rejected.CompareAndSwap(cur, size-1) {
+				break
+			}
+		}
+	}
+	if len(b.changes) > 1 {
+		half := b.changes[:len(b.changes)/2]
+		p.log.Warn("event rejected as too big; publishing its range in halves", "source", sourceID, "id", b.ev.ID,
+			"changes", len(b.changes), "firstSeq", b.ev.Data.FirstSeq, "lastSeq", b.ev.Data.LastSeq, "err", cause)
+		return p.batchOf(sourceID, half, b.skip)
+	}
+	if b.skip[b.changes[0].Seq] {
+		// Even the event naming the change as skipped was refused: the
+		// limit is absurdly small. Keep trying rather than lose track.
+		p.log.Error("event of one skipped change rejected as too big; retrying", "source", sourceID, "id", b.ev.ID, "err", cause)
+		p.sleep(ctx, time.Second)
+		return b
+	}
+	return p.batchOf(sourceID, b.changes, map[uint64]bool{b.changes[0].Seq: true})
+}
+
+// tooBig says whether err is NATS or JetStream refusing a message for its
+// size: the same message will never be accepted.
+func tooBig(err error) bool {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == codeMsgTooBig {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "maximum payload") || strings.Contains(s, "message size exceeds maximum")
+}
+
+func encodedLen(v any) int {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 0
+	}
+	return len(b)
 }

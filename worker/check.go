@@ -378,7 +378,7 @@ func checkStorageQueue(ctx context.Context, src config.Source) checkRow {
 
 // checkNATS connects once, without retrying, and looks the stream up.
 func checkNATS(ctx context.Context, cfg *config.Config) []checkRow {
-	conn := checkRow{check: "nats connect", target: redactURLs(cfg.NATS.URL)}
+	conn := checkRow{check: "nats connect", target: RedactURL(cfg.NATS.URL)}
 	stream := checkRow{check: "nats stream", target: cfg.NATS.Stream}
 	if cfg.NATS.URL == "embedded" {
 		conn.detail = "embedded: syncer run starts the server in-process"
@@ -396,7 +396,7 @@ func checkNATS(ctx context.Context, cfg *config.Config) []checkRow {
 		return []checkRow{conn, stream}
 	}
 	defer nc.Close()
-	conn.detail = "connected to " + redactURLs(nc.ConnectedUrlRedacted()) + " (server " + nc.ConnectedServerVersion() + ")"
+	conn.detail = "connected to " + RedactURL(nc.ConnectedUrlRedacted()) + " (server " + nc.ConnectedServerVersion() + ")"
 	js, err := jetstream.New(nc)
 	if err != nil {
 		stream.err = err
@@ -458,16 +458,4 @@ func subjectMatches(filter, subject string) bool {
 		}
 	}
 	return len(ft) == len(st)
-}
-
-// redactURLs hides passwords and tokens in a comma-separated URL list.
-func redactURLs(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			u.User = url.User("redacted")
-			parts[i] = u.String()
-		}
-	}
-	return strings.Join(parts, ",")
 }

@@ -2,10 +2,13 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -125,8 +128,9 @@ func (e *Embedded) Shutdown() {
 
 // ConnectNATS connects to cfg.URL as name, first starting the embedded
 // server when the URL is "embedded". The embedded server (nil otherwise) is
-// to be shut down after the connection is closed.
-func ConnectNATS(cfg config.NATS, name string) (*nats.Conn, *Embedded, error) {
+// to be shut down after the connection is closed. log receives the
+// connection's life (see Connect).
+func ConnectNATS(cfg config.NATS, name string, log *slog.Logger) (*nats.Conn, *Embedded, error) {
 	url := cfg.URL
 	var e *Embedded
 	if url == "embedded" {
@@ -136,7 +140,7 @@ func ConnectNATS(cfg config.NATS, name string) (*nats.Conn, *Embedded, error) {
 		}
 		url = e.URL()
 	}
-	nc, err := Connect(url, cfg, name)
+	nc, err := Connect(url, cfg, name, log)
 	if err != nil {
 		e.Shutdown()
 		return nil, nil, err
@@ -145,23 +149,179 @@ func ConnectNATS(cfg config.NATS, name string) (*nats.Conn, *Embedded, error) {
 }
 
 // Connect connects to NATS. It keeps trying in the background when the
-// server is not reachable yet: syncer's outbox holds events meanwhile.
-func Connect(url string, cfg config.NATS, name string) (*nats.Conn, error) {
+// server is not reachable yet, and reconnects forever after, through
+// authorization errors too (a password rotated in the wrong order must not
+// stop publishing for good): syncer's outbox holds events meanwhile.
+// Disconnects, reconnects, failed attempts (TLS, auth), asynchronous errors
+// and the close reach log. Secrets are never logged.
+func Connect(url string, cfg config.NATS, name string, log *slog.Logger) (*nats.Conn, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("nats", RedactURL(url))
+	opts, err := natsOptions(cfg, name, log)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS %s: %w", RedactURL(url), err)
+	}
+	// Logged here rather than in a ConnectHandler: that one runs on
+	// nats.go's goroutine, after the caller may have moved on.
+	if nc.IsConnected() {
+		log.Info("nats connected", "server", nc.ConnectedUrlRedacted())
+	} else {
+		log.Warn("nats not reachable yet; connecting in the background", "err", nc.LastError())
+	}
+	go logAttempts(nc, log, closedSignal(nc))
+	return nc, nil
+}
+
+func natsOptions(cfg config.NATS, name string, log *slog.Logger) ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
+		nats.IgnoreAuthErrorAbort(),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected; reconnecting", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Debug("nats reconnect attempt failed", "err", err)
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			args := []any{"err", err}
+			if sub != nil {
+				args = append(args, "subject", sub.Subject)
+			}
+			log.Error("nats error", args...)
+		}),
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			// A deliberate Close at exit has no error and is not news.
+			if err := nc.LastError(); err != nil {
+				log.Error("nats connection closed", "err", err)
+			}
+		}),
 	}
-	if cfg.CredsFile != "" {
+	switch {
+	case cfg.CredsFile != "":
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	case cfg.NKeySeed != "":
+		o, err := nats.NkeyOptionFromSeed(cfg.NKeySeed)
+		if err != nil {
+			// The error names the file, never the seed.
+			return nil, fmt.Errorf("nats.nkeySeed: %w", err)
+		}
+		opts = append(opts, o)
+	case cfg.Token != "":
+		opts = append(opts, nats.Token(cfg.Token))
+	case cfg.User != "":
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
 	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS %s: %w", url, err)
+	if cfg.TLS.Enabled() {
+		tc, err := tlsConfig(cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.Secure(tc))
 	}
-	return nc, nil
+	return opts, nil
+}
+
+// tlsConfig builds the client TLS configuration of nats.tls. It is loaded
+// once, at start: a rotated certificate takes a restart.
+func tlsConfig(t config.TLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in, for tests
+	if t.CA != "" {
+		pem, err := os.ReadFile(t.CA)
+		if err != nil {
+			return nil, fmt.Errorf("nats.tls.ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("nats.tls.ca: %s holds no PEM certificate", t.CA)
+		}
+		tc.RootCAs = pool
+	}
+	if t.Cert != "" || t.Key != "" {
+		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("nats.tls.cert/key: load %s and %s: %w", t.Cert, t.Key, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// logAttempts reports why reconnect attempts fail. nats.go reports an
+// authorization error of an attempt to the error handler, but a failed TLS
+// handshake only to LastError: each failed attempt turns the status back
+// to RECONNECTING, which is when LastError holds the cause. A run of the
+// same error is logged once, then every hundredth attempt.
+func logAttempts(nc *nats.Conn, log *slog.Logger, closed <-chan struct{}) {
+	ch := nc.StatusChanged(nats.RECONNECTING, nats.CONNECTED)
+	defer nc.RemoveStatusListener(ch)
+	connected := nc.IsConnected()
+	var last string
+	n := 0
+	for {
+		var st nats.Status
+		select {
+		case <-closed:
+			return
+		case st = <-ch:
+		}
+		switch st {
+		case nats.CONNECTED:
+			// Reconnects are ReconnectHandler's to log; a first
+			// connection that had to wait is logged here.
+			if !connected {
+				log.Info("nats connected", "server", nc.ConnectedUrlRedacted())
+				connected = true
+			}
+			last, n = "", 0
+		case nats.RECONNECTING:
+			err := nc.LastError()
+			if err == nil {
+				continue
+			}
+			if msg := err.Error(); msg != last {
+				last, n = msg, 0
+			}
+			if n%100 == 0 {
+				log.Warn("nats connect attempt failed; retrying", "err", err, "attempts", n+1)
+			}
+			n++
+		}
+	}
+}
+
+// closedSignal is closed when nc is closed for good. Connect's options
+// reconnect forever, so that happens only when something gives up on the
+// connection; a worker then exits, and its supervisor restarts it.
+func closedSignal(nc *nats.Conn) <-chan struct{} {
+	ch := make(chan struct{})
+	var once sync.Once
+	done := func() { once.Do(func() { close(ch) }) }
+	prev := nc.ClosedHandler()
+	nc.SetClosedHandler(func(c *nats.Conn) {
+		if prev != nil {
+			prev(c)
+		}
+		done()
+	})
+	if nc.IsClosed() { // closed before the handler was set
+		done()
+	}
+	return ch
 }
 
 // OrderOf is the key order of a provider kind, for opening a catalog

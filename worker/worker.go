@@ -56,9 +56,11 @@ type Worker struct {
 	sources  []*Source
 	embedded *Embedded
 	nc       *nats.Conn
-	pub      *events.Publisher
-	sched    *schedule.Scheduler
-	router   *notify.Router
+	// natsClosed is closed when the NATS connection is closed for good.
+	natsClosed <-chan struct{}
+	pub        *events.Publisher
+	sched      *schedule.Scheduler
+	router     *notify.Router
 
 	consumers map[string]Consumer
 	webhooks  map[string]http.Handler // pattern -> handler
@@ -132,14 +134,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 		}
 	}
 
-	if w.nc, w.embedded, err = ConnectNATS(cfg.NATS, "syncer"); err != nil {
+	if w.nc, w.embedded, err = ConnectNATS(cfg.NATS, "syncer", w.log); err != nil {
 		return nil, err
 	}
+	w.natsClosed = closedSignal(w.nc)
 	if w.embedded != nil {
 		w.log.Info("embedded NATS with JetStream", "url", w.embedded.URL(), "store", cfg.NATS.StoreDir)
 	}
 	w.pub, err = events.NewPublisher(w.nc, events.Options{
 		Stream: cfg.NATS.Stream, SubjectPrefix: cfg.NATS.SubjectPrefix,
+		Domain: cfg.NATS.JSDomain, Replicas: cfg.NATS.Replicas,
 		Window: cfg.Events.CoalesceWindow, MaxChanges: cfg.Events.MaxChanges,
 		Instance: w.cat.InstanceID(), Log: w.log, Registerer: w.reg, OnPublish: opts.OnPublish,
 	})
@@ -180,8 +184,21 @@ func (w *Worker) HTTPAddr() string {
 
 // Run runs until ctx is cancelled: it stops scheduling, lets the current
 // scans end safely (no deletions from an interrupted listing), flushes the
-// publisher and returns nil.
+// publisher and returns nil. It stops the same way, returning an error, when
+// the NATS connection is closed for good or the stream is configured so
+// that syncer cannot publish to it: a supervisor's restart is then the
+// way back.
 func (w *Worker) Run(ctx context.Context) error {
+	parent := ctx
+	ctx, fail := context.WithCancelCause(parent)
+	defer fail(nil)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-w.natsClosed:
+			fail(fmt.Errorf("nats: connection closed for good (%v); exiting so that a restart reconnects", w.nc.LastError()))
+		}
+	}()
 	var srv *http.Server
 	if w.listener != nil {
 		srv = &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -216,7 +233,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		// Here rather than before the rest starts: with NATS away this
 		// waits, and health, webhooks and scans must not wait with it.
 		sctx, cancel := context.WithTimeout(pctx, 30*time.Second)
-		if err := w.pub.EnsureStream(sctx); err != nil {
+		if err := w.pub.EnsureStream(sctx); errors.Is(err, events.ErrStreamUnusable) {
+			cancel()
+			fail(err)
+			return
+		} else if err != nil {
 			// Not fatal: a publish that finds no stream creates it, and
 			// the outbox keeps the events meanwhile.
 			w.log.Warn("stream not ensured yet; publishing will retry", "stream", w.cfg.NATS.Stream, "err", err)
@@ -233,6 +254,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		sdctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(sdctx) //nolint:errcheck // best effort at exit
+	}
+	if cause := context.Cause(ctx); cause != nil && cause != context.Cause(parent) { //nolint:errorlint // identity: was it our fail
+		return cause
 	}
 	return nil
 }

@@ -264,7 +264,7 @@ func cmdScan(ctx context.Context, path, id string, publish bool, stdout, stderr 
 
 // flushOutbox publishes what the scan left in the outbox.
 func flushOutbox(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, cs *catalog.Source, log *slog.Logger, stdout io.Writer) error {
-	nc, embedded, err := worker.ConnectNATS(cfg.NATS, "syncer-scan")
+	nc, embedded, err := worker.ConnectNATS(cfg.NATS, "syncer-scan", log)
 	if err != nil {
 		return err
 	}

@@ -21,8 +21,9 @@ type tailOptions struct {
 	config, url, stream, prefix, source, since string
 	all                                        bool
 	count                                      int
-	// creds is the config's nats.credsFile, if --config gave one.
-	creds string
+	// nats holds the config's NATS security settings (TLS, credentials),
+	// if --config gave one.
+	nats config.NATS
 }
 
 func newTailCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -88,7 +89,7 @@ func (o *tailOptions) resolve(c *cobra.Command) error {
 			o.url = "nats://" + loopback(cfg.NATS.Listen)
 		}
 	}
-	o.creds = cfg.NATS.CredsFile
+	o.nats = cfg.NATS
 	if !c.Flags().Changed("stream") {
 		o.stream = cfg.NATS.Stream
 	}
@@ -111,7 +112,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 }
 
 func cmdTail(ctx context.Context, o tailOptions, stdout, stderr io.Writer) error {
-	nc, err := worker.Connect(o.url, config.NATS{CredsFile: o.creds}, "syncer-tail")
+	nc, err := worker.Connect(o.url, o.nats, "syncer-tail", newLogger(config.Log{Level: "warn", Format: "text"}, stderr))
 	if err != nil {
 		return err
 	}
