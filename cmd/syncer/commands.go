@@ -457,23 +457,40 @@ func printStats(w io.Writer, id string, objects, lastSeq, pending uint64) {
 }
 
 func newConfigCheckCmd(stdout io.Writer) *cobra.Command {
-	var path string
+	var (
+		path    string
+		connect bool
+		timeout time.Duration
+	)
 	c := &cobra.Command{
-		Use:   "check --config FILE",
-		Short: "Validate a configuration file",
+		Use:   "check --config FILE [--connect]",
+		Short: "Validate a configuration file, and with --connect reach everything it names",
 		Long: `Validate a configuration file: its syntax, unknown keys, types and every value. Each problem
-is named by its field path.`,
-		Example: `  syncer config check --config syncer.yaml`,
-		RunE: func(*cobra.Command, []string) error {
+is named by its field path.
+
+With --connect it also reaches everything the file names, reading only: per source it lists one
+page and stats one key; per notification transport it checks the queue or subscription and the
+permission to consume it; it connects to NATS and looks up the stream. It prints one line per
+check and exits 1 if any failed. Nothing is created, received, deleted or published.`,
+		Example: `  syncer config check --config syncer.yaml
+  syncer config check --config syncer.yaml --connect`,
+		RunE: func(c *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(path)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "%s: ok, %d sources\n", path, len(cfg.Sources))
-			return nil
+			if !connect {
+				return nil
+			}
+			ctx, cancel := context.WithTimeout(c.Context(), timeout)
+			defer cancel()
+			return worker.Check(ctx, cfg, stdout)
 		},
 	}
 	c.Flags().StringVar(&path, "config", "", "configuration file (required)")
+	c.Flags().BoolVar(&connect, "connect", false, "also reach every store, queue and NATS the file names (reads only)")
+	c.Flags().DurationVar(&timeout, "timeout", time.Minute, "with --connect, give up on all checks after this long")
 	return c
 }
 
