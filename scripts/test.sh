@@ -30,6 +30,13 @@ wait_port() { # port name
   exit 1
 }
 
+# The image test puts Debian's CA bundle into the image it builds.
+if [ ! -s /etc/ssl/certs/ca-certificates.crt ]; then
+  echo "== installing ca-certificates (apt-get)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates; } >"$logs/apt.log" 2>&1 \
+    || { cat "$logs/apt.log" >&2; echo "test.sh: could not install ca-certificates" >&2; exit 1; }
+fi
+
 # npm ci wipes and reinstalls node_modules (~600 MB); skip it when the
 # installed tree came from this very lockfile.
 if cmp -s testenv/package-lock.json testenv/node_modules/.syncer-installed-lock; then
