@@ -162,23 +162,23 @@ func (r *run) step(i int) {
 	r.st.ops++
 	n := r.rng.IntN(100)
 	switch {
-	case n < 28:
+	case n < 30:
 		r.bucketPut(i)
-	case n < 42:
+	case n < 44:
 		r.bucketDelete(i)
-	case n < 62:
+	case n < 65:
 		r.deliverOne(i)
-	case n < 68:
+	case n < 71:
 		r.deliverBatch(i)
-	case n < 73:
+	case n < 76:
 		r.lose(i)
-	case n < 80:
+	case n < 83:
 		r.scan(i)
-	case n < 88:
+	case n < 92:
 		r.heldScan(i)
-	case n < 94:
+	case n < 96:
 		r.crash(i)
-	case n < 97:
+	case n < 98:
 		r.crashInScan(i)
 	default:
 		r.restart(i)
@@ -388,8 +388,7 @@ func (r *run) crashInScan(i int) {
 		if err := r.h.scanResult(done); err == nil {
 			r.t.Errorf("step %d: a scan whose catalog was closed under it reported success", i)
 		}
-		w.cancel()
-		r.h.waitRun(w)
+		r.h.reap(w)
 		r.h.start()
 	case err := <-done:
 		r.logf("%d: scan (listing had fewer than %d pages; no crash)", i, page+1)

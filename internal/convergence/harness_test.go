@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,6 +88,9 @@ type harness struct {
 	w    *live
 	// starts counts worker incarnations.
 	starts int
+	// zombies are crashed incarnations still winding down.
+	zombies   sync.WaitGroup
+	zombieErr atomic.Value // error
 }
 
 func newHarness(t *testing.T, pageSize int, window time.Duration, maxChanges int) *harness {
@@ -124,6 +128,10 @@ func newHarness(t *testing.T, pageSize int, window time.Duration, maxChanges int
 		if h.w != nil {
 			h.stop()
 		}
+		h.zombies.Wait()
+		if err, _ := h.zombieErr.Load().(error); err != nil {
+			t.Error(err)
+		}
 	})
 	return h
 }
@@ -154,7 +162,7 @@ func (h *harness) waitScans(n float64) {
 		if time.Now().After(end) {
 			h.t.Fatalf("start-up scan did not finish within %v", deadline)
 		}
-		time.Sleep(2 * time.Millisecond) // polling a condition, with a deadline
+		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
 	}
 }
 
@@ -205,14 +213,33 @@ func (h *harness) stop() {
 // crash ends the worker abruptly: its NATS connection and catalog are
 // closed under it, so nothing it does afterwards reaches the stream or the
 // disk — what a SIGKILL leaves, including publishes whose ack never came
-// back and changes never published. Then its goroutines are reaped.
+// back and changes never published.
 func (h *harness) crash() {
 	h.t.Helper()
 	w := h.w
 	h.w = nil
 	w.Close()
+	h.reap(w)
+}
+
+// reap lets a crashed incarnation's goroutines end in the background (a
+// publisher retrying an event on its closed connection gives up only at its
+// flush timeout); they can no longer reach the catalog or the stream. The
+// seed's cleanup waits for them.
+func (h *harness) reap(w *live) {
 	w.cancel()
-	h.waitRun(w)
+	h.zombies.Add(1)
+	go func() {
+		defer h.zombies.Done()
+		select {
+		case err := <-w.done:
+			if err != nil {
+				h.zombieErr.Store(fmt.Errorf("crashed worker run: %w", err))
+			}
+		case <-time.After(deadline):
+			h.zombieErr.Store(fmt.Errorf("a crashed worker did not stop within %v", deadline))
+		}
+	}()
 }
 
 func (h *harness) waitRun(w *live) {
