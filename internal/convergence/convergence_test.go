@@ -80,7 +80,7 @@ func TestConvergence(t *testing.T) {
 // stats count what a run exercised.
 type stats struct {
 	ops, starts, crashes, crashesUnpublished, crashesInScan, heldScans int
-	delivered, duplicated, lost, events, changes                       int
+	delivered, duplicated, lost, events, changes, checkpoints          int
 }
 
 func (s *stats) add(o stats) {
@@ -95,11 +95,12 @@ func (s *stats) add(o stats) {
 	s.lost += o.lost
 	s.events += o.events
 	s.changes += o.changes
+	s.checkpoints += o.checkpoints
 }
 
 func (s stats) String() string {
-	return fmt.Sprintf("%d ops, %d worker starts, %d crashes (%d with unpublished changes, %d during a listing), %d scans held while the bucket changed, %d notifications delivered (%d duplicated, %d lost), %d events with %d changes in the stream",
-		s.ops, s.starts, s.crashes, s.crashesUnpublished, s.crashesInScan, s.heldScans, s.delivered, s.duplicated, s.lost, s.events, s.changes)
+	return fmt.Sprintf("%d ops, %d worker starts, %d crashes (%d with unpublished changes, %d during a listing), %d scans held while the bucket changed, %d notifications delivered (%d duplicated, %d lost), %d events with %d changes in the stream, %d lossless checkpoints",
+		s.ops, s.starts, s.crashes, s.crashesUnpublished, s.crashesInScan, s.heldScans, s.delivered, s.duplicated, s.lost, s.events, s.changes, s.checkpoints)
 }
 
 // keyspace is small so that keys are overwritten, deleted and re-created
@@ -116,8 +117,13 @@ type run struct {
 	model   map[string][]byte // what the bucket holds
 	pending []record          // notifications sent by S3, not delivered yet
 	seq     uint64            // the last sequencer handed out
-	trace   []string
-	st      stats
+	// lossless runs lose no notification, and check at checkpoints that
+	// notifications alone, in any order and repeated, bring the catalog to
+	// the bucket — what the sequencers are for; a final scan would hide
+	// their failure.
+	lossless bool
+	trace    []string
+	st       stats
 }
 
 func runSeed(t *testing.T, seed uint64, ops int) stats {
@@ -131,8 +137,8 @@ func runSeed(t *testing.T, seed uint64, ops int) stats {
 	}{{0, 500}, {20 * time.Millisecond, 3}, {time.Hour, 4}}
 	reg := regimes[rng.IntN(len(regimes))]
 	pageSize := 2 + rng.IntN(3)
-	r := &run{t: t, rng: rng, model: map[string][]byte{}}
-	r.logf("regime: coalesceWindow=%v maxChanges=%d pageSize=%d", reg.window, reg.max, pageSize)
+	r := &run{t: t, rng: rng, model: map[string][]byte{}, lossless: rng.IntN(3) == 0}
+	r.logf("regime: coalesceWindow=%v maxChanges=%d pageSize=%d lossless=%v", reg.window, reg.max, pageSize, r.lossless)
 	r.h = newHarness(t, pageSize, reg.window, reg.max)
 	defer func() {
 		if t.Failed() {
@@ -170,6 +176,8 @@ func (r *run) step(i int) {
 		r.deliverOne(i)
 	case n < 71:
 		r.deliverBatch(i)
+	case n < 76 && r.lossless:
+		r.checkpoint(i)
 	case n < 76:
 		r.lose(i)
 	case n < 83:
@@ -309,6 +317,22 @@ func (r *run) lose(i int) {
 	r.logf("%d: lose %v", i, rec)
 }
 
+// checkpoint delivers every pending notification, in random order, and
+// checks that the catalog is the bucket without the help of a scan.
+func (r *run) checkpoint(i int) {
+	r.logf("%d: checkpoint: deliver all %d pending", i, len(r.pending))
+	for len(r.pending) > 0 {
+		rec, _ := r.take()
+		r.h.deliver(rec)
+		r.st.delivered++
+		r.logf("   deliver %v", rec)
+	}
+	r.st.checkpoints++
+	if d := diff(r.h.listBucket(), r.h.liveCatalog()); d != "" {
+		r.t.Errorf("step %d: every notification delivered, none lost, yet the catalog differs from the bucket (want bucket, got catalog):\n%s", i, d)
+	}
+}
+
 func (r *run) scan(i int) {
 	r.logf("%d: scan", i)
 	if err := r.h.scanResult(r.h.scanAsync()); err != nil {
@@ -335,7 +359,7 @@ func (r *run) heldScan(i int) {
 				r.bucketDelete(i)
 			case k < 9:
 				r.deliverOne(i)
-			default:
+			case !r.lossless:
 				r.lose(i)
 			}
 		}
@@ -410,6 +434,9 @@ func (r *run) restart(i int) {
 // the quiet bucket, stops the worker (flushing the outbox) and checks.
 func (r *run) finish() {
 	t := r.t
+	if r.lossless {
+		r.checkpoint(-1)
+	}
 	for len(r.pending) > 0 {
 		rec, _ := r.take()
 		if r.rng.IntN(2) == 0 {

@@ -442,6 +442,19 @@ func (h *harness) catalogObjects() (map[string]object, catalog.Stats, string) {
 	return out, st, cat.InstanceID()
 }
 
+// liveCatalog reads the running worker's catalog of the source.
+func (h *harness) liveCatalog() map[string]object {
+	h.t.Helper()
+	out := map[string]object{}
+	if err := h.w.Sources()[0].Catalog.Range(context.Background(), "", func(e catalog.Entry) error {
+		out[e.Key] = object{Size: e.Size, ETag: e.ETag}
+		return nil
+	}); err != nil {
+		h.t.Fatalf("catalog range: %v", err)
+	}
+	return out
+}
+
 // streamEvent is one message of the stream, decoded.
 type streamEvent struct {
 	streamSeq uint64
