@@ -137,7 +137,7 @@ func runSeed(t *testing.T, seed uint64, ops int) stats {
 	}{{0, 500}, {20 * time.Millisecond, 3}, {time.Hour, 4}}
 	reg := regimes[rng.IntN(len(regimes))]
 	pageSize := 2 + rng.IntN(3)
-	r := &run{t: t, rng: rng, model: map[string][]byte{}, lossless: rng.IntN(3) == 0}
+	r := &run{t: t, rng: rng, model: map[string][]byte{}, lossless: rng.IntN(2) == 0}
 	r.logf("regime: coalesceWindow=%v maxChanges=%d pageSize=%d lossless=%v", reg.window, reg.max, pageSize, r.lossless)
 	r.h = newHarness(t, pageSize, reg.window, reg.max)
 	defer func() {
@@ -169,9 +169,9 @@ func (r *run) step(i int) {
 	n := r.rng.IntN(100)
 	switch {
 	case n < 30:
-		r.bucketPut(i)
+		r.bucketPut(i, "", 4)
 	case n < 44:
-		r.bucketDelete(i)
+		r.bucketDelete(i, "", 4)
 	case n < 65:
 		r.deliverOne(i)
 	case n < 71:
@@ -195,8 +195,10 @@ func (r *run) step(i int) {
 
 // bucketPut creates, re-creates or overwrites a key, and S3 sends its
 // notification: sometimes at once, otherwise it waits in pending.
-func (r *run) bucketPut(i int) {
-	key := keyspace[r.rng.IntN(len(keyspace))]
+func (r *run) bucketPut(i int, key string, now int) {
+	if key == "" {
+		key = keyspace[r.rng.IntN(len(keyspace))]
+	}
 	old, exists := r.model[key]
 	body := make([]byte, r.rng.IntN(40))
 	for j := range body {
@@ -217,12 +219,13 @@ func (r *run) bucketPut(i int) {
 	r.seq++
 	rec := record{op: "put", key: key, size: len(body), etag: md5Hex(body), sequencer: fmt.Sprintf("%016X", r.seq), at: time.Now()}
 	r.logf("%d: bucket %s: %v", i, what, rec)
-	r.sent(rec)
+	r.sent(rec, now)
 }
 
-func (r *run) bucketDelete(i int) {
-	var key string
-	if keys := r.keys(); len(keys) > 0 && r.rng.IntN(8) != 0 {
+func (r *run) bucketDelete(i int, key string, now int) {
+	if key != "" {
+		// as given
+	} else if keys := r.keys(); len(keys) > 0 && r.rng.IntN(8) != 0 {
 		key = keys[r.rng.IntN(len(keys))]
 	} else {
 		key = keyspace[r.rng.IntN(len(keyspace))] // S3 notifies deletes of absent keys too
@@ -232,13 +235,13 @@ func (r *run) bucketDelete(i int) {
 	r.seq++
 	rec := record{op: "delete", key: key, sequencer: fmt.Sprintf("%016X", r.seq), at: time.Now()}
 	r.logf("%d: bucket %v", i, rec)
-	r.sent(rec)
+	r.sent(rec, now)
 }
 
-// sent is S3 emitting rec: delivered at once four times in ten, else kept
+// sent is S3 emitting rec: delivered at once now times in ten, else kept
 // for a later delivery (delayed, reordered) or loss.
-func (r *run) sent(rec record) {
-	if r.rng.IntN(10) < 4 {
+func (r *run) sent(rec record, now int) {
+	if r.rng.IntN(10) < now {
 		r.h.deliver(rec)
 		r.st.delivered++
 		r.logf("   delivered at once")
@@ -348,22 +351,28 @@ func (r *run) heldScan(i int) {
 	defer r.h.gate.disarm()
 	done := r.h.scanAsync()
 	select {
-	case release := <-r.h.gate.held:
+	case hp := <-r.h.gate.held:
 		r.st.heldScans++
-		r.logf("%d: scan, page %d held while:", i, page+1)
+		r.logf("%d: scan, page %d %q held while:", i, page+1, hp.keys)
 		for n := 1 + r.rng.IntN(3); n > 0; n-- {
+			// Mostly the held page's keys: their listing is the one
+			// going stale.
+			key := ""
+			if len(hp.keys) > 0 && r.rng.IntN(4) != 0 {
+				key = hp.keys[r.rng.IntN(len(hp.keys))]
+			}
 			switch k := r.rng.IntN(10); {
 			case k < 4:
-				r.bucketPut(i)
+				r.bucketPut(i, key, 7)
 			case k < 6:
-				r.bucketDelete(i)
+				r.bucketDelete(i, key, 7)
 			case k < 9:
 				r.deliverOne(i)
 			case !r.lossless:
 				r.lose(i)
 			}
 		}
-		close(release)
+		close(hp.release)
 		r.logf("%d: scan released", i)
 	case err := <-done:
 		r.logf("%d: scan (listing had fewer than %d pages)", i, page+1)
@@ -397,7 +406,7 @@ func (r *run) crashInScan(i int) {
 	defer r.h.gate.disarm()
 	done := r.h.scanAsync()
 	select {
-	case release := <-r.h.gate.held:
+	case hp := <-r.h.gate.held:
 		u := r.h.unpublished()
 		r.logf("%d: crash while the scan waits for page %d (%d changes unpublished)", i, page+1, u)
 		r.st.crashes++
@@ -408,7 +417,7 @@ func (r *run) crashInScan(i int) {
 		w := r.h.w
 		r.h.w = nil
 		w.Close()
-		close(release)
+		close(hp.release)
 		if err := r.h.scanResult(done); err == nil {
 			r.t.Errorf("step %d: a scan whose catalog was closed under it reported success", i)
 		}

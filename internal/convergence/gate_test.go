@@ -1,6 +1,7 @@
 package convergence
 
 import (
+	"encoding/xml"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -21,11 +22,18 @@ type gate struct {
 	// skip is how many list requests pass before the next one is held;
 	// -1 when not armed.
 	skip int
-	held chan chan struct{}
+	held chan heldPage
+}
+
+// heldPage is a list page the gate holds: the keys it lists, and the
+// channel that releases it.
+type heldPage struct {
+	keys    []string
+	release chan struct{}
 }
 
 func newGate(pageSize int) *gate {
-	return &gate{pageSize: pageSize, skip: -1, held: make(chan chan struct{})}
+	return &gate{pageSize: pageSize, skip: -1, held: make(chan heldPage)}
 }
 
 // arm holds the list request after the next skip ones.
@@ -71,9 +79,16 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 		// The page is computed now, delivered when the test releases it.
 		rec := httptest.NewRecorder()
 		next.ServeHTTP(rec, r)
-		release := make(chan struct{})
-		g.held <- release
-		<-release
+		var page struct {
+			Contents []struct{ Key string }
+		}
+		xml.Unmarshal(rec.Body.Bytes(), &page) //nolint:errcheck // no keys: the test picks any
+		hp := heldPage{release: make(chan struct{})}
+		for _, c := range page.Contents {
+			hp.keys = append(hp.keys, c.Key)
+		}
+		g.held <- hp
+		<-hp.release
 		for k, v := range rec.Header() {
 			w.Header()[k] = v
 		}

@@ -7,6 +7,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +29,7 @@ import (
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/events"
 	"github.com/imgly/syncer/internal/testkit"
+	"github.com/imgly/syncer/schedule"
 	"github.com/imgly/syncer/worker"
 )
 
@@ -261,8 +263,17 @@ func (h *harness) scanAsync() <-chan error {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		defer cancel()
-		_, err := w.Scan(ctx, sourceID)
-		ch <- err
+		for {
+			_, err := w.Scan(ctx, sourceID)
+			// The start-up scan counts itself done in the metrics just
+			// before it lets go of the source.
+			if errors.Is(err, schedule.ErrBusy) && ctx.Err() == nil {
+				time.Sleep(time.Millisecond) // polling a condition, with a deadline
+				continue
+			}
+			ch <- err
+			return
+		}
 	}()
 	return ch
 }
