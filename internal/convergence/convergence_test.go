@@ -79,8 +79,8 @@ func TestConvergence(t *testing.T) {
 
 // stats count what a run exercised.
 type stats struct {
-	ops, starts, crashes, crashesUnpublished, crashesInScan, heldScans int
-	delivered, duplicated, lost, events, changes, checkpoints          int
+	ops, starts, crashes, crashesUnpublished, crashesInScan, heldScans, crashesAckLost int
+	delivered, duplicated, lost, events, changes, checkpoints                          int
 }
 
 func (s *stats) add(o stats) {
@@ -89,6 +89,7 @@ func (s *stats) add(o stats) {
 	s.crashes += o.crashes
 	s.crashesUnpublished += o.crashesUnpublished
 	s.crashesInScan += o.crashesInScan
+	s.crashesAckLost += o.crashesAckLost
 	s.heldScans += o.heldScans
 	s.delivered += o.delivered
 	s.duplicated += o.duplicated
@@ -99,8 +100,8 @@ func (s *stats) add(o stats) {
 }
 
 func (s stats) String() string {
-	return fmt.Sprintf("%d ops, %d worker starts, %d crashes (%d with unpublished changes, %d during a listing), %d scans held while the bucket changed, %d notifications delivered (%d duplicated, %d lost), %d events with %d changes in the stream, %d lossless checkpoints",
-		s.ops, s.starts, s.crashes, s.crashesUnpublished, s.crashesInScan, s.heldScans, s.delivered, s.duplicated, s.lost, s.events, s.changes, s.checkpoints)
+	return fmt.Sprintf("%d ops, %d worker starts, %d crashes (%d with unpublished changes, %d during a listing, %d with an event's ack lost), %d scans held while the bucket changed, %d notifications delivered (%d duplicated, %d lost), %d events with %d changes in the stream, %d lossless checkpoints",
+		s.ops, s.starts, s.crashes, s.crashesUnpublished, s.crashesInScan, s.crashesAckLost, s.heldScans, s.delivered, s.duplicated, s.lost, s.events, s.changes, s.checkpoints)
 }
 
 // keyspace is small so that keys are overwritten, deleted and re-created
@@ -184,8 +185,10 @@ func (r *run) step(i int) {
 		r.scan(i)
 	case n < 92:
 		r.heldScan(i)
-	case n < 96:
+	case n < 94:
 		r.crash(i)
+	case n < 96:
+		r.crashAckLost(i)
 	case n < 98:
 		r.crashInScan(i)
 	default:
@@ -399,6 +402,29 @@ func (r *run) crash(i int) {
 	r.h.start()
 }
 
+// crashAckLost crashes the worker after an event reached the stream but
+// before its ack reached the worker: the outbox still holds its changes.
+// (Where the publisher holds events for the shutdown flush, nothing is
+// published to lose an ack of: a plain crash.)
+func (r *run) crashAckLost(i int) {
+	if r.h.cfg.Events.CoalesceWindow >= time.Minute {
+		r.crash(i)
+		return
+	}
+	// The event in flight must be this put's alone: one published before
+	// the freeze would hold the publisher waiting for its ack.
+	r.h.waitPublished()
+	r.h.proxy.freeze()
+	r.bucketPut(i, "", 10)
+	r.h.waitPublished()
+	r.logf("%d: crash with the last event's ack lost", i)
+	r.st.crashes++
+	r.st.crashesAckLost++
+	r.h.reap(r.h.closeAbruptly())
+	r.h.proxy.thaw()
+	r.h.start()
+}
+
 // crashInScan crashes the worker while a scan waits for a list page.
 func (r *run) crashInScan(i int) {
 	page := r.rng.IntN(3)
@@ -414,9 +440,7 @@ func (r *run) crashInScan(i int) {
 		if u > 0 {
 			r.st.crashesUnpublished++
 		}
-		w := r.h.w
-		r.h.w = nil
-		w.Close()
+		w := r.h.closeAbruptly()
 		close(hp.release)
 		if err := r.h.scanResult(done); err == nil {
 			r.t.Errorf("step %d: a scan whose catalog was closed under it reported success", i)

@@ -39,6 +39,11 @@ const (
 	token    = "convergence-webhook-token"
 	// deadline bounds every wait on an event of the system under test.
 	deadline = 30 * time.Second
+	// dupWindow is the stream's duplicate window, and every outage after a
+	// crash lasts longer: "however long the outage", the publisher's
+	// resume — not JetStream's deduplication of a retried id — must keep
+	// the stream free of repeats.
+	dupWindow = 100 * time.Millisecond
 )
 
 // syncLog is a log sink the worker's goroutines may write to after a
@@ -84,12 +89,16 @@ type harness struct {
 	s3   *testkit.S3
 	gate *gate
 	nats *testkit.NATS
-	js   jetstream.JetStream
-	cfg  *config.Config
-	log  *syncLog
-	w    *live
+	// proxy is the worker's way to NATS (the checker's is direct).
+	proxy *natsProxy
+	js    jetstream.JetStream
+	cfg   *config.Config
+	log   *syncLog
+	w     *live
 	// starts counts worker incarnations.
 	starts int
+	// crashedAt is when the last crash happened (zero after a start).
+	crashedAt time.Time
 	// zombies are crashed incarnations still winding down.
 	zombies   sync.WaitGroup
 	zombieErr atomic.Value // error
@@ -113,7 +122,8 @@ func newHarness(t *testing.T, pageSize int, window time.Duration, maxChanges int
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.NATS.URL = h.nats.URL
+	h.proxy = startProxy(t, h.nats.Server.Addr().String())
+	cfg.NATS.URL = h.proxy.URL()
 	cfg.Catalog.Path = t.TempDir()
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.Events.CoalesceWindow = window
@@ -126,6 +136,17 @@ func newHarness(t *testing.T, pageSize int, window time.Duration, maxChanges int
 		t.Fatalf("config: %v", err)
 	}
 	h.cfg = cfg
+	// The stream as the publisher would create it, but with a short
+	// duplicate window (see dupWindow).
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	if _, err := h.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: cfg.NATS.Stream, Subjects: []string{cfg.NATS.SubjectPrefix + ".>"},
+		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+		MaxAge: 24 * time.Hour, Duplicates: dupWindow,
+	}); err != nil {
+		t.Fatalf("create stream: %v", err)
+	}
 	t.Cleanup(func() {
 		if h.w != nil {
 			h.stop()
@@ -143,6 +164,13 @@ func newHarness(t *testing.T, pageSize int, window time.Duration, maxChanges int
 // next does not race a scan the sequence did not ask for.
 func (h *harness) start() {
 	h.t.Helper()
+	if !h.crashedAt.IsZero() {
+		// The outage outlasts the duplicate window (see dupWindow).
+		if d := dupWindow - time.Since(h.crashedAt); d > 0 {
+			time.Sleep(d) // the length of the outage, not a synchronisation
+		}
+		h.crashedAt = time.Time{}
+	}
 	logger := slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w, err := worker.New(context.Background(), h.cfg, worker.Options{Log: logger, FlushTimeout: 2 * time.Second})
 	if err != nil {
@@ -218,10 +246,30 @@ func (h *harness) stop() {
 // back and changes never published.
 func (h *harness) crash() {
 	h.t.Helper()
+	h.reap(h.closeAbruptly())
+}
+
+// closeAbruptly closes the worker's connection and catalog under it and
+// returns it, still running, for reap.
+func (h *harness) closeAbruptly() *live {
 	w := h.w
 	h.w = nil
 	w.Close()
-	h.reap(w)
+	h.crashedAt = time.Now()
+	return w
+}
+
+// waitPublished waits until the stream holds every change the catalog has
+// committed.
+func (h *harness) waitPublished() {
+	h.t.Helper()
+	end := time.Now().Add(deadline)
+	for h.unpublished() > 0 {
+		if time.Now().After(end) {
+			h.t.Fatalf("committed changes not in the stream within %v", deadline)
+		}
+		time.Sleep(2 * time.Millisecond) // polling a condition, with a deadline
+	}
 }
 
 // reap lets a crashed incarnation's goroutines end in the background (a
