@@ -226,12 +226,12 @@ func (r *run) bucketPut(i int, key string, now int) {
 }
 
 func (r *run) bucketDelete(i int, key string, now int) {
-	if key != "" {
-		// as given
-	} else if keys := r.keys(); len(keys) > 0 && r.rng.IntN(8) != 0 {
-		key = keys[r.rng.IntN(len(keys))]
-	} else {
-		key = keyspace[r.rng.IntN(len(keyspace))] // S3 notifies deletes of absent keys too
+	if key == "" {
+		if keys := r.keys(); len(keys) > 0 && r.rng.IntN(8) != 0 {
+			key = keys[r.rng.IntN(len(keys))]
+		} else {
+			key = keyspace[r.rng.IntN(len(keyspace))] // S3 notifies deletes of absent keys too
+		}
 	}
 	r.h.del(key)
 	delete(r.model, key)
