@@ -14,7 +14,7 @@ import (
 
 var (
 	flagSeeds = flag.Int("convergence.seeds", 30, "number of seeds (1..N) TestConvergence runs")
-	flagOps   = flag.Int("convergence.ops", 60, "operations per seed")
+	flagOps   = flag.Int("convergence.ops", 50, "operations per seed")
 	flagSeed  = flag.Uint64("convergence.seed", 0, "run only this seed (0: seeds 1..convergence.seeds)")
 )
 
