@@ -24,13 +24,18 @@ var (
 //
 //  1. the catalog equals the bucket (keys, sizes, ETags);
 //  2. replaying the stream from empty yields exactly the bucket;
-//  3. the stream holds every committed change exactly once, in order.
+//  3. the stream holds every committed change exactly once, in order;
+//  4. in seeds that lose no notification, delivering every pending one (in
+//     any order, some twice) brings the catalog to the bucket without a
+//     scan — the sequencers' job, which a final scan would otherwise hide.
 //
 // (3) is what docs/design.md "Events" promises for one catalog instance
 // whose stream was never purged and whose catalog was never restored from a
 // backup: the publisher reads its last event back from the stream after a
 // crash and resumes after it, and a retried publish keeps its id, so that
-// JetStream's duplicate window drops it. So the events of the source have
+// JetStream's duplicate window drops it. The test's stream has a 100 ms
+// duplicate window and every outage lasts longer ("however long the
+// outage"), so it is the resume that is tested, not the dedup. So the events of the source have
 // ids <instance>.<source>.<first>-<last> and ranges 1..a, a+1..b, ... up to
 // the catalog's last sequence number: no gap, no overlap, no repeat. Where
 // the events are cut (coalescing) is not promised, nor that each change is
