@@ -182,6 +182,10 @@ func (w *Worker) HTTPAddr() string {
 	return w.listener.Addr().String()
 }
 
+// ErrNATSClosed is what Run returns when the NATS connection was closed for
+// good: nats.go no longer reconnects, and only a restart brings it back.
+var ErrNATSClosed = errors.New("nats: connection closed for good")
+
 // Run runs until ctx is cancelled: it stops scheduling, lets the current
 // scans end safely (no deletions from an interrupted listing), flushes the
 // publisher and returns nil. It stops the same way, returning an error, when
@@ -196,7 +200,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-w.natsClosed:
-			fail(fmt.Errorf("nats: connection closed for good (%v); exiting so that a restart reconnects", w.nc.LastError()))
+			fail(fmt.Errorf("%w (%v); exiting so that a restart reconnects", ErrNATSClosed, w.nc.LastError()))
 		}
 	}()
 	var srv *http.Server

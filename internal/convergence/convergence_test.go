@@ -13,8 +13,8 @@ import (
 )
 
 var (
-	flagSeeds = flag.Int("convergence.seeds", 30, "number of seeds (1..N) TestConvergence runs")
-	flagOps   = flag.Int("convergence.ops", 50, "operations per seed")
+	flagSeeds = flag.Int("convergence.seeds", 16, "number of seeds (1..N) TestConvergence runs")
+	flagOps   = flag.Int("convergence.ops", 40, "operations per seed")
 	flagSeed  = flag.Uint64("convergence.seed", 0, "run only this seed (0: seeds 1..convergence.seeds)")
 )
 

@@ -283,7 +283,9 @@ func (h *harness) reap(w *live) {
 		defer h.zombies.Done()
 		select {
 		case err := <-w.done:
-			if err != nil {
+			// The crash closed the worker's NATS connection under it; Run
+			// saying so is the worker doing its job.
+			if err != nil && !errors.Is(err, worker.ErrNATSClosed) {
 				h.zombieErr.Store(fmt.Errorf("crashed worker run: %w", err))
 			}
 		case <-time.After(deadline):
