@@ -603,13 +603,8 @@ func (p *Publisher) step(ctx context.Context, o *outbox, coalesce bool) (idle bo
 			return err == nil, err
 		}
 		if coalesce && p.opts.Window > 0 && len(changes) < p.opts.MaxChanges {
-			if wait := time.Until(changes[0].At.Add(p.opts.Window)); wait > 0 {
-				if !p.sleep(ctx, wait) {
-					return false, nil
-				}
-				if changes, err = o.src.Outbox(ctx, changes[0].Seq, p.opts.MaxChanges); err != nil {
-					return false, err
-				}
+			if changes, err = p.gather(ctx, o, changes); err != nil || changes == nil {
+				return false, err
 			}
 		}
 		b = p.cut(o.src.ID(), changes)
@@ -703,6 +698,33 @@ func (p *Publisher) message(sourceID string, ev CloudEvent) (*nats.Msg, error) {
 	msg.Data = body
 	msg.Header.Set("Content-Type", ContentType)
 	return msg, nil
+}
+
+// gather waits until the coalescing window after the oldest pending change
+// has passed or maxChanges are pending, whichever comes first, and returns
+// the pending changes then (nil when ctx ended). A full event does not wait
+// out the window: its changes would only grow older.
+func (p *Publisher) gather(ctx context.Context, o *outbox, changes []catalog.Change) ([]catalog.Change, error) {
+	wait := time.Until(changes[0].At.Add(p.opts.Window))
+	if wait <= 0 {
+		return changes, nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	from := changes[0].Seq
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-t.C:
+			return o.src.Outbox(ctx, from, p.opts.MaxChanges)
+		case <-o.src.Wait():
+			more, err := o.src.Outbox(ctx, from, p.opts.MaxChanges)
+			if err != nil || len(more) >= p.opts.MaxChanges {
+				return more, err
+			}
+		}
+	}
 }
 
 func (p *Publisher) sleep(ctx context.Context, d time.Duration) bool {

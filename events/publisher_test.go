@@ -347,3 +347,22 @@ func TestPublishedSeq(t *testing.T) {
 		t.Error("a source Run does not publish is known")
 	}
 }
+
+// A full event goes out at once instead of waiting out the window: with a
+// window of an hour, maxChanges changes are published as soon as they are
+// committed.
+func TestFullEventDoesNotWaitForTheWindow(t *testing.T) {
+	f := setup(t, time.Hour, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); f.pub.Run(ctx, []events.Outbox{f.src}, time.Second) }()
+	f.commit(t, "a")
+	f.commit(t, "b", "c", "d")
+	evs := f.streamEvents(t, 1) // waits at most 10 s, not an hour
+	cancel()
+	wg.Wait()
+	if got := ranges(evs); got != "1-3" {
+		t.Fatalf("event ranges %s, want 1-3", got)
+	}
+}
