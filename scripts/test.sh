@@ -85,10 +85,32 @@ if [ $rc -ne 0 ]; then
   grep -q -- '--- FAIL' "$logs/test.log" || tail -50 "$logs/test.log"   # a build failure or a panic outside a test
   cp "$logs/test.log" "${TMPDIR:-/tmp}/syncer-test.log" && echo "full log: ${TMPDIR:-/tmp}/syncer-test.log"
 fi
+
+# A short run of every fuzz target (docs/reliability.md, "Fuzzing", has the
+# long runs), on the whole suite only. SYNCER_FUZZTIME sets the time per
+# target; 0 skips the step. The instrumented build is separate from the
+# -race one: on a cold build cache it costs minutes, not seconds.
+fuzztime=${SYNCER_FUZZTIME:-2s}
+fuzz_passed=0 fuzz_failed=0
+if [ $# -eq 0 ] && [ "$fuzztime" != 0 ]; then
+  echo "== fuzz, $fuzztime per target"
+  for pkg in ./notify/s3 ./notify/azure ./notify/gcs ./config; do
+    for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$pkg"/*_test.go | sed 's/^func //'); do
+      if go test -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" -parallel 2 "$pkg" >"$logs/fuzz.log" 2>&1; then
+        fuzz_passed=$((fuzz_passed + 1))
+      else
+        fuzz_failed=$((fuzz_failed + 1))
+        echo "FAIL fuzz $pkg $target"
+        tail -30 "$logs/fuzz.log"
+        rc=1
+      fi
+    done
+  done
+fi
 passed=$(grep -cE '^\s*--- PASS' "$logs/test.log" || true)
 failed=$(grep -cE '^\s*--- FAIL' "$logs/test.log" || true)
 skipped=$(grep -cE '^\s*--- SKIP' "$logs/test.log" || true)
-if [ $rc -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+if [ $rc -ne 0 ] && [ "$failed" -eq 0 ] && [ "$fuzz_failed" -eq 0 ]; then failed=1; fi
 echo
-echo "tests: $passed passed, $failed failed, $skipped skipped"
+echo "tests: $passed passed, $failed failed, $skipped skipped; fuzz targets: $fuzz_passed passed, $fuzz_failed failed"
 exit $rc

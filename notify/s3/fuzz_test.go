@@ -2,7 +2,12 @@ package s3
 
 import (
 	"errors"
+	"reflect"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/imgly/syncer/notify"
 )
 
 // Seeds are real-format examples of each format; the fuzzers assert that no
@@ -51,6 +56,22 @@ func minioSeeds() []string {
 	}
 }
 
+// cephSeeds are Ceph RGW webhook bodies: raw keys, sizes as strings, a
+// sequencer that does not order, the multisite and lifecycle event names.
+func cephSeeds() []string {
+	return []string{
+		cephBody("ObjectCreated:Put", "media", "dir/a+b 100%.jpg", "1024"),
+		cephBody("ObjectCreated:CompleteMultipartUpload", "media", "big.bin", 5368709120),
+		cephBody("ObjectRemoved:Delete", "media", "gone.txt", "0"),
+		cephBody("ObjectRemoved:DeleteMarkerCreated", "media", "v.txt", nil),
+		cephBody("ObjectLifecycle:Expiration:Current", "media", "old/ünïcode.log", "12"),
+		cephBody("ObjectSynced:Create", "media", "replica", "3"),
+		cephBody("ObjectSynced:Delete", "media", "replica", "0"),
+		cephBody("s3:ObjectCreated:Copy", "media", "%2F", "-1"),
+		cephBody("ObjectCreated:Put", "", "k", "1"),
+	}
+}
+
 func fuzzParser(f *testing.F, seeds ...[]string) {
 	for _, set := range seeds {
 		for _, s := range set {
@@ -59,6 +80,11 @@ func fuzzParser(f *testing.F, seeds ...[]string) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		res, err := Parse(body)
+		// Parse is pure: the same bytes give the same answer.
+		res2, err2 := Parse(body)
+		if !reflect.DeepEqual(res, res2) || errString(err) != errString(err2) {
+			t.Fatalf("Parse is not deterministic:\n%+v, %v\n%+v, %v", res, err, res2, err2)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("error of unknown kind: %v", err)
@@ -69,11 +95,62 @@ func fuzzParser(f *testing.F, seeds ...[]string) {
 			return
 		}
 		checkResult(t, res)
+		checkFuzzResult(t, body, res)
 	})
 }
 
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// checkFuzzResult asserts what checkResult does not: the format is a known
+// one, Inner is set exactly for SNS, a delete carries no size or ETag, and
+// a body with no records' worth of events yields a skip that says why.
+func checkFuzzResult(t *testing.T, body []byte, res Result) {
+	t.Helper()
+	switch res.Format {
+	case FormatRecords, FormatMinIO, FormatEventBridge, FormatTestEvent, FormatEmpty:
+		if res.Inner != "" {
+			t.Fatalf("format %q with inner %q", res.Format, res.Inner)
+		}
+	case FormatSNS:
+		switch res.Inner {
+		case FormatRecords, FormatMinIO, FormatEventBridge, FormatTestEvent:
+		case "":
+			// SubscriptionConfirmation and the like: skipped, not parsed.
+			if len(res.Events) != 0 {
+				t.Fatalf("SNS without an inner format has events: %+v", res.Events)
+			}
+		default:
+			t.Fatalf("SNS wrapping %q", res.Inner)
+		}
+	default:
+		t.Fatalf("unknown format %q", res.Format)
+	}
+	if res.Format == FormatEmpty && strings.TrimSpace(string(body)) != "" {
+		t.Fatalf("non-blank body %q read as empty", body)
+	}
+	for i, ev := range res.Events {
+		if ev.Kind == notify.Delete && (ev.Object.Size != 0 || ev.Object.ETag != "" || ev.Object.ContentType != "") {
+			t.Fatalf("event %d: a delete with object details %+v", i, ev.Object)
+		}
+		if ev.Sequencer != "" && len(ev.Sequencer) != SequencerWidth {
+			t.Fatalf("event %d: sequencer %q is not %d wide", i, ev.Sequencer, SequencerWidth)
+		}
+		if ev.Object.Version == "null" {
+			t.Fatalf("event %d: the \"null\" version id was kept", i)
+		}
+		if !ev.Time.IsZero() && ev.Time.Location() != time.UTC {
+			t.Fatalf("event %d: time %v is not UTC", i, ev.Time)
+		}
+	}
+}
+
 func FuzzParse(f *testing.F) {
-	fuzzParser(f, recordSeeds(), snsSeeds(), eventBridgeSeeds(), minioSeeds(), []string{"", "{}", "null"})
+	fuzzParser(f, recordSeeds(), snsSeeds(), eventBridgeSeeds(), minioSeeds(), cephSeeds(), []string{"", "{}", "null"})
 }
 
 func FuzzParseRecords(f *testing.F) { fuzzParser(f, recordSeeds()) }
@@ -83,3 +160,5 @@ func FuzzParseSNS(f *testing.F) { fuzzParser(f, snsSeeds()) }
 func FuzzParseEventBridge(f *testing.F) { fuzzParser(f, eventBridgeSeeds()) }
 
 func FuzzParseMinIO(f *testing.F) { fuzzParser(f, minioSeeds()) }
+
+func FuzzParseCeph(f *testing.F) { fuzzParser(f, cephSeeds()) }
