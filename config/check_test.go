@@ -252,3 +252,29 @@ func TestStorageQueueSettings(t *testing.T) {
 		parse(t, doc(ok[0], ok[1]), nil)
 	}
 }
+
+// A value the environment gave never shows in a validation error: the
+// error names the variable instead, whichever field rejects it.
+func TestValidationErrorsHideVariableValues(t *testing.T) {
+	env := map[string]string{"LEVEL": "hunter2", "STREAM": "sec ret", "LISTEN": "s3cr3t-host", "SCHED": "every-now"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	doc := "nats: {url: embedded, stream: ${STREAM}}\nlog: {level: ${LEVEL}}\nhttp: {listen: ${LISTEN}}\n" +
+		"sources:\n  - {id: a, provider: local, path: /tmp/x, schedule: \"${SCHED}\"}\n"
+	_, err := Parse([]byte(doc), lookup)
+	if err == nil {
+		t.Fatal("Parse accepted invalid values")
+	}
+	for name, v := range env {
+		if strings.Contains(err.Error(), v) {
+			t.Errorf("error shows the value of %s:\n%v", name, err)
+		}
+		if !strings.Contains(err.Error(), "(from ${"+name+"})") {
+			t.Errorf("error does not name ${%s}:\n%v", name, err)
+		}
+	}
+	// A value written in the file is shown as it is: it is no secret.
+	_, err = Parse([]byte("nats: {url: embedded}\nlog: {level: loud}\n"), lookup)
+	if err == nil || !strings.Contains(err.Error(), `"loud"`) {
+		t.Errorf("error %v should quote the value written in the file", err)
+	}
+}

@@ -265,27 +265,37 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes and validates a configuration. lookup resolves ${VAR}.
 func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	cfg, r, err := decode(data, lookup)
+	if err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	return cfg, r.hide(cfg.Validate())
+}
+
+// decode parses, expands and decodes data without defaults or validation.
+// Its errors never show a value that came from the environment.
+func decode(data []byte, lookup func(string) (string, bool)) (*Config, *refs, error) {
 	text, r := substitute(data)
 	var root yaml.Node
 	if err := yaml.Unmarshal(text, &root); err != nil {
 		// A syntax error may quote the text near it; put the references
 		// back as written (never a variable's value: none is expanded yet).
-		return nil, fmt.Errorf("%s", r.restore(err.Error()))
+		return nil, nil, fmt.Errorf("%s", r.restore(err.Error()))
 	}
 	cfg := &Config{}
 	if root.Kind != 0 { // not an empty file
 		if err := r.expand(&root, "", lookup); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if errs := r.check(&root, typeOf(cfg), ""); len(errs) > 0 {
-			return nil, errors.Join(errs...)
+			return nil, nil, errors.Join(errs...)
 		}
 		if err := root.Decode(cfg); err != nil {
-			return nil, scrub(err)
+			return nil, nil, scrub(err)
 		}
 	}
-	cfg.setDefaults()
-	return cfg, cfg.Validate()
+	return cfg, r, nil
 }
 
 func (c *Config) setDefaults() {

@@ -1,16 +1,12 @@
 package config
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // secretMarker is what every ${VAR} resolves to in FuzzParse (inside values
@@ -125,63 +121,9 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// credentialFields hold credentials: an error about one of them must
-// never show a variable's value. urlFields may embed a password in their
-// userinfo, which an error about them must never show.
-var (
-	credentialFields = map[string]bool{
-		"connectionString": true, "accountKey": true, "sasToken": true, "token": true,
-		"tokens": true, "adminTokens": true, "secret": true,
-	}
-	urlFields = map[string]bool{"url": true, "endpoint": true, "accountURL": true, "queueURL": true}
-)
-
-// parseStructure is Parse up to the decode: substitution, YAML, expansion,
-// the strict check, the decode. Its errors are the ones that promise to
-// name a variable rather than show its value for every field; FuzzParse
-// checks that it and Parse agree, so it cannot drift from Parse unnoticed.
-func parseStructure(data []byte, lookup func(string) (string, bool)) (*Config, error) {
-	text, r := substitute(data)
-	var root yaml.Node
-	if err := yaml.Unmarshal(text, &root); err != nil {
-		return nil, fmt.Errorf("%s", r.restore(err.Error()))
-	}
-	cfg := &Config{}
-	if root.Kind != 0 {
-		if err := r.expand(&root, "", lookup); err != nil {
-			return nil, err
-		}
-		if errs := r.check(&root, typeOf(cfg), ""); len(errs) > 0 {
-			return nil, errors.Join(errs...)
-		}
-		if err := root.Decode(cfg); err != nil {
-			return nil, scrub(err)
-		}
-	}
-	return cfg, nil
-}
-
-// fieldOf is the last key of an error line's path, "sources[0].azure.accountKey: ..." -> accountKey.
-func fieldOf(line string) string {
-	path, _, _ := strings.Cut(line, ": ")
-	path = path[strings.LastIndex(path, ".")+1:]
-	if i := strings.IndexByte(path, '['); i >= 0 {
-		path = path[:i]
-	}
-	return path
-}
-
 // FuzzParse asserts that Parse never panics and is deterministic, that no
-// error before validation shows a variable's value, that no validation
-// error about a credential shows one nor one about a URL its password, and
-// that what it accepts validates.
-//
-// Known gap (reported, not fixed here): Validate quotes the value of many
-// settings (log.level, nats.stream, nats.url, a source's id, schedule,
-// provider, s3.endpoint, storageQueue.queue, ...) also when it came from
-// ${VAR}, which README's "errors name the variable rather than show its
-// value" does not allow. Those are tolerated below so that the target
-// guards the rest; tighten to "no line leaks" once Validate is fixed.
+// error shows a value that came from a variable (the lookup answers with a
+// marker secret), and that what it accepts validates again.
 func FuzzParse(f *testing.F) {
 	for _, s := range configSeeds(f) {
 		f.Add([]byte(s))
@@ -195,29 +137,12 @@ func FuzzParse(f *testing.F) {
 		// The marker can only have come from the lookup when the document
 		// does not hold it itself.
 		fromLookup := !leaks(string(data))
-		scfg, serr := parseStructure(data, fuzzLookup)
-		if serr != nil {
-			if errText(serr) != errText(err) {
-				t.Fatalf("parseStructure drifted from Parse:\n%v\n%v", serr, err)
-			}
-			if fromLookup && leaks(serr.Error()) {
-				t.Fatalf("error shows a variable's value:\n%v\n--- document:\n%s", serr, data)
-			}
-			return
-		}
-		scfg.setDefaults()
-		if verr := scfg.Validate(); errText(verr) != errText(err) {
-			t.Fatalf("parseStructure drifted from Parse:\n%v\n%v", verr, err)
-		}
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty error")
 			}
-			for _, line := range strings.Split(err.Error(), "\n") {
-				f := fieldOf(line)
-				if fromLookup && (credentialFields[f] && leaks(line) || urlFields[f] && leaksUserinfo(line)) {
-					t.Fatalf("error about %s shows a secret from a variable:\n%v\n--- document:\n%s", f, line, data)
-				}
+			if fromLookup && (leaks(err.Error()) || leaksUserinfo(err.Error())) {
+				t.Fatalf("error shows a variable's value:\n%v\n--- document:\n%s", err, data)
 			}
 			return
 		}

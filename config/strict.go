@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"regexp"
 	"strconv"
 	"strings"
@@ -44,7 +45,12 @@ type refs struct {
 	// from, so a later error can name them instead of echoing a value that
 	// may be a secret.
 	from map[*yaml.Node]string
+	// looked are the values the environment gave, with the variable
+	// each came from, so validation errors can name the variable too.
+	looked []lookedUp
 }
+
+type lookedUp struct{ value, name string }
 
 // substitute replaces each ${...} reference in data by a placeholder that is
 // a plain YAML scalar token (__syncer_env_0__), so that a reference can stand
@@ -65,6 +71,26 @@ func substitute(data []byte) ([]byte, *refs) {
 		return fmt.Sprintf("%s%d__", r.prefix, i)
 	})
 	return []byte(out), r
+}
+
+// hide rewrites a validation error so that no value the environment gave
+// shows: a quoted value becomes "(from ${NAME})", and so does the value
+// itself where it stands unquoted. Validation messages quote what they
+// reject (`log.level: "x" is not one of ...`), which is right for a value
+// written in the file but may be a secret when it came from a variable.
+func (r *refs) hide(err error) error {
+	if err == nil || len(r.looked) == 0 {
+		return err
+	}
+	vals := slices.Clone(r.looked)
+	// Longest first, so a value that contains another is replaced whole.
+	slices.SortFunc(vals, func(a, b lookedUp) int { return len(b.value) - len(a.value) })
+	text := err.Error()
+	for _, v := range vals {
+		text = strings.ReplaceAll(text, strconv.Quote(v.value), "(from "+v.name+")")
+		text = strings.ReplaceAll(text, v.value, "(from "+v.name+")")
+	}
+	return errors.New(text)
 }
 
 // lookupRef returns the placeholder's reference.
@@ -109,6 +135,7 @@ func (r *refs) expand(n *yaml.Node, path string, lookup func(string) (string, bo
 			}
 			names = append(names, "${"+rf.name+"}")
 			if v, ok := lookup(rf.name); ok && v != "" {
+				r.looked = append(r.looked, lookedUp{v, "${" + rf.name + "}"})
 				return v
 			}
 			if rf.hasDef {
