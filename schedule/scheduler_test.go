@@ -25,8 +25,8 @@ func TestSchedulerStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := testutil.GatherAndCount(reg, "syncer_scan_duration_seconds"); err != nil || n != 3 {
-		t.Fatalf("duration series before any scan: %d %v, want 3 (ok, failed, cancelled)", n, err)
+	if n, err := testutil.GatherAndCount(reg, "syncer_scan_duration_seconds"); err != nil || n != 4 {
+		t.Fatalf("duration series before any scan: %d %v, want 4 (ok, held, failed, cancelled)", n, err)
 	}
 	st, ok := s.Status("s")
 	if !ok || st.Last != nil || !st.LastSuccess.IsZero() {
