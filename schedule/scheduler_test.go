@@ -63,7 +63,7 @@ func TestSchedulerStatus(t *testing.T) {
 	if _, err := s.Scan(ctx, "s"); err == nil {
 		t.Fatal("cancelled scan succeeded")
 	}
-	if n := testutil.CollectAndCount(reg, "syncer_scan_duration_seconds"); n != 3 {
+	if n := testutil.CollectAndCount(reg, "syncer_scan_duration_seconds"); n != 4 {
 		t.Errorf("%d duration series", n)
 	}
 }
