@@ -389,7 +389,7 @@ func testStartAfter(t *testing.T, h Harness) {
 	for _, tc := range []struct{ prefix, bound string }{
 		{"", all[0]},          // the first key
 		{"", all[5]},          // a key in the middle, across pages
-		{"", all[5] + ""}, // not a key: between two
+		{"", all[5] + "\x01"}, // not a key: between two
 		{"", "a"},             // before every key
 		{"", all[len(all)-1]}, // the last key: nothing after it
 		{"a/", "a/b.jpg"},     // with a prefix
