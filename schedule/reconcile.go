@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -177,7 +178,9 @@ func reconcile(ctx context.Context, t Target, opts Options) (Result, error) {
 	first := !ls.Complete && (ls.InProgress || before.LastSeq == 0)
 	var progress func(context.Context, string) error
 	if first && providers.CanStartAfter(t.Provider) {
-		if ls.InProgress && ls.After != "" {
+		// A resume point outside the prefix (edited since) says nothing
+		// about this listing: it starts from the beginning.
+		if ls.InProgress && ls.After != "" && strings.HasPrefix(ls.After, t.Filter.Prefix) {
 			r.resumed, r.after = ls.After, ls.After
 		} else if !ls.InProgress {
 			if err := t.Catalog.SetListingProgress(ctx, ""); err != nil {

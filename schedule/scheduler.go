@@ -238,10 +238,12 @@ func (s *Scheduler) runJob(ctx context.Context, j *job, o ScanOptions) (Result, 
 				"release", "syncer scan --source "+j.Target.ID+" --allow-mass-delete")...)
 	default:
 		s.scans.WithLabelValues(j.Target.ID, "ok").Inc()
-		s.objects.WithLabelValues(j.Target.ID).Set(float64(res.Matched))
 		s.held.WithLabelValues(j.Target.ID).Set(0)
 		if res.ResumedAfter != "" {
+			// Matched covers only the keys after the resume point.
 			attrs = append(attrs, "resumedAfter", res.ResumedAfter)
+		} else {
+			s.objects.WithLabelValues(j.Target.ID).Set(float64(res.Matched))
 		}
 		level := slog.LevelInfo
 		if res.Added+res.Modified+res.Deleted == 0 {
