@@ -109,6 +109,11 @@ sources:
 	if code != 0 || !strings.Contains(stdout, "scan loc: 1 listed, 1 matched, 0 added, 0 modified, 9 deleted") {
 		t.Fatalf("release: exit %d %q %q", code, stdout, stderr)
 	}
+	// --config while the worker holds the catalog asks the worker.
+	code, stdout, stderr = runCLIEnv(t, []string{"SYNCER_TOKEN=the-admin-token"}, "scan", "--config", path, "--source", "loc")
+	if code != 0 || !strings.Contains(stdout, "scan loc: 1 listed, 1 matched, 0 added, 0 modified, 0 deleted") {
+		t.Fatalf("scan --config with the worker running: exit %d %q %q", code, stdout, stderr)
+	}
 	if c := p.stop(t); c != 0 {
 		t.Fatalf("exit %d; stderr: %s", c, p.stderr)
 	}
