@@ -161,6 +161,34 @@ type Source struct {
 	// inside its path (default false: links are not listed). Links leading
 	// out of the path are never followed.
 	FollowSymlinks bool `yaml:"followSymlinks"`
+
+	// Guard is the mass-deletion guard: a scan that would delete more than
+	// it allows applies its additions and modifications, not its deletions.
+	Guard Guard `yaml:"guard"`
+}
+
+// DefaultMaxDeletePercent is guard.maxDeletePercent when unset.
+const DefaultMaxDeletePercent = 50
+
+// Guard limits the deletions one scan may apply (rclone's --max-delete,
+// also as a share of the source). Deletions from notifications, which the
+// provider confirmed one by one, are never held.
+type Guard struct {
+	// MaxDeletePercent holds a scan that would delete more than this
+	// percentage of the objects the catalog recorded before it: 0..100,
+	// default 50 (nil until defaults are set; 0 holds every deletion).
+	MaxDeletePercent *int `yaml:"maxDeletePercent"`
+	// MaxDeletes holds a scan that would delete more than this many
+	// objects; 0 (the default) sets no count limit.
+	MaxDeletes int `yaml:"maxDeletes"`
+}
+
+// Percent is MaxDeletePercent, or its default when unset.
+func (g Guard) Percent() int {
+	if g.MaxDeletePercent == nil {
+		return DefaultMaxDeletePercent
+	}
+	return *g.MaxDeletePercent
 }
 
 // S3 holds S3 and S3-compatible settings. Credentials come from the standard
@@ -348,6 +376,10 @@ func (c *Config) setDefaults() {
 		s := &c.Sources[i]
 		if s.Schedule == "" {
 			s.Schedule = DefaultSchedule
+		}
+		if s.Guard.MaxDeletePercent == nil {
+			p := DefaultMaxDeletePercent
+			s.Guard.MaxDeletePercent = &p
 		}
 		if s.Provider == "s3" && s.S3.Region == "" {
 			s.S3.Region = "us-east-1"
@@ -632,7 +664,7 @@ func derivesQueueURL(blobURL string) bool {
 // would let a stalled store hold a source for most of an hour.
 const MaxRequestTimeout = time.Hour
 
-// validateCalls checks requestTimeout and followSymlinks.
+// validateCalls checks requestTimeout, followSymlinks and guard.
 func (s *Source) validateCalls(f string, bad func(field, format string, args ...any)) {
 	switch {
 	case s.RequestTimeout < 0:
@@ -642,6 +674,12 @@ func (s *Source) validateCalls(f string, bad func(field, format string, args ...
 	}
 	if s.FollowSymlinks && s.Provider != "local" {
 		bad(f+".followSymlinks", "applies to provider local, not %q", s.Provider)
+	}
+	if p := s.Guard.Percent(); p < 0 || p > 100 {
+		bad(f+".guard.maxDeletePercent", "%d is not from 0 to 100", p)
+	}
+	if s.Guard.MaxDeletes < 0 {
+		bad(f+".guard.maxDeletes", "must not be negative (0 for no count limit)")
 	}
 }
 

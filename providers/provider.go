@@ -113,3 +113,32 @@ func Classify(kind, err error) error {
 func Retryable(err error) bool {
 	return errors.Is(err, ErrThrottled) || errors.Is(err, ErrTransient)
 }
+
+// StartAfterLister is implemented by providers that can begin a listing
+// after a given key (S3 StartAfter, GCS StartOffset, the local walker), so
+// that an interrupted first scan resumes where it stopped. Azure Blob has no
+// such parameter (its markers are opaque), so it does not implement it.
+//
+// ListPageAfter returns the first page of the listing of prefix that holds
+// only keys after startAfter in the provider's Order; the following pages
+// are read with ListPage and the returned Next token, as usual.
+type StartAfterLister interface {
+	ListPageAfter(ctx context.Context, prefix, startAfter string) (Page, error)
+}
+
+// CanStartAfter reports whether p can begin a listing after a key. Wrappers
+// (such as WithTimeout's) that implement ListPageAfter by delegating are
+// seen through with an Unwrap() Provider method: what counts is whether the
+// provider underneath can.
+func CanStartAfter(p Provider) bool {
+	for {
+		if _, ok := p.(StartAfterLister); !ok {
+			return false
+		}
+		u, ok := p.(interface{ Unwrap() Provider })
+		if !ok {
+			return true
+		}
+		p = u.Unwrap()
+	}
+}

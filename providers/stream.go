@@ -2,6 +2,7 @@ package providers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -25,6 +26,21 @@ func (e *OrderError) Error() string {
 // fails with an *OrderError otherwise. It returns the first error of the
 // provider or of fn; an error means the listing is incomplete.
 func Walk(ctx context.Context, p Provider, prefix string, fn func(Page) error) error {
+	return WalkAfter(ctx, p, prefix, "", fn)
+}
+
+// WalkAfter is Walk over the keys after startAfter only ("" for all). A
+// non-empty startAfter needs a provider for which CanStartAfter holds; the
+// first page is then read with ListPageAfter, and every key must come after
+// startAfter.
+func WalkAfter(ctx context.Context, p Provider, prefix, startAfter string, fn func(Page) error) error {
+	var sa StartAfterLister
+	if startAfter != "" {
+		var ok bool
+		if sa, ok = p.(StartAfterLister); !ok || !CanStartAfter(p) {
+			return fmt.Errorf("listing %q after %q: %w", prefix, startAfter, errors.ErrUnsupported)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -37,7 +53,15 @@ func Walk(ctx context.Context, p Provider, prefix string, fn func(Page) error) e
 		defer close(pages)
 		token := ""
 		for {
-			pg, err := p.ListPage(ctx, prefix, token)
+			var (
+				pg  Page
+				err error
+			)
+			if sa != nil && token == "" {
+				pg, err = sa.ListPageAfter(ctx, prefix, startAfter)
+			} else {
+				pg, err = p.ListPage(ctx, prefix, token)
+			}
 			select {
 			case pages <- result{pg, err}:
 			case <-ctx.Done():
@@ -60,8 +84,8 @@ func Walk(ctx context.Context, p Provider, prefix string, fn func(Page) error) e
 	}()
 
 	order := p.Order()
-	var prev string
-	first := true
+	// After startAfter, the first key too must come after it.
+	prev, first := startAfter, startAfter == ""
 	for r := range pages {
 		if r.err != nil {
 			return r.err

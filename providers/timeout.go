@@ -43,6 +43,22 @@ func (t *timeoutProvider) ListPage(ctx context.Context, prefix, token string) (P
 	return pg, nil
 }
 
+// ListPageAfter implements StartAfterLister when the wrapped provider does
+// (CanStartAfter tells); otherwise it fails with errors.ErrUnsupported.
+func (t *timeoutProvider) ListPageAfter(ctx context.Context, prefix, startAfter string) (Page, error) {
+	sa, ok := t.Provider.(StartAfterLister)
+	if !ok {
+		return Page{}, fmt.Errorf("list %q after %q: %w", prefix, startAfter, errors.ErrUnsupported)
+	}
+	cctx, cancel := context.WithTimeout(ctx, t.d)
+	defer cancel()
+	pg, err := sa.ListPageAfter(cctx, prefix, startAfter)
+	if err != nil {
+		return Page{}, t.timedOut(ctx, cctx, fmt.Sprintf("list %q after %q", prefix, startAfter), err)
+	}
+	return pg, nil
+}
+
 func (t *timeoutProvider) Stat(ctx context.Context, key string) (Object, error) {
 	cctx, cancel := context.WithTimeout(ctx, t.d)
 	defer cancel()

@@ -4,8 +4,9 @@ package schedule
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,10 @@ import (
 type Catalog interface {
 	Range(ctx context.Context, after string, fn func(catalog.Entry) error) error
 	Commit(ctx context.Context, muts []catalog.Mutation) ([]catalog.Change, error)
+	Stats(ctx context.Context) (catalog.Stats, error)
+	ListingState(ctx context.Context) (catalog.ListingState, error)
+	SetListingProgress(ctx context.Context, after string) error
+	SetListingComplete(ctx context.Context) error
 }
 
 // Target is one source to reconcile.
@@ -25,6 +30,64 @@ type Target struct {
 	Provider providers.Provider
 	Filter   providers.Filter
 	Catalog  Catalog
+	// Guard, if set, holds the deletions of a scan that would delete too
+	// much (nil: no limit).
+	Guard *Guard
+}
+
+// Guard is the mass-deletion guard of a source (config: guard).
+type Guard struct {
+	// MaxDeletePercent holds a scan that would delete more than this
+	// percentage (0..100) of the objects the catalog recorded before it.
+	MaxDeletePercent int
+	// MaxDeletes holds a scan that would delete more than this many objects
+	// (0: no count limit).
+	MaxDeletes int
+}
+
+// HeldError says why the guard held a scan's deletions. It is not a failure
+// of the scan: its additions and modifications were committed.
+type HeldError struct {
+	WouldDelete int // deletions the complete listing found
+	Of          int // objects the catalog recorded before the scan
+	Empty       bool
+	Guard       Guard
+}
+
+func (e *HeldError) Error() string {
+	const release = "release with syncer scan --allow-mass-delete"
+	if e.Empty {
+		return fmt.Sprintf("held: the listing is empty; would delete all %d of %d; %s", e.WouldDelete, e.Of, release)
+	}
+	pct := 100.0
+	if e.Of > 0 {
+		pct = float64(e.WouldDelete) * 100 / float64(e.Of)
+	}
+	if e.Guard.MaxDeletes > 0 && e.WouldDelete > e.Guard.MaxDeletes {
+		return fmt.Sprintf("held: would delete %d of %d (%d > maxDeletes %d); %s", e.WouldDelete, e.Of, e.WouldDelete, e.Guard.MaxDeletes, release)
+	}
+	return fmt.Sprintf("held: would delete %d of %d (%s%% > %d%%); %s", e.WouldDelete, e.Of,
+		strconv.FormatFloat(pct, 'f', -1, 64), e.Guard.MaxDeletePercent, release)
+}
+
+// check returns the hold of a scan that found n deletions in a listing of
+// matched objects, over a catalog of before objects; nil if it may apply them.
+func (g *Guard) check(n, matched, before int) *HeldError {
+	if g == nil || n == 0 {
+		return nil
+	}
+	h := &HeldError{WouldDelete: n, Of: before, Guard: *g}
+	switch {
+	case matched == 0:
+		// An empty listing of a non-empty source is far more often a
+		// misconfiguration or an outage than a bucket emptied on purpose.
+		h.Empty = true
+	case g.MaxDeletes > 0 && n > g.MaxDeletes:
+	case n*100 > g.MaxDeletePercent*before:
+	default:
+		return nil
+	}
+	return h
 }
 
 // Progress is a running count, reported after every listed page.
@@ -41,6 +104,13 @@ type Progress struct {
 type Result struct {
 	Progress
 	Duration time.Duration
+	// Held is set when the guard held the scan's deletions (Deleted is 0
+	// then); the error of such a scan is nil.
+	Held *HeldError
+	// ResumedAfter is the key after which a resumed first listing began
+	// ("" for a listing from the start). A resumed listing applies no
+	// deletions.
+	ResumedAfter string
 }
 
 // Options tune a reconciliation.
@@ -52,6 +122,8 @@ type Options struct {
 	// SpillDir is where deletion candidates beyond memory are spooled
 	// ("" for the system temp dir).
 	SpillDir string
+	// AllowMassDelete lifts the target's guard for this reconciliation.
+	AllowMassDelete bool
 }
 
 const defaultBatchSize = 5000
@@ -68,17 +140,59 @@ const defaultBatchSize = 5000
 // a listing that fails part-way commits none of them (but keeps the additions
 // and modifications it saw, which are true whatever the rest of the listing
 // holds).
+//
+// With a guard, the deletions of a complete listing are applied only when
+// they stay within its limits; otherwise the scan is held (Result.Held).
+//
+// A first listing (the catalog has never seen one complete) records how far
+// it has committed; when it is killed or fails, the next one resumes after
+// that key, where the provider can start a listing after a key. A resumed
+// listing applies no deletions: it has not seen the keys before its start.
 func Reconcile(ctx context.Context, t Target, opts Options) (Result, error) {
+	res, err := reconcile(ctx, t, opts)
+	if err != nil {
+		return res, fmt.Errorf("reconcile %s: %w", t.ID, err)
+	}
+	return res, nil
+}
+
+func reconcile(ctx context.Context, t Target, opts Options) (Result, error) {
 	start := time.Now()
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = defaultBatchSize
 	}
 	r := &reconciler{ctx: ctx, start: start, t: t, opts: opts, order: t.Provider.Order(), dels: newSpool(opts.SpillDir)}
 	defer r.dels.close()
-	r.com = startCommitter(ctx, t.Catalog)
+	before, err := t.Catalog.Stats(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	ls, err := t.Catalog.ListingState(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	// A first listing: none has completed and this source either has just
+	// begun one or has never committed a change. (A catalog from before the
+	// listing state was recorded has changes and no state: it is listed in
+	// full once, as before, and then marked.)
+	first := !ls.Complete && (ls.InProgress || before.LastSeq == 0)
+	var progress func(context.Context, string) error
+	if first && providers.CanStartAfter(t.Provider) {
+		// A resume point outside the prefix (edited since) says nothing
+		// about this listing: it starts from the beginning.
+		if ls.InProgress && ls.After != "" && strings.HasPrefix(ls.After, t.Filter.Prefix) {
+			r.resumed, r.after = ls.After, ls.After
+		} else if !ls.InProgress {
+			if err := t.Catalog.SetListingProgress(ctx, ""); err != nil {
+				return Result{}, err
+			}
+		}
+		progress = t.Catalog.SetListingProgress
+	}
+	r.com = startCommitter(ctx, t.Catalog, progress)
 
-	err := providers.Walk(ctx, t.Provider, t.Filter.Prefix, r.page)
-	if err == nil {
+	err = providers.WalkAfter(ctx, t.Provider, t.Filter.Prefix, r.resumed, r.page)
+	if err == nil && r.resumed == "" {
 		// Whatever the catalog holds after the last listed key is gone.
 		err = r.collectDeletes(ctx)
 	}
@@ -89,14 +203,21 @@ func Reconcile(ctx context.Context, t Target, opts Options) (Result, error) {
 	if cerr := r.com.wait(); err == nil {
 		err = cerr
 	}
+	var held *HeldError
+	if err == nil && r.resumed == "" {
+		guard := t.Guard
+		if opts.AllowMassDelete {
+			guard = nil
+		}
+		if held = guard.check(r.dels.n, r.p.Matched, int(before.Objects)); held == nil {
+			err = r.commitDeletes(ctx)
+		}
+	}
 	if err == nil {
-		err = r.commitDeletes(ctx)
+		err = t.Catalog.SetListingComplete(ctx)
 	}
-	res := Result{Progress: r.progress(), Duration: time.Since(start)}
-	if err != nil {
-		return res, fmt.Errorf("reconcile %s: %w", t.ID, err)
-	}
-	return res, nil
+	res := Result{Progress: r.progress(), Duration: time.Since(start), Held: held, ResumedAfter: r.resumed}
+	return res, err
 }
 
 type reconciler struct {
@@ -107,6 +228,7 @@ type reconciler struct {
 	order   providers.Order
 	p       Progress
 	after   string // last key whose catalog entries have been merged
+	resumed string // the key a resumed first listing started after
 	pending []catalog.Mutation
 	com     *committer
 	dels    *spool
@@ -196,7 +318,7 @@ func (r *reconciler) flush(ctx context.Context) error {
 	if len(r.pending) == 0 {
 		return nil
 	}
-	if err := r.com.submit(r.pending); err != nil {
+	if err := r.com.submit(batch{r.pending, r.after}); err != nil {
 		return err
 	}
 	r.pending = make([]catalog.Mutation, 0, r.opts.BatchSize)
@@ -210,7 +332,8 @@ func (r *reconciler) flush(ctx context.Context) error {
 type committer struct {
 	cat      Catalog
 	ctx      context.Context
-	in       chan []catalog.Mutation
+	progress func(context.Context, string) error // nil unless a first listing records its progress
+	in       chan batch
 	done     chan struct{}
 	err      error // set before done closes
 	failed   atomic.Bool
@@ -218,20 +341,32 @@ type committer struct {
 	modified atomic.Int64
 }
 
-func startCommitter(ctx context.Context, cat Catalog) *committer {
+// batch is a scan's upserts for every key up to and including after.
+type batch struct {
+	muts  []catalog.Mutation
+	after string
+}
+
+func startCommitter(ctx context.Context, cat Catalog, progress func(context.Context, string) error) *committer {
 	// A scan interrupted by shutdown still records what it saw.
-	c := &committer{cat: cat, ctx: context.WithoutCancel(ctx), in: make(chan []catalog.Mutation), done: make(chan struct{})}
+	c := &committer{cat: cat, ctx: context.WithoutCancel(ctx), progress: progress, in: make(chan batch), done: make(chan struct{})}
 	go c.run()
 	return c
 }
 
 func (c *committer) run() {
 	defer close(c.done)
-	for batch := range c.in {
+	for b := range c.in {
 		if c.err != nil {
 			continue // drain: the scan stops at its next submit
 		}
-		changes, err := c.cat.Commit(c.ctx, batch)
+		changes, err := c.cat.Commit(c.ctx, b.muts)
+		if err == nil && c.progress != nil {
+			// Recorded after the batch: a crash between the two resumes a
+			// little early, re-listing keys the catalog already has, which
+			// commits nothing twice.
+			err = c.progress(c.ctx, b.after)
+		}
 		if err != nil {
 			c.err = err
 			c.failed.Store(true)
@@ -249,11 +384,14 @@ func (c *committer) run() {
 }
 
 // submit hands over a batch; it waits while the previous one is committed.
-func (c *committer) submit(batch []catalog.Mutation) error {
+func (c *committer) submit(b batch) error {
 	if c.failed.Load() {
-		return errors.New("an earlier commit of this scan failed")
+		// The cause, not just that there was one: "no space left on
+		// device" is what the operator needs to read. c.err was written
+		// before failed was set, so reading it here is ordered.
+		return fmt.Errorf("an earlier commit of this scan failed: %w", c.err)
 	}
-	c.in <- batch
+	c.in <- b
 	return nil
 }
 

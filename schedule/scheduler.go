@@ -30,6 +30,7 @@ type Scheduler struct {
 	scans    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	objects  *prometheus.GaugeVec
+	held     *prometheus.GaugeVec
 
 	mu   sync.Mutex
 	cron *cron.Cron // set while Run runs
@@ -49,12 +50,15 @@ type job struct {
 }
 
 // Scan results (ScanStatus.Result, label "result" of
-// syncer_scan_duration_seconds). The set is open: a later result ("held",
-// when a guard stops a scan's deletions) may be added.
+// syncer_scan_duration_seconds).
 const (
 	ResultOK        = "ok"
 	ResultFailed    = "failed"
 	ResultCancelled = "cancelled"
+	// ResultHeld: the listing completed and its additions and
+	// modifications were committed, but the mass-deletion guard held its
+	// deletions (ScanStatus.Err is the *HeldError).
+	ResultHeld = "held"
 )
 
 // ScanStatus is what the last reconciliation of a source did.
@@ -62,8 +66,8 @@ type ScanStatus struct {
 	StartedAt time.Time
 	Duration  time.Duration
 	Listed    int64
-	Result    string // ResultOK, ResultFailed, ResultCancelled
-	Err       error  // nil when Result is ok
+	Result    string // ResultOK, ResultFailed, ResultCancelled, ResultHeld
+	Err       error  // nil when Result is ok; a *HeldError when held
 }
 
 // Status is a source's scheduling state.
@@ -82,14 +86,18 @@ func NewScheduler(jobs []Job, opts Options, log *slog.Logger, reg prometheus.Reg
 		log:  log,
 		opts: opts,
 		scans: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "syncer_scans_total", Help: "Reconciliations by source and result (ok, error, skipped).",
+			Name: "syncer_scans_total", Help: "Reconciliations by source and result (ok, held, error, skipped).",
 		}, []string{"source", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "syncer_scan_duration_seconds", Help: "Duration of reconciliations by source and result (ok, failed, cancelled).",
+			Name: "syncer_scan_duration_seconds", Help: "Duration of reconciliations by source and result (ok, held, failed, cancelled).",
 			Buckets: prometheus.ExponentialBuckets(0.01, 3, 12),
 		}, []string{"source", "result"}),
 		objects: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "syncer_scan_objects", Help: "Objects matched by the last complete reconciliation.",
+		}, []string{"source"}),
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "syncer_source_guard_held",
+			Help: "1 while the mass-deletion guard holds the source's deletions (its last complete scan would have deleted too much), else 0.",
 		}, []string{"source"}),
 	}
 	for _, j := range jobs {
@@ -100,15 +108,16 @@ func NewScheduler(jobs []Job, opts Options, log *slog.Logger, reg prometheus.Reg
 		s.jobs = append(s.jobs, &job{Job: j, sched: sched})
 		// Every series of a configured source exists from the start:
 		// dashboards and alerts see zeros, not gaps.
-		for _, r := range []string{"ok", "error", "skipped"} {
+		for _, r := range []string{"ok", "held", "error", "skipped"} {
 			s.scans.WithLabelValues(j.Target.ID, r)
 		}
-		for _, r := range []string{ResultOK, ResultFailed, ResultCancelled} {
+		for _, r := range []string{ResultOK, ResultHeld, ResultFailed, ResultCancelled} {
 			s.duration.WithLabelValues(j.Target.ID, r)
 		}
+		s.held.WithLabelValues(j.Target.ID).Set(0)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{s.scans, s.duration, s.objects} {
+		for _, c := range []prometheus.Collector{s.scans, s.duration, s.objects, s.held} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register scan metrics: %w", err)
 			}
@@ -124,7 +133,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 	c := cron.New(cron.WithLogger(cron.DiscardLogger))
 	var wg sync.WaitGroup
 	for _, j := range s.jobs {
-		id := c.Schedule(j.sched, cron.FuncJob(func() { s.runJob(ctx, j) }))
+		id := c.Schedule(j.sched, cron.FuncJob(func() { s.runJob(ctx, j, ScanOptions{}) }))
 		j.mu.Lock()
 		j.entry = id
 		j.mu.Unlock()
@@ -141,7 +150,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.runJob(ctx, j)
+			s.runJob(ctx, j, ScanOptions{})
 		}()
 	}
 	c.Start()
@@ -152,18 +161,34 @@ func (s *Scheduler) Run(ctx context.Context) {
 
 // Scan reconciles source id now, unless a reconciliation of it is running.
 func (s *Scheduler) Scan(ctx context.Context, id string) (Result, error) {
+	return s.ScanWith(ctx, id, ScanOptions{})
+}
+
+// ScanOptions tune one reconciliation run on demand.
+type ScanOptions struct {
+	// AllowMassDelete lifts the guard for this one reconciliation: it
+	// applies the deletions it finds however many they are.
+	AllowMassDelete bool
+}
+
+// ErrNoSource is returned (wrapped) for a source id the scheduler does not
+// know.
+var ErrNoSource = errors.New("no such source")
+
+// ScanWith is Scan with options.
+func (s *Scheduler) ScanWith(ctx context.Context, id string, o ScanOptions) (Result, error) {
 	for _, j := range s.jobs {
 		if j.Target.ID == id {
-			return s.runJob(ctx, j)
+			return s.runJob(ctx, j, o)
 		}
 	}
-	return Result{}, fmt.Errorf("no source %q", id)
+	return Result{}, fmt.Errorf("%w: %q", ErrNoSource, id)
 }
 
 // ErrBusy is returned when a source's previous reconciliation still runs.
 var ErrBusy = errors.New("reconciliation already running")
 
-func (s *Scheduler) runJob(ctx context.Context, j *job) (Result, error) {
+func (s *Scheduler) runJob(ctx context.Context, j *job, o ScanOptions) (Result, error) {
 	if ctx.Err() != nil {
 		return Result{}, ctx.Err()
 	}
@@ -175,13 +200,17 @@ func (s *Scheduler) runJob(ctx context.Context, j *job) (Result, error) {
 	defer j.running.Unlock()
 	s.log.Debug("scan started", "source", j.Target.ID)
 	started := time.Now()
-	res, err := Reconcile(ctx, j.Target, s.opts)
+	opts := s.opts
+	opts.AllowMassDelete = o.AllowMassDelete
+	res, err := Reconcile(ctx, j.Target, opts)
 	st := &ScanStatus{StartedAt: started, Duration: res.Duration, Listed: int64(res.Listed), Result: ResultOK, Err: err}
 	switch {
 	case err != nil && ctx.Err() != nil:
 		st.Result = ResultCancelled
 	case err != nil:
 		st.Result = ResultFailed
+	case res.Held != nil:
+		st.Result, st.Err = ResultHeld, res.Held
 	}
 	s.duration.WithLabelValues(j.Target.ID, st.Result).Observe(res.Duration.Seconds())
 	j.mu.Lock()
@@ -198,9 +227,24 @@ func (s *Scheduler) runJob(ctx context.Context, j *job) (Result, error) {
 	case err != nil:
 		s.scans.WithLabelValues(j.Target.ID, "error").Inc()
 		s.log.Error("scan failed; no deletions applied", append(attrs, "err", err)...)
+	case res.Held != nil:
+		h := res.Held
+		s.scans.WithLabelValues(j.Target.ID, "held").Inc()
+		s.objects.WithLabelValues(j.Target.ID).Set(float64(res.Matched))
+		s.held.WithLabelValues(j.Target.ID).Set(1)
+		s.log.Warn("scan held by the mass-deletion guard: additions and modifications applied, deletions not",
+			append(attrs, "wouldDelete", h.WouldDelete, "of", h.Of, "emptyListing", h.Empty,
+				"maxDeletePercent", h.Guard.MaxDeletePercent, "maxDeletes", h.Guard.MaxDeletes,
+				"release", "syncer scan --source "+j.Target.ID+" --allow-mass-delete")...)
 	default:
 		s.scans.WithLabelValues(j.Target.ID, "ok").Inc()
-		s.objects.WithLabelValues(j.Target.ID).Set(float64(res.Matched))
+		s.held.WithLabelValues(j.Target.ID).Set(0)
+		if res.ResumedAfter != "" {
+			// Matched covers only the keys after the resume point.
+			attrs = append(attrs, "resumedAfter", res.ResumedAfter)
+		} else {
+			s.objects.WithLabelValues(j.Target.ID).Set(float64(res.Matched))
+		}
 		level := slog.LevelInfo
 		if res.Added+res.Modified+res.Deleted == 0 {
 			level = slog.LevelDebug // a quiet source on a short schedule must not flood the log

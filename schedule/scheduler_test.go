@@ -25,8 +25,8 @@ func TestSchedulerStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := testutil.GatherAndCount(reg, "syncer_scan_duration_seconds"); err != nil || n != 3 {
-		t.Fatalf("duration series before any scan: %d %v, want 3 (ok, failed, cancelled)", n, err)
+	if n, err := testutil.GatherAndCount(reg, "syncer_scan_duration_seconds"); err != nil || n != 4 {
+		t.Fatalf("duration series before any scan: %d %v, want 4 (ok, held, failed, cancelled)", n, err)
 	}
 	st, ok := s.Status("s")
 	if !ok || st.Last != nil || !st.LastSuccess.IsZero() {
@@ -63,7 +63,7 @@ func TestSchedulerStatus(t *testing.T) {
 	if _, err := s.Scan(ctx, "s"); err == nil {
 		t.Fatal("cancelled scan succeeded")
 	}
-	if n := testutil.CollectAndCount(reg, "syncer_scan_duration_seconds"); n != 3 {
+	if n := testutil.CollectAndCount(reg, "syncer_scan_duration_seconds"); n != 4 {
 		t.Errorf("%d duration series", n)
 	}
 }

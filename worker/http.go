@@ -13,6 +13,7 @@ import (
 
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/notify"
+	"github.com/imgly/syncer/schedule"
 )
 
 // Handler is the HTTP side: health, readiness, metrics, webhooks and the
@@ -27,6 +28,7 @@ func (w *Worker) Handler() http.Handler {
 	mux.Handle("GET /status", w.authorized(http.HandlerFunc(w.serveStatus)))
 	mux.Handle("GET /catalog/stats", w.authorized(http.HandlerFunc(w.serveCatalogStats)))
 	mux.Handle("GET /catalog/sources/{id}/objects", w.authorized(http.HandlerFunc(w.serveCatalogObjects)))
+	mux.Handle("POST /admin/sources/{id}/scan", w.adminAuthorized(http.HandlerFunc(w.serveAdminScan)))
 	for pattern, h := range w.webhooks {
 		mux.Handle(pattern, h)
 	}
@@ -84,6 +86,32 @@ func (p authPolicy) allows(r *http.Request) bool {
 		}
 	}
 	return match
+}
+
+// newAdminPolicy is the policy of the admin endpoints, which change what
+// syncer publishes (a scan with the guard lifted publishes deletions): they
+// are never open, not even on loopback, where any local process or a
+// browser tricked into a cross-site POST would reach them. Without
+// http.auth.adminTokens every admin request is refused.
+func newAdminPolicy(tokens []string) authPolicy {
+	p := newAuthPolicy(tokens, "")
+	p.open = false
+	return p
+}
+
+func (w *Worker) adminAuthorized(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if !w.admin.allows(r) {
+			rw.Header().Set("WWW-Authenticate", `Bearer realm="syncer-admin"`)
+			msg := "unauthorized: admin endpoints need a bearer token from http.auth.adminTokens"
+			if len(w.admin.tokens) == 0 {
+				msg = "unauthorized: admin endpoints are disabled until http.auth.adminTokens is set"
+			}
+			writeError(rw, http.StatusUnauthorized, msg)
+			return
+		}
+		h.ServeHTTP(rw, r)
+	})
 }
 
 func (w *Worker) authorized(h http.Handler) http.Handler {
@@ -291,6 +319,8 @@ func (w *Worker) readiness() []check {
 		switch {
 		case st.Last == nil:
 			out = append(out, check{name: "scan/" + id, ok: true, msg: "not run yet", informational: true})
+		case st.Last.Result == schedule.ResultHeld:
+			out = append(out, check{name: "scan/" + id, msg: st.Last.Err.Error(), informational: true})
 		case st.Last.Err != nil:
 			out = append(out, check{name: "scan/" + id, msg: st.Last.Result + ": " + st.Last.Err.Error(), informational: true})
 		default:

@@ -66,8 +66,9 @@ type StatusScan struct {
 	StartedAt       string  `json:"startedAt"`
 	DurationSeconds float64 `json:"durationSeconds"`
 	Listed          int64   `json:"listed"`
-	// Result is ok, failed or cancelled (the set is open: "held" is
-	// planned for a scan whose deletions a guard stopped).
+	// Result is ok, held (the mass-deletion guard held the scan's
+	// deletions; Error says how many and how to release them), failed or
+	// cancelled.
 	Result string `json:"result"`
 	Error  string `json:"error"`
 }

@@ -69,6 +69,7 @@ type Worker struct {
 
 	notifiers []*notifier
 	auth      authPolicy
+	admin     authPolicy // never open: see newAdminPolicy
 	started   time.Time
 	serving   atomic.Bool
 
@@ -88,6 +89,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 		cfg: cfg, log: opts.Log, reg: prometheus.NewRegistry(), opts: opts,
 		consumers: map[string]Consumer{}, webhooks: map[string]http.Handler{}, consumerState: map[string]*consumerState{},
 		started: time.Now(), auth: newAuthPolicy(cfg.HTTP.Auth.Tokens, cfg.HTTP.Listen),
+		admin: newAdminPolicy(cfg.HTTP.Auth.AdminTokens),
 	}
 	// Each failing return below sets the named result w to nil, so the
 	// deferred cleanup must close the worker built so far, not w.
@@ -154,7 +156,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	var jobs []schedule.Job
 	for _, s := range w.sources {
 		jobs = append(jobs, schedule.Job{Spec: s.Config.Schedule, Target: schedule.Target{
-			ID: s.Config.ID, Provider: s.Provider, Filter: Filter(s.Config), Catalog: s.Catalog,
+			ID: s.Config.ID, Provider: s.Provider, Filter: Filter(s.Config), Catalog: s.Catalog, Guard: Guard(s.Config),
 		}})
 	}
 	if w.sched, err = schedule.NewScheduler(jobs, schedule.Options{SpillDir: cfg.Catalog.Path}, w.log, w.reg); err != nil {
@@ -329,4 +331,15 @@ func (w *Worker) Close() {
 // returns what it found. The changes are published by Run's publisher.
 func (w *Worker) Scan(ctx context.Context, id string) (schedule.Result, error) {
 	return w.sched.Scan(ctx, id)
+}
+
+// ScanWith is Scan with options (AllowMassDelete lifts the source's guard
+// for this scan only).
+func (w *Worker) ScanWith(ctx context.Context, id string, o schedule.ScanOptions) (schedule.Result, error) {
+	return w.sched.ScanWith(ctx, id, o)
+}
+
+// Guard is the scan guard of a configured source.
+func Guard(sc config.Source) *schedule.Guard {
+	return &schedule.Guard{MaxDeletePercent: sc.Guard.Percent(), MaxDeletes: sc.Guard.MaxDeletes}
 }

@@ -198,28 +198,82 @@ func listenReason(err error) string {
 func newScanCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		path, id string
-		publish  bool
+		o        scanFlags
+		remote   remoteFlags
 	)
 	c := &cobra.Command{
-		Use:   "scan --config FILE --source ID",
+		Use:   "scan (--config FILE | --url URL) --source ID",
 		Short: "Reconcile one source once, then publish its changes",
 		Long: `Reconcile one source once: list it, diff the listing against the catalog and commit the changes,
 with progress on stderr and a summary on stdout. Then publish the changes to NATS, unless
 --publish=false leaves them in the outbox for the next run. Exits non-zero on failure; a failed
-listing applies no deletions. The worker must not be running on the same catalog.`,
+listing applies no deletions. The worker must not be running on the same catalog.
+
+A scan whose deletions exceed the source's guard (guard.maxDeletePercent, guard.maxDeletes; an
+empty listing of a non-empty source always) is held: its additions and modifications apply, its
+deletions do not, and it exits non-zero. --allow-mass-delete lifts the guard for this one scan.
+
+A first scan that was killed or failed resumes its listing after the last key it committed.
+
+--url asks a running worker to scan now instead (POST /admin/sources/ID/scan, authenticated by
+one of http.auth.adminTokens from --token or $SYNCER_TOKEN); the worker publishes the changes.`,
 		Example: `  syncer scan --config syncer.yaml --source cloud-images
-  syncer scan --config syncer.yaml --source cloud-images --publish=false`,
+  syncer scan --config syncer.yaml --source cloud-images --publish=false
+  syncer scan --config syncer.yaml --source cloud-images --allow-mass-delete
+  SYNCER_TOKEN=… syncer scan --url http://127.0.0.1:8080 --source cloud-images --allow-mass-delete`,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return cmdScan(c.Context(), path, id, publish, stdout, stderr)
+			if remote.url != "" {
+				if path != "" {
+					return usagef("give --config or --url, not both")
+				}
+				if id == "" {
+					return usagef("--source is required")
+				}
+				return remoteScan(c.Context(), remote.client(nil), id, o.allowMassDelete, stdout, stderr)
+			}
+			return cmdScan(c.Context(), path, id, o, &remote, stdout, stderr)
 		},
 	}
-	c.Flags().StringVar(&path, "config", "", "configuration file (required)")
+	c.Flags().StringVar(&path, "config", "", "configuration file (required unless --url is given)")
 	c.Flags().StringVar(&id, "source", "", "id of the source to scan (required)")
-	c.Flags().BoolVar(&publish, "publish", true, "publish the changes to NATS after the scan (false: they wait in the outbox for syncer run)")
+	c.Flags().BoolVar(&o.publish, "publish", true, "publish the changes to NATS after the scan (false: they wait in the outbox for syncer run)")
+	c.Flags().BoolVar(&o.allowMassDelete, "allow-mass-delete", false, "apply this scan's deletions even beyond the source's guard (releases a held scan)")
+	remote.register(c, "ask the worker at this URL (e.g. http://127.0.0.1:8080) to scan, instead of opening the catalog")
 	return c
 }
 
-func cmdScan(ctx context.Context, path, id string, publish bool, stdout, stderr io.Writer) error {
+type scanFlags struct {
+	publish, allowMassDelete bool
+}
+
+// scanSummary is the one format of a scan's summary line, local or remote.
+func scanSummary(id string, listed, matched, added, modified, deleted int, d time.Duration) string {
+	return fmt.Sprintf("scan %s: %d listed, %d matched, %d added, %d modified, %d deleted in %s",
+		id, listed, matched, added, modified, deleted, d.Round(time.Millisecond))
+}
+
+// remoteScan asks a running worker to scan source id now.
+func remoteScan(ctx context.Context, cl *client, id string, allowMassDelete bool, stdout, stderr io.Writer) error {
+	res, err := cl.scan(ctx, id, allowMassDelete)
+	if err != nil {
+		return err
+	}
+	summary := scanSummary(id, res.Listed, res.Matched, res.Added, res.Modified, res.Deleted,
+		time.Duration(res.DurationSeconds*float64(time.Second)))
+	switch res.Result {
+	case schedule.ResultOK:
+		fmt.Fprintln(stdout, summary)
+		return nil
+	case schedule.ResultHeld:
+		fmt.Fprintln(stdout, summary, "— deletions HELD")
+		return fmt.Errorf("scan %s %s", id, res.Error)
+	default:
+		fmt.Fprintln(stderr, summary, "— FAILED, no deletions applied")
+		return fmt.Errorf("scan %s %s: %s", id, res.Result, res.Error)
+	}
+}
+
+func cmdScan(ctx context.Context, path, id string, o scanFlags, remote *remoteFlags, stdout, stderr io.Writer) error {
 	if path == "" {
 		return usagef("--config is required")
 	}
@@ -230,6 +284,13 @@ func cmdScan(ctx context.Context, path, id string, publish bool, stdout, stderr 
 	log := newLogger(cfg.Log, stderr)
 	cat, err := catalog.Open(cfg.Catalog.Path)
 	if err != nil {
+		if cl := remote.client(cfg); cl != nil && errors.Is(err, catalog.ErrLocked) {
+			// The worker holds the catalog: it is the one to scan.
+			if rerr := remoteScan(ctx, cl, id, o.allowMassDelete, stdout, stderr); rerr != nil {
+				return fmt.Errorf("%w; asking its worker: %w", err, rerr)
+			}
+			return nil
+		}
 		return err
 	}
 	defer cat.Close()
@@ -242,24 +303,39 @@ func cmdScan(ctx context.Context, path, id string, publish bool, stdout, stderr 
 
 	last := time.Now()
 	res, err := schedule.Reconcile(ctx, schedule.Target{
-		ID: src.ID, Provider: p, Filter: worker.Filter(*src), Catalog: cs,
-	}, schedule.Options{SpillDir: cfg.Catalog.Path, OnPage: func(pr schedule.Progress) {
+		ID: src.ID, Provider: p, Filter: worker.Filter(*src), Catalog: cs, Guard: worker.Guard(*src),
+	}, schedule.Options{SpillDir: cfg.Catalog.Path, AllowMassDelete: o.allowMassDelete, OnPage: func(pr schedule.Progress) {
 		if time.Since(last) >= time.Second {
 			last = time.Now()
 			fmt.Fprintf(stderr, "scan %s: %d listed, %d matched, +%d ~%d -%d\n", src.ID, pr.Listed, pr.Matched, pr.Added, pr.Modified, pr.Deleted)
 		}
 	}})
-	summary := fmt.Sprintf("scan %s: %d listed, %d matched, %d added, %d modified, %d deleted in %s",
-		src.ID, res.Listed, res.Matched, res.Added, res.Modified, res.Deleted, res.Duration.Round(time.Millisecond))
+	summary := scanSummary(src.ID, res.Listed, res.Matched, res.Added, res.Modified, res.Deleted, res.Duration)
 	if err != nil {
 		fmt.Fprintln(stderr, summary, "— FAILED, no deletions applied")
 		return err
 	}
-	fmt.Fprintln(stdout, summary)
-	if !publish {
-		return nil
+	if res.ResumedAfter != "" {
+		fmt.Fprintf(stderr, "scan %s: resumed an interrupted first listing after %q (no deletions from a resumed listing)\n", src.ID, res.ResumedAfter)
 	}
-	return flushOutbox(ctx, cfg, cat, cs, log, stdout)
+	if res.Held != nil {
+		fmt.Fprintln(stdout, summary, "— deletions HELD")
+		log.Warn("scan held by the mass-deletion guard: additions and modifications applied, deletions not",
+			"source", src.ID, "wouldDelete", res.Held.WouldDelete, "of", res.Held.Of,
+			"maxDeletePercent", res.Held.Guard.MaxDeletePercent, "maxDeletes", res.Held.Guard.MaxDeletes)
+	} else {
+		fmt.Fprintln(stdout, summary)
+	}
+	if o.publish {
+		if err := flushOutbox(ctx, cfg, cat, cs, log, stdout); err != nil {
+			return err
+		}
+	}
+	if res.Held != nil {
+		// After publishing what did apply: a held scan needs an operator.
+		return fmt.Errorf("scan %s %s", src.ID, res.Held.Error())
+	}
+	return nil
 }
 
 // flushOutbox publishes what the scan left in the outbox.

@@ -61,14 +61,21 @@ func loopback(listen string) string {
 // get fetches path and returns the response of a 200; any other outcome is
 // one clear error. The token never appears in an error.
 func (c *client) get(ctx context.Context, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	return c.do(ctx, c.http, http.MethodGet, path, false)
+}
+
+// do sends a request and returns the response of a 200 — or, with anyJSON,
+// of a 500 with a JSON body (a scan that failed, described); any other
+// outcome is one clear error. The token never appears in an error.
+func (c *client) do(ctx context.Context, hc *http.Client, method, path string, anyJSON bool) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("--url %q: %w", c.base, err)
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, fmt.Errorf("no syncer answering at %s", c.base)
@@ -77,9 +84,10 @@ func (c *client) get(ctx context.Context, path string) (*http.Response, error) {
 		if errors.As(err, &uerr) {
 			err = uerr.Err // the URL is said once, below
 		}
-		return nil, fmt.Errorf("GET %s%s: %w", c.base, path, err)
+		return nil, fmt.Errorf("%s %s%s: %w", method, c.base, path, err)
 	}
-	if resp.StatusCode == http.StatusOK {
+	if resp.StatusCode == http.StatusOK || anyJSON && resp.StatusCode == http.StatusInternalServerError &&
+		strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		return resp, nil
 	}
 	defer resp.Body.Close()
@@ -99,14 +107,14 @@ func (c *client) get(ctx context.Context, path string) (*http.Response, error) {
 		return nil, fmt.Errorf("%s: unauthorized: the worker does not accept this token", c.base)
 	case http.StatusNotFound:
 		if msg == "" || strings.HasPrefix(msg, "404 page not found") {
-			return nil, fmt.Errorf("GET %s%s: not found (is this worker older than this syncer?)", c.base, path)
+			return nil, fmt.Errorf("%s %s%s: not found (is this worker older than this syncer?)", method, c.base, path)
 		}
 		return nil, fmt.Errorf("%s: %s", c.base, msg)
 	}
 	if len(msg) > 200 {
 		msg = msg[:200] + "…"
 	}
-	return nil, fmt.Errorf("GET %s%s: %s: %s", c.base, path, resp.Status, msg)
+	return nil, fmt.Errorf("%s %s%s: %s: %s", method, c.base, path, resp.Status, msg)
 }
 
 func (c *client) getJSON(ctx context.Context, path string, v any) ([]byte, error) {
@@ -314,7 +322,10 @@ func printStatus(w io.Writer, doc *statusDoc, now time.Time) {
 	// failed, and notifications that are not running.
 	var notes []string
 	for _, s := range doc.Sources {
-		if s.LastScan != nil && s.LastScan.Error != "" {
+		if s.LastScan != nil && s.LastScan.Result == "held" && s.LastScan.Error != "" {
+			// The error says "held: would delete …" and how to release.
+			notes = append(notes, fmt.Sprintf("%s: last scan %s", s.ID, s.LastScan.Error))
+		} else if s.LastScan != nil && s.LastScan.Error != "" {
 			notes = append(notes, fmt.Sprintf("%s: last scan %s: %s", s.ID, dash(s.LastScan.Result), s.LastScan.Error))
 		}
 		for _, n := range s.Notifications {

@@ -13,6 +13,7 @@ package gcs
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 
 	"cloud.google.com/go/storage"
 	"github.com/googleapis/gax-go/v2/apierror"
@@ -181,7 +183,40 @@ func (p *Provider) Order() providers.Order { return KeyOrder }
 
 // ListPage implements providers.Provider.
 func (p *Provider) ListPage(ctx context.Context, prefix, token string) (providers.Page, error) {
-	q := &storage.Query{Prefix: prefix, Projection: storage.ProjectionNoACL}
+	startAfter, token, err := splitToken(token)
+	if err != nil {
+		return providers.Page{}, fmt.Errorf("list gs://%s/%s: %w", p.name, prefix, err)
+	}
+	return p.list(ctx, prefix, token, startAfter)
+}
+
+// ListPageAfter implements providers.StartAfterLister with the listing's
+// startOffset. That bound is inclusive, so the key itself is dropped; and a
+// page token continues a query only with the same parameters, so the bound
+// travels in the tokens of the following pages (see afterToken).
+func (p *Provider) ListPageAfter(ctx context.Context, prefix, startAfter string) (providers.Page, error) {
+	return p.list(ctx, prefix, "", startAfter)
+}
+
+// afterTokenMark begins a page token that carries a start-after bound:
+// "~" + base64url(bound) + "~" + GCS's token. GCS tokens are base64, which
+// never contains "~".
+const afterTokenMark = "~"
+
+func splitToken(token string) (startAfter, rest string, err error) {
+	if !strings.HasPrefix(token, afterTokenMark) {
+		return "", token, nil
+	}
+	enc, rest, ok := strings.Cut(token[1:], afterTokenMark)
+	b, derr := base64.RawURLEncoding.DecodeString(enc)
+	if !ok || derr != nil {
+		return "", "", fmt.Errorf("page token %q is not one this adapter made", token)
+	}
+	return string(b), rest, nil
+}
+
+func (p *Provider) list(ctx context.Context, prefix, token, startAfter string) (providers.Page, error) {
+	q := &storage.Query{Prefix: prefix, Projection: storage.ProjectionNoACL, StartOffset: startAfter}
 	// Only what the catalog keeps; ACLs, metadata and checksums stay on the
 	// server.
 	// Bucket lets the listing check tell another bucket's listing apart.
@@ -194,9 +229,15 @@ func (p *Provider) ListPage(ctx context.Context, prefix, token string) (provider
 	if err != nil {
 		return providers.Page{}, fmt.Errorf("list gs://%s/%s: %w", p.name, prefix, classify(ctx, err))
 	}
+	if next != "" && startAfter != "" {
+		next = afterTokenMark + base64.RawURLEncoding.EncodeToString([]byte(startAfter)) + afterTokenMark + next
+	}
 	pg := providers.Page{Objects: make([]providers.Object, 0, len(attrs)), Next: next}
 	for _, a := range attrs {
 		if a.Name == "" { // a synthetic prefix entry; none without a delimiter
+			continue
+		}
+		if a.Name == startAfter { // startOffset includes the bound
 			continue
 		}
 		pg.Objects = append(pg.Objects, object(a))

@@ -139,6 +139,13 @@ func (p *Provider) ListPage(ctx context.Context, prefix, token string) (provider
 	return page, nil
 }
 
+// ListPageAfter implements providers.StartAfterLister. The walker resumes
+// after any key, not only one it listed (a page token is the last key of
+// its page), and skips the subtrees that sort before it.
+func (p *Provider) ListPageAfter(ctx context.Context, prefix, startAfter string) (providers.Page, error) {
+	return p.ListPage(ctx, prefix, startAfter)
+}
+
 // Stat implements providers.Provider. It sees what the listing sees: a
 // key through a symbolic link, or to one when links are not followed, is
 // not found.

@@ -102,6 +102,17 @@ func (p *Provider) Close() error { return nil }
 // Keys are requested raw, not with EncodingType=url: S3-compatible servers
 // that ignore the parameter would return raw keys that decoding would mangle.
 func (p *Provider) ListPage(ctx context.Context, prefix, token string) (providers.Page, error) {
+	return p.list(ctx, prefix, token, "")
+}
+
+// ListPageAfter implements providers.StartAfterLister with ListObjectsV2's
+// StartAfter (exclusive, in byte order, as S3 lists). The following pages
+// carry the continuation token, which supersedes StartAfter.
+func (p *Provider) ListPageAfter(ctx context.Context, prefix, startAfter string) (providers.Page, error) {
+	return p.list(ctx, prefix, "", startAfter)
+}
+
+func (p *Provider) list(ctx context.Context, prefix, token, startAfter string) (providers.Page, error) {
 	in := &awss3.ListObjectsV2Input{
 		Bucket:  aws.String(p.bucket),
 		MaxKeys: aws.Int32(p.pageSize),
@@ -111,6 +122,8 @@ func (p *Provider) ListPage(ctx context.Context, prefix, token string) (provider
 	}
 	if token != "" {
 		in.ContinuationToken = aws.String(token)
+	} else if startAfter != "" {
+		in.StartAfter = aws.String(startAfter)
 	}
 	out, err := p.client.ListObjectsV2(ctx, in, func(o *awss3.Options) {
 		o.APIOptions = append(o.APIOptions, checkListing(p.bucket, token))
