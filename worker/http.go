@@ -376,11 +376,12 @@ func (w *Worker) serveReadyz(rw http.ResponseWriter, r *http.Request) {
 	rw.Write([]byte(b.String())) //nolint:errcheck
 }
 
-// rfc3339 is a time for JSON: RFC 3339 in UTC, nil when zero.
-func rfc3339(t time.Time) *string {
+// rfc3339 is a time for JSON: whole seconds in UTC (RFC 3339 without a
+// fraction), nil when zero.
+func rfc3339(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
 	}
-	s := t.UTC().Format(time.RFC3339)
-	return &s
+	t = t.UTC().Truncate(time.Second)
+	return &t
 }

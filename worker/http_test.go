@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,17 +61,19 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-func parseTime(t *testing.T, what string, s *string) time.Time {
+func parseTime(t *testing.T, what string, tm *time.Time) time.Time {
 	t.Helper()
-	if s == nil {
+	if tm == nil || tm.IsZero() {
 		t.Fatalf("%s is null", what)
 	}
-	tm, err := time.Parse(time.RFC3339, *s)
-	if err != nil {
-		t.Fatalf("%s %q: %v", what, *s, err)
+	if tm.Nanosecond() != 0 || tm.Location() != time.UTC {
+		t.Errorf("%s %v: want whole seconds in UTC", what, tm)
 	}
-	return tm
+	return *tm
 }
+
+// rfc3339Seconds is how /status writes its times.
+var rfc3339Seconds = regexp.MustCompile(`"(startedAt|nextScanAt|lastMessageAt)":\s*"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"`)
 
 // TestStatusTwoSources: /status of a worker with a local and an S3 source
 // (with a webhook) after their scans were published, and the metrics an
@@ -159,6 +162,9 @@ func TestStatusTwoSources(t *testing.T) {
 	var st worker.Status
 	if err := json.Unmarshal(body, &st); err != nil {
 		t.Fatalf("/status: %v\n%s", err, body)
+	}
+	if n := len(rfc3339Seconds.FindAll(body, -1)); n < 4 {
+		t.Errorf("/status has %d times as RFC 3339 whole seconds in UTC, want every one:\n%s", n, body)
 	}
 	if st.Version == "" {
 		t.Error("no version")

@@ -33,7 +33,7 @@ const failedAfter = 3
 type Status struct {
 	Version   string         `json:"version"`
 	Revision  string         `json:"revision"`
-	StartedAt string         `json:"startedAt"`
+	StartedAt time.Time      `json:"startedAt"`
 	NATS      StatusNATS     `json:"nats"`
 	Sources   []SourceStatus `json:"sources"`
 }
@@ -57,15 +57,15 @@ type SourceStatus struct {
 	PublishedSeq  uint64               `json:"publishedSeq"`
 	OutboxPending uint64               `json:"outboxPending"`
 	LastScan      *StatusScan          `json:"lastScan"`
-	NextScanAt    *string              `json:"nextScanAt"`
+	NextScanAt    *time.Time           `json:"nextScanAt"`
 	Notifications []StatusNotification `json:"notifications"`
 }
 
 // StatusScan is the last reconciliation of a source.
 type StatusScan struct {
-	StartedAt       string  `json:"startedAt"`
-	DurationSeconds float64 `json:"durationSeconds"`
-	Listed          int64   `json:"listed"`
+	StartedAt       time.Time `json:"startedAt"`
+	DurationSeconds float64   `json:"durationSeconds"`
+	Listed          int64     `json:"listed"`
 	// Result is ok, held (the mass-deletion guard held the scan's
 	// deletions; Error says how many and how to release them), failed or
 	// cancelled.
@@ -79,8 +79,8 @@ type StatusNotification struct {
 	Transport string `json:"transport"`
 	// State is running, restarting or failed (consumers) or serving
 	// (webhooks).
-	State         string  `json:"state"`
-	LastMessageAt *string `json:"lastMessageAt"`
+	State         string     `json:"state"`
+	LastMessageAt *time.Time `json:"lastMessageAt"`
 }
 
 // notifier is one notification transport of a source: a consumer (name is
@@ -101,7 +101,7 @@ func (w *Worker) Status(ctx context.Context) (Status, error) {
 	bi := buildinfo.Read()
 	st := Status{
 		Version: bi.VersionOrDev(), Revision: bi.Revision,
-		StartedAt: w.started.UTC().Format(time.RFC3339),
+		StartedAt: w.started.UTC().Truncate(time.Second),
 		NATS: StatusNATS{
 			URL:       RedactURL(w.natsURL()),
 			Connected: w.nc.IsConnected(),
@@ -167,7 +167,7 @@ func (w *Worker) sourceStatus(ctx context.Context, s *Source) (SourceStatus, err
 	if sched, ok := w.sched.Status(sc.ID); ok {
 		if l := sched.Last; l != nil {
 			ss.LastScan = &StatusScan{
-				StartedAt: l.StartedAt.UTC().Format(time.RFC3339), DurationSeconds: l.Duration.Seconds(),
+				StartedAt: l.StartedAt.UTC().Truncate(time.Second), DurationSeconds: l.Duration.Seconds(),
 				Listed: l.Listed, Result: l.Result,
 			}
 			if l.Err != nil {

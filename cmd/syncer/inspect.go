@@ -21,6 +21,7 @@ import (
 
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/worker"
 )
 
 // client asks a running worker over its HTTP API.
@@ -186,40 +187,9 @@ func (c *client) catalogStats(ctx context.Context, stdout io.Writer) error {
 	return nil
 }
 
-// statusDoc is the worker's GET /status.
-type statusDoc struct {
-	Version   string    `json:"version"`
-	Revision  string    `json:"revision"`
-	StartedAt time.Time `json:"startedAt"`
-	NATS      struct {
-		URL       string `json:"url"`
-		Connected bool   `json:"connected"`
-		Embedded  bool   `json:"embedded"`
-	} `json:"nats"`
-	Sources []struct {
-		ID            string `json:"id"`
-		Provider      string `json:"provider"`
-		Bucket        string `json:"bucket"`
-		Prefix        string `json:"prefix"`
-		Objects       uint64 `json:"objects"`
-		LastSeq       uint64 `json:"lastSeq"`
-		PublishedSeq  uint64 `json:"publishedSeq"`
-		OutboxPending uint64 `json:"outboxPending"`
-		LastScan      *struct {
-			StartedAt       time.Time `json:"startedAt"`
-			DurationSeconds float64   `json:"durationSeconds"`
-			Listed          uint64    `json:"listed"`
-			Result          string    `json:"result"`
-			Error           string    `json:"error"`
-		} `json:"lastScan"`
-		NextScanAt    *time.Time `json:"nextScanAt"`
-		Notifications []struct {
-			Transport     string     `json:"transport"`
-			State         string     `json:"state"`
-			LastMessageAt *time.Time `json:"lastMessageAt"`
-		} `json:"notifications"`
-	} `json:"sources"`
-}
+// statusDoc is the worker's GET /status: the worker's own type, so that
+// the two cannot drift apart.
+type statusDoc = worker.Status
 
 func newStatusCmd(stdout io.Writer) *cobra.Command {
 	var (

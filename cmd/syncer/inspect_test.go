@@ -124,7 +124,7 @@ func TestInspectRunningWorker(t *testing.T) {
 		s := doc.Sources[i]
 		if s.ID != want.id || s.Provider != "local" || s.Bucket != want.bucket || s.Objects != want.objects ||
 			s.LastSeq != want.objects || s.PublishedSeq+s.OutboxPending != s.LastSeq ||
-			s.LastScan == nil || s.LastScan.Result != "ok" || s.LastScan.Listed != want.objects || s.NextScanAt == nil {
+			s.LastScan == nil || s.LastScan.Result != "ok" || uint64(s.LastScan.Listed) != want.objects || s.NextScanAt == nil {
 			t.Errorf("source %d: %+v", i, s)
 		}
 	}
