@@ -1,8 +1,11 @@
 package providers
 
 import (
+	"bytes"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 )
 
@@ -19,6 +22,22 @@ var ErrNotListing = errors.New("response is not a listing")
 // what is wrong with the response.
 func NotListing(what, why string) error {
 	return Classify(ErrTransient, fmt.Errorf("%s: %w: %s", what, ErrNotListing, why))
+}
+
+// DecodeXMLListing decodes body into v and, when that fails, says why the
+// body is no XML listing at all ("" when it decoded). The S3 and Azure
+// listing checks share it, so both describe a bad body the same way.
+func DecodeXMLListing(body []byte, v any) (why string) {
+	err := xml.Unmarshal(body, v)
+	switch {
+	case err == nil:
+		return ""
+	case len(bytes.TrimSpace(body)) == 0:
+		return "empty body"
+	case errors.Is(err, io.EOF):
+		return fmt.Sprintf("no XML element in %d bytes", len(body))
+	}
+	return fmt.Sprintf("not XML (%d bytes): %v", len(body), err)
 }
 
 // KindOfStatus is the error kind of a failed request's HTTP status, the one

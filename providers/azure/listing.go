@@ -3,7 +3,6 @@ package azure
 import (
 	"bytes"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,14 +48,8 @@ func validListing(body []byte, container string) string {
 		ContainerName *string   `xml:"ContainerName,attr"`
 		Blobs         *struct{} `xml:"Blobs"`
 	}
-	if err := xml.Unmarshal(body, &r); err != nil {
-		if len(bytes.TrimSpace(body)) == 0 {
-			return "empty body"
-		}
-		if errors.Is(err, io.EOF) {
-			return fmt.Sprintf("no XML element in %d bytes", len(body))
-		}
-		return fmt.Sprintf("not XML (%d bytes): %v", len(body), err)
+	if why := providers.DecodeXMLListing(body, &r); why != "" {
+		return why
 	}
 	switch {
 	case r.XMLName.Local != "EnumerationResults":

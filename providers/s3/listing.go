@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 
@@ -64,14 +63,8 @@ type listBucketResult struct {
 // S3-compatible stores but must agree when present.
 func validListing(body []byte, bucket, token string) string {
 	var r listBucketResult
-	if err := xml.Unmarshal(body, &r); err != nil {
-		if len(bytes.TrimSpace(body)) == 0 {
-			return "empty body"
-		}
-		if errors.Is(err, io.EOF) {
-			return fmt.Sprintf("no XML element in %d bytes", len(body))
-		}
-		return fmt.Sprintf("not XML (%d bytes): %v", len(body), err)
+	if why := providers.DecodeXMLListing(body, &r); why != "" {
+		return why
 	}
 	switch {
 	case r.XMLName.Local != "ListBucketResult":
