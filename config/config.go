@@ -161,6 +161,11 @@ type Source struct {
 	// inside its path (default false: links are not listed). Links leading
 	// out of the path are never followed.
 	FollowSymlinks bool `yaml:"followSymlinks"`
+	// Settle (local provider) is how long a file must stay unchanged before
+	// a scan announces it, so that a file still being written is announced
+	// once, complete. Unset: DefaultSettle; 0 announces files as soon as a
+	// scan sees them.
+	Settle *time.Duration `yaml:"settle"`
 
 	// Guard is the mass-deletion guard: a scan that would delete more than
 	// it allows applies its additions and modifications, not its deletions.
@@ -660,6 +665,19 @@ func derivesQueueURL(blobURL string) bool {
 	return ok && acct != "" && strings.HasPrefix(rest, "blob.")
 }
 
+// DefaultSettle is a local source's settle time when unset: long enough for a
+// copy or an upload widget to finish writing a typical asset, short enough
+// for an editor user dropping files into a directory.
+const DefaultSettle = time.Second
+
+// SettleTime is the local provider's settle time (see Source.Settle).
+func (s *Source) SettleTime() time.Duration {
+	if s.Settle == nil {
+		return DefaultSettle
+	}
+	return *s.Settle
+}
+
 // MaxRequestTimeout is the longest requestTimeout accepted: a longer one
 // would let a stalled store hold a source for most of an hour.
 const MaxRequestTimeout = time.Hour
@@ -674,6 +692,14 @@ func (s *Source) validateCalls(f string, bad func(field, format string, args ...
 	}
 	if s.FollowSymlinks && s.Provider != "local" {
 		bad(f+".followSymlinks", "applies to provider local, not %q", s.Provider)
+	}
+	if s.Settle != nil {
+		switch {
+		case s.Provider != "local":
+			bad(f+".settle", "applies to provider local, not %q", s.Provider)
+		case *s.Settle < 0 || *s.Settle > time.Hour:
+			bad(f+".settle", "%s is not from 0 to 1h", *s.Settle)
+		}
 	}
 	if p := s.Guard.Percent(); p < 0 || p > 100 {
 		bad(f+".guard.maxDeletePercent", "%d is not from 0 to 100", p)

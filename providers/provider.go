@@ -26,6 +26,11 @@ type Object struct {
 	Version      string    `json:"version,omitempty"` // version id or generation, when the store has one
 	LastModified time.Time `json:"lastModified"`
 	ContentType  string    `json:"contentType,omitempty"`
+	// Settling marks an object that may still be being written (a local
+	// file modified moments ago): a scan neither announces it nor counts it
+	// gone, and leaves what the catalog knows of it as it is until a later
+	// scan sees it settled. Never stored.
+	Settling bool `json:"-"`
 }
 
 // Page is one page of a listing. Keys within a page, and across the pages of

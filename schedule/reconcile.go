@@ -265,7 +265,9 @@ func (r *reconciler) page(pg providers.Page) error {
 			r.upsert(objs[i], 0)
 		}
 		if i < len(objs) && objs[i].Key == e.Key {
-			if catalog.Changed(e.Object, objs[i]) {
+			// A settling object is present, so not deleted, but not yet
+			// in a state worth announcing.
+			if !objs[i].Settling && catalog.Changed(e.Object, objs[i]) {
 				r.upsert(objs[i], e.Seq)
 			}
 			i++
@@ -303,6 +305,9 @@ func (r *reconciler) progress() Progress {
 }
 
 func (r *reconciler) upsert(o providers.Object, ifSeq uint64) {
+	if o.Settling {
+		return // announced once a later scan sees it settled
+	}
 	r.pending = append(r.pending, catalog.Mutation{Object: o, Origin: catalog.Scan, Guard: true, IfSeq: ifSeq, ListedAt: r.start})
 }
 

@@ -42,6 +42,11 @@ func testConfig(t testing.TB, natsURL string, src config.Source) *config.Config 
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.Events.CoalesceWindow = 50 * time.Millisecond
 	src.Schedule = "@every 1h" // tests trigger scans themselves
+	if src.Provider == "local" && src.Settle == nil {
+		// Tests write a file and scan at once; the settle rule has tests
+		// of its own.
+		src.Settle = new(time.Duration)
+	}
 	cfg.Sources = []config.Source{src}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

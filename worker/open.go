@@ -46,7 +46,7 @@ func openAdapter(ctx context.Context, src config.Source, log *slog.Logger) (prov
 		if err := os.MkdirAll(src.Path, 0o755); err != nil {
 			return nil, fmt.Errorf("source %s: create %s: %w", src.ID, src.Path, err)
 		}
-		return local.New(src.Path, local.WithFollowSymlinks(src.FollowSymlinks))
+		return local.New(src.Path, local.WithFollowSymlinks(src.FollowSymlinks), local.WithSettle(src.SettleTime()))
 	case "s3":
 		return s3.New(ctx, src, s3.WithAWSOptions(sdklog.AWSOptions(log)...))
 	case "gcs":

@@ -39,7 +39,7 @@ func TestScanHeldAndReleasedLocally(t *testing.T) {
 nats: {url: "nats://127.0.0.1:1"}
 catalog: {path: %q}
 sources:
-  - {id: loc, provider: local, path: %q}
+  - {id: loc, provider: local, path: %q, settle: 0s}
 `, t.TempDir(), dir))
 	if code, stdout, stderr := runCLI(t, "scan", "--config", path, "--source", "loc", "--publish=false"); code != 0 || !strings.Contains(stdout, "10 added") {
 		t.Fatalf("first scan: exit %d %q %q", code, stdout, stderr)
@@ -67,7 +67,7 @@ nats: {url: %q}
 catalog: {path: %q}
 http: {listen: "127.0.0.1:%d", auth: {adminTokens: ["the-admin-token"]}}
 sources:
-  - {id: loc, provider: local, path: %q, schedule: "@every 1h"}
+  - {id: loc, provider: local, path: %q, settle: 0s, schedule: "@every 1h"}
 `, n.URL, t.TempDir(), port, dir))
 	p := start(t, nil, "run", "--config", path)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)

@@ -49,8 +49,8 @@ catalog: {path: %q}
 http: {listen: "127.0.0.1:%d", auth: {tokens: [%q]}}
 events: {coalesceWindow: 10ms}
 sources:
-  - {id: a, provider: local, path: %q, schedule: "@every 1h"}
-  - {id: b, provider: local, path: %q, schedule: "@every 1h"}
+  - {id: a, provider: local, path: %q, settle: 0s, schedule: "@every 1h"}
+  - {id: b, provider: local, path: %q, settle: 0s, schedule: "@every 1h"}
 `, freePort(t), filepath.Join(dir, "nats"), filepath.Join(dir, "catalog"), port, testToken, w.dirA, w.dirB))
 	w.p = start(t, nil, "run", "--config", w.config)
 	waitHTTP(t, w.url+"/healthz", w.p)

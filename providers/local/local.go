@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"syscall"
 	"unicode/utf8"
 
@@ -44,6 +45,7 @@ type Provider struct {
 	root     *os.Root
 	pageSize int
 	follow   bool
+	settle   time.Duration
 	log      *slog.Logger
 
 	// A listing continues where the previous page stopped: re-walking the
@@ -63,6 +65,12 @@ func WithPageSize(n int) Option { return func(p *Provider) { p.pageSize = n } }
 // WithFollowSymlinks lists symbolic links to files inside the root as the
 // files they point to (default: links are not listed).
 func WithFollowSymlinks(on bool) Option { return func(p *Provider) { p.follow = on } }
+
+// WithSettle marks files modified less than d ago as settling: a scan
+// announces a file once it has not changed for d, so a file still being
+// written is announced once, complete, instead of once per scan that sees
+// it grow.
+func WithSettle(d time.Duration) Option { return func(p *Provider) { p.settle = d } }
 
 // WithLogger sets where skipped names are reported (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(p *Provider) { p.log = l } }
@@ -381,7 +389,9 @@ func (w *walker) next() (providers.Object, bool, error) {
 			continue
 		}
 		w.lastKey = key
-		return object(key, e.info), true, nil
+		o := object(key, e.info)
+		o.Settling = w.p.settle > 0 && time.Since(o.LastModified) < w.p.settle
+		return o, true, nil
 	}
 	return providers.Object{}, false, nil
 }
