@@ -278,3 +278,27 @@ func TestValidationErrorsHideVariableValues(t *testing.T) {
 		t.Errorf("error %v should quote the value written in the file", err)
 	}
 }
+
+func TestSettle(t *testing.T) {
+	none := func(string) (string, bool) { return "", false }
+	cfg, err := Parse([]byte("nats: {url: embedded}\nsources:\n  - {id: a, provider: local, path: /x}\n  - {id: b, provider: local, path: /y, settle: 0s}\n"), none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Sources[0].SettleTime(); got != DefaultSettle {
+		t.Errorf("unset settle = %v, want %v", got, DefaultSettle)
+	}
+	if got := cfg.Sources[1].SettleTime(); got != 0 {
+		t.Errorf("settle: 0s = %v, want 0", got)
+	}
+	for doc, want := range map[string]string{
+		"  - {id: a, provider: local, path: /x, settle: -1s}\n": "sources[0].settle: -1s is not from 0 to 1h",
+		"  - {id: a, provider: s3, bucket: b, settle: 1s}\n":    `sources[0].settle: applies to provider local, not "s3"`,
+		"  - {id: a, provider: local, path: /x, settle: 2h}\n":  "sources[0].settle: 2h0m0s is not from 0 to 1h",
+	} {
+		_, err := Parse([]byte("nats: {url: embedded}\nsources:\n"+doc), none)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", doc, err, want)
+		}
+	}
+}
