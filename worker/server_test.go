@@ -62,15 +62,6 @@ func p99(ds []time.Duration) time.Duration {
 	return s[int(math.Ceil(0.99*float64(len(s))))-1]
 }
 
-func dial(t testing.TB, addr string) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	return c
-}
-
 // TestSlowlorisDoesNotStarveHealthz: clients trickling headers byte by
 // byte and clients trickling an unauthenticated chunked body, more of them
 // than the connection cap, while /healthz answers within 100 ms (p99 of
