@@ -210,9 +210,11 @@ func TestSoak(t *testing.T) {
 			delete(present, key)
 			body = record("ObjectRemoved:Delete", key, 0, "", seq)
 		} else {
-			data := make([]byte, 1+rng.IntN(64))
-			for i := range data {
-				data[i] = byte(rng.Uint32())
+			// Unique per write (the seq first): an overwrite always
+			// changes the ETag, so a modified to the same one is a duplicate.
+			data := fmt.Appendf(nil, "%d:", seq)
+			for range rng.IntN(64) {
+				data = append(data, byte(rng.Uint32()))
 			}
 			etag := md5Hex(data)
 			hist.put(key, etag) // before the put: a scan may see it at once
@@ -281,8 +283,12 @@ func TestSoak(t *testing.T) {
 				t.Errorf("seq %d: %s %s etag %q size %d (by %s): a state the generator never gave it",
 					c.Seq, c.Op, c.Key, c.ETag, c.Size, c.DetectedBy)
 			}
-			if _, had := state[c.Key]; had != (c.Op == "modified") {
+			prev, had := state[c.Key]
+			if had != (c.Op == "modified") {
 				t.Errorf("seq %d: %s %s, but the replayed state has it: %v", c.Seq, c.Op, c.Key, had)
+			}
+			if had && prev == c.ETag {
+				t.Errorf("seq %d: modified %s to etag %s it already had (by %s): a duplicate", c.Seq, c.Key, c.ETag, c.DetectedBy)
 			}
 			state[c.Key] = c.ETag
 		case "deleted":
