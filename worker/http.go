@@ -203,6 +203,10 @@ func (w *Worker) serveCatalogObjects(rw http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	rw.Header().Set("Content-Type", "application/x-ndjson")
+	// A streaming endpoint: a million entries may take longer than
+	// WriteTimeout, so each chunk gets a fresh one (a client that stops
+	// reading is still cut off).
+	writeTimeout := w.opts.HTTP.withDefaults().WriteTimeout
 	flusher, _ := rw.(http.Flusher)
 	enc := json.NewEncoder(rw)
 	n := 0
@@ -258,6 +262,7 @@ func (w *Worker) serveCatalogObjects(rw http.ResponseWriter, r *http.Request) {
 			w.log.Warn("catalog listing over HTTP ended early", "source", id, "err", err)
 			return
 		}
+		extendWriteDeadline(rw, writeTimeout)
 		for _, e := range chunk {
 			if err := emit(e); err != nil {
 				return // the limit, or the client went away

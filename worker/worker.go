@@ -32,6 +32,8 @@ type Options struct {
 	OnPublish func(events.CloudEvent)
 	// FlushTimeout bounds the outbox flush at shutdown.
 	FlushTimeout time.Duration
+	// HTTP bounds the HTTP listener (zero fields: the defaults).
+	HTTP HTTPLimits
 }
 
 // Source is one configured source, opened.
@@ -207,11 +209,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 	var srv *http.Server
 	if w.listener != nil {
-		srv = &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		var limit func(net.Listener) net.Listener
+		srv, limit = newServer(w.Handler(), w.opts.HTTP)
 		w.serving.Store(true)
 		go func() {
 			defer w.serving.Store(false)
-			if err := srv.Serve(w.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(limit(w.listener)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				w.log.Error("http server failed", "err", err)
 			}
 		}()

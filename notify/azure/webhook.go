@@ -84,6 +84,9 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		h.p.once.Log(ctx, slog.LevelWarn, "unauthorized:"+host, "event grid webhook request without a valid secret refused",
 			append(attrs, "method", r.Method)...)
+		// Before reading any of the body: an unauthenticated sender gets
+		// its answer at once and costs nothing more.
+		notify.RefuseUnread(w, r)
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
@@ -93,6 +96,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.abuseProtection(w, r)
 		return
 	default:
+		notify.RefuseUnread(w, r)
 		w.Header().Set("Allow", "OPTIONS, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return

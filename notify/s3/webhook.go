@@ -64,6 +64,9 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		h.p.once.Log(ctx, slog.LevelWarn, "unauthorized:"+host, "s3 webhook request without a valid token refused",
 			append(attrs, "method", r.Method, "has_authorization", r.Header.Get("Authorization") != "")...)
+		// Before reading any of the body: an unauthenticated sender gets
+		// its answer at once and costs nothing more.
+		notify.RefuseUnread(w, r)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="syncer"`)
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
@@ -74,6 +77,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	default:
+		notify.RefuseUnread(w, r)
 		w.Header().Set("Allow", "GET, HEAD, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
