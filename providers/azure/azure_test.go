@@ -297,3 +297,44 @@ func TestNormalizeETag(t *testing.T) {
 		}
 	}
 }
+
+// BucketNotFoundCode implements providertest.FaultHarness.
+func (h harness) BucketNotFoundCode() string { return "ContainerNotFound" }
+
+// NewMissing implements providertest.MissingHarness: a container never made.
+func (h harness) NewMissing(t *testing.T, pageSize int) providers.Provider {
+	src := config.Source{ID: "m", Container: uniqueName("missing-"), Azure: config.Azure{ConnectionString: connString(h.endpoint)}}
+	p, err := azure.New(context.Background(), src, azure.WithPageSize(pageSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// Denied implements providertest.DeniedHarness: a well-formed account key
+// that is not the account's, and a SAS that may read but not list.
+func (h harness) Denied(t *testing.T) map[string]providertest.Denied {
+	admin, name := newContainer(t, h.endpoint)
+	(&store{admin: admin, container: name}).Put(t, "k", []byte("x"), "")
+	sasURL, err := admin.ServiceClient().NewContainerClient(name).GetSASURL(sas.ContainerPermissions{Read: true}, time.Now().Add(time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]providertest.Denied{}
+	for label, tc := range map[string]struct {
+		az   config.Azure
+		stat bool
+	}{
+		"wrong account key": {config.Azure{AccountURL: h.endpoint, AccountName: devAccount, AccountKey: "AAAA" + devKey[4:]}, true},
+		"SAS without list":  {config.Azure{AccountURL: h.endpoint, SASToken: "?" + sasURL[strings.IndexByte(sasURL, '?')+1:]}, false},
+	} {
+		p, err := azure.New(context.Background(), config.Source{ID: "d", Container: name, Azure: tc.az})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		out[label] = providertest.Denied{Provider: p, StatDenied: tc.stat}
+	}
+	return out
+}

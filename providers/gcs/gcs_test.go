@@ -274,3 +274,28 @@ func TestCredentialsFile(t *testing.T) {
 		t.Errorf("service account key file: %v, %v", opts, err)
 	}
 }
+
+// BucketNotFoundCode implements providertest.FaultHarness: the SDK reads the
+// status alone.
+func (h *harness) BucketNotFoundCode() string { return "" }
+
+// NewMissing implements providertest.MissingHarness: a bucket never made.
+// fake-gcs-server checks no credentials, so there is no DeniedHarness: the
+// 401/403 mapping is checked through the fault proxy (StatusKinds).
+func (h *harness) NewMissing(t *testing.T, pageSize int) providers.Provider {
+	p, err := New(context.Background(), config.Source{ID: "t", Provider: "gcs", Bucket: fmt.Sprintf("missing-%d", h.n.Add(1))}, WithPageSize(pageSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// ReadsAhead implements providertest.ReadAheadHarness: fake-gcs-server's
+// page token is the name of the next page's first object, read when the
+// page before was made, so a key inserted just before it is missed. GCS's
+// own tokens resume after the last key returned; the adapter hands tokens
+// through unchanged.
+func (h *harness) ReadsAhead() string {
+	return "fake-gcs-server's page token is the next page's first key, fixed by the page before"
+}

@@ -133,7 +133,7 @@ func (p *Provider) ListPage(ctx context.Context, prefix, token string) (provider
 		}
 		o, ok, err := w.next()
 		if err != nil {
-			return providers.Page{}, err
+			return providers.Page{}, p.rootGone(err)
 		}
 		if !ok {
 			return page, nil
@@ -158,6 +158,9 @@ func (p *Provider) ListPageAfter(ctx context.Context, prefix, startAfter string)
 // key through a symbolic link, or to one when links are not followed, is
 // not found.
 func (p *Provider) Stat(ctx context.Context, key string) (providers.Object, error) {
+	if err := ctx.Err(); err != nil {
+		return providers.Object{}, err
+	}
 	notFound := providers.Classify(providers.ErrNotFound, fmt.Errorf("local: stat %q: not found", key))
 	if !fs.ValidPath(key) || key == "." {
 		return providers.Object{}, notFound
@@ -293,6 +296,20 @@ func nameOf(key string) string {
 		return name
 	}
 	return key
+}
+
+// rootGone marks a listing error ErrBucketNotFound when the root directory
+// itself has gone (removed, unmounted) since New: that is a missing bucket,
+// not a transient failure.
+func (p *Provider) rootGone(err error) error {
+	if _, serr := os.Stat(p.dir); errors.Is(serr, fs.ErrNotExist) {
+		var ke *providers.KindError
+		if errors.As(err, &ke) {
+			err = ke.Err // not also ErrTransient
+		}
+		return providers.Classify(providers.ErrBucketNotFound, err)
+	}
+	return err
 }
 
 func classify(err error) error {

@@ -185,3 +185,22 @@ func TestNonUTF8Names(t *testing.T) {
 		}
 	}
 }
+
+// NewMissing implements providertest.MissingHarness: a directory removed
+// after the provider opened it (New refuses one missing from the start).
+// The tests run as root here, which no file mode refuses, so there is no
+// DeniedHarness.
+func (harness) NewMissing(t *testing.T, pageSize int) providers.Provider {
+	root := filepath.Join(t.TempDir(), "gone")
+	must(t, os.Mkdir(root, 0o755))
+	p, err := local.New(root, local.WithPageSize(pageSize))
+	must(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	must(t, os.Remove(root))
+	return p
+}
+
+// ReadsAhead implements providertest.ReadAheadHarness.
+func (harness) ReadsAhead() string {
+	return "a page resumes the walker of the page before, which read each directory whole"
+}

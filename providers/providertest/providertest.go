@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -36,6 +37,9 @@ type FaultHarness interface {
 	// of s, a store from NewBehindProxy (Azure: an <Error> document; GCS: a
 	// JSON object), by name; the suite adds those every adapter must refuse.
 	NotListings(s Store) map[string]testkit.Fault
+	// BucketNotFoundCode is the error code the store sends with a 404 for
+	// a missing bucket ("" when its SDK reads the status alone).
+	BucketNotFoundCode() string
 }
 
 // Store is one fresh bucket and the provider over it.
@@ -68,16 +72,28 @@ var AwkwardKeys = []string{
 
 // Run runs the suite.
 func Run(t *testing.T, h Harness) {
+	runListing(t, h)
+	t.Run("NotAListing", func(t *testing.T) { testNotListing(t, h) })
+	t.Run("StatusKinds", func(t *testing.T) { testStatusKinds(t, h) })
+	t.Run("Stall", func(t *testing.T) { testStall(t, h) })
+	t.Run("MissingBucket", func(t *testing.T) { testMissingBucket(t, h) })
+	t.Run("Permission", func(t *testing.T) { testPermission(t, h) })
+	t.Run("UnderPrefix", func(t *testing.T) { runListing(t, prefixed{h}) })
+}
+
+// runListing runs the cases that list and stat through Harness alone; Run
+// runs them again under RunPrefix.
+func runListing(t *testing.T, h Harness) {
 	t.Run("ListAwkwardKeysInOrder", func(t *testing.T) { testAwkward(t, h) })
 	t.Run("Paging", func(t *testing.T) { testPaging(t, h) })
 	t.Run("Prefix", func(t *testing.T) { testPrefix(t, h) })
 	t.Run("Stat", func(t *testing.T) { testStat(t, h) })
 	t.Run("Empty", func(t *testing.T) { testEmpty(t, h) })
 	t.Run("Cancel", func(t *testing.T) { testCancel(t, h) })
-	t.Run("NotAListing", func(t *testing.T) { testNotListing(t, h) })
-	t.Run("StatusKinds", func(t *testing.T) { testStatusKinds(t, h) })
-	t.Run("Stall", func(t *testing.T) { testStall(t, h) })
 	t.Run("StartAfter", func(t *testing.T) { testStartAfter(t, h) })
+	t.Run("CancelDirect", func(t *testing.T) { testCancelDirect(t, h) })
+	t.Run("WritesBetweenPages", func(t *testing.T) { testWritesBetweenPages(t, h) })
+	t.Run("PrefixEdges", func(t *testing.T) { testPrefixEdges(t, h) })
 }
 
 func faultHarness(t *testing.T, h Harness) FaultHarness {
@@ -147,22 +163,33 @@ func testNotListing(t *testing.T, h Harness) {
 }
 
 // testStatusKinds checks the one status-to-kind mapping through the
-// adapter: throttling is ErrThrottled whatever the store, other 5xx
-// ErrTransient. Every request fails, so the SDK's own retries see the same.
+// adapter, for a listing and a stat: throttling is ErrThrottled whatever the
+// store, other 5xx and 408 ErrTransient, 401/403 ErrPermission, 400
+// ErrInvalidArguments, a 404 a missing bucket on a listing and a missing
+// bucket or key on a stat. Every request fails, so the SDK's own retries
+// see the same.
 func testStatusKinds(t *testing.T, h Harness) {
 	fh := faultHarness(t, h)
 	s, proxy := fh.NewBehindProxy(t, 10)
 	s.Put(t, "k", []byte("x"), "")
+	anyNotFound := []error{providers.ErrNotFound, providers.ErrBucketNotFound}
 	for _, tc := range []struct {
-		status int
-		code   string
-		want   error
+		status     int
+		code       string
+		list, stat []error // the kinds accepted; nil: any error of no not-found kind
 	}{
-		{429, "", providers.ErrThrottled},
-		{503, "", providers.ErrThrottled},
-		{503, "SlowDown", providers.ErrThrottled},
-		{503, "ServerBusy", providers.ErrThrottled},
-		{500, "", providers.ErrTransient},
+		{400, "", []error{providers.ErrInvalidArguments}, []error{providers.ErrInvalidArguments}},
+		{401, "", []error{providers.ErrPermission}, []error{providers.ErrPermission}},
+		{403, "", []error{providers.ErrPermission}, []error{providers.ErrPermission}},
+		{403, "AccessDenied", []error{providers.ErrPermission}, []error{providers.ErrPermission}},
+		{404, fh.BucketNotFoundCode(), []error{providers.ErrBucketNotFound}, anyNotFound},
+		{408, "", []error{providers.ErrTransient}, []error{providers.ErrTransient}},
+		{409, "", nil, nil},
+		{429, "", []error{providers.ErrThrottled}, []error{providers.ErrThrottled}},
+		{503, "", []error{providers.ErrThrottled}, []error{providers.ErrThrottled}},
+		{503, "SlowDown", []error{providers.ErrThrottled}, []error{providers.ErrThrottled}},
+		{503, "ServerBusy", []error{providers.ErrThrottled}, []error{providers.ErrThrottled}},
+		{500, "", []error{providers.ErrTransient}, []error{providers.ErrTransient}},
 	} {
 		t.Run(fmt.Sprintf("%d%s", tc.status, tc.code), func(t *testing.T) {
 			proxy.Clear()
@@ -170,13 +197,28 @@ func testStatusKinds(t *testing.T, h Harness) {
 			defer proxy.Clear()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			if _, err := s.Provider().ListPage(ctx, "", ""); !errors.Is(err, tc.want) {
-				t.Errorf("list: %v, want %v", err, tc.want)
-			}
-			if _, err := s.Provider().Stat(ctx, "k"); !errors.Is(err, tc.want) {
-				t.Errorf("stat: %v, want %v", err, tc.want)
-			}
+			_, err := s.Provider().ListPage(ctx, "", "")
+			checkKind(t, "list", err, tc.list, anyNotFound)
+			_, err = s.Provider().Stat(ctx, "k")
+			checkKind(t, "stat", err, tc.stat, anyNotFound)
 		})
+	}
+}
+
+// checkKind reports err unless it is one of the kinds in want, or, with no
+// want, unless it is an error of none of the kinds in not.
+func checkKind(t *testing.T, what string, err error, want, not []error) {
+	t.Helper()
+	is := func(kinds []error) bool {
+		return slices.ContainsFunc(kinds, func(k error) bool { return errors.Is(err, k) })
+	}
+	switch {
+	case err == nil:
+		t.Errorf("%s: no error", what)
+	case want != nil && !is(want):
+		t.Errorf("%s: %v, want one of %v", what, err, want)
+	case want == nil && is(not):
+		t.Errorf("%s: %v, want none of %v", what, err, not)
 	}
 }
 

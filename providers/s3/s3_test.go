@@ -68,3 +68,17 @@ func (s *store) Delete(t *testing.T, key string) { s.srv.Delete(t, s.bucket, key
 func TestConformance(t *testing.T) {
 	providertest.Run(t, &harness{srv: testkit.StartS3(t, nil)})
 }
+
+// BucketNotFoundCode implements providertest.FaultHarness.
+func (h *harness) BucketNotFoundCode() string { return "NoSuchBucket" }
+
+// NewMissing implements providertest.MissingHarness: a bucket never made.
+// gofakes3 checks no credentials, so there is no DeniedHarness: the 401/403
+// mapping is checked through the fault proxy (StatusKinds).
+func (h *harness) NewMissing(t *testing.T, pageSize int) providers.Provider {
+	p, err := s3.New(context.Background(), h.srv.SourceConfig("t", fmt.Sprintf("missing-%d", h.n.Add(1))), s3.WithPageSize(pageSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
