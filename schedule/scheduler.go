@@ -46,6 +46,7 @@ type job struct {
 	lastDone    time.Time
 	last        *ScanStatus // nil before the first scan
 	lastSuccess time.Time
+	since       time.Time // when the reconciliation in progress started; zero when none is
 	entry       cron.EntryID
 }
 
@@ -78,6 +79,11 @@ type Status struct {
 	LastSuccess time.Time
 	// Next is when the schedule runs the next reconciliation.
 	Next time.Time
+	// RunningSince is when the reconciliation in progress started (zero
+	// when none is), and Overdue says it has run longer than one interval
+	// of the schedule: its ticks are being skipped, so changes wait.
+	RunningSince time.Time
+	Overdue      bool
 }
 
 // NewScheduler returns a scheduler for jobs. reg may be nil.
@@ -200,6 +206,9 @@ func (s *Scheduler) runJob(ctx context.Context, j *job, o ScanOptions) (Result, 
 	defer j.running.Unlock()
 	s.log.Debug("scan started", "source", j.Target.ID)
 	started := time.Now()
+	j.mu.Lock()
+	j.since = started
+	j.mu.Unlock()
 	opts := s.opts
 	opts.AllowMassDelete = o.AllowMassDelete
 	res, err := Reconcile(ctx, j.Target, opts)
@@ -214,7 +223,7 @@ func (s *Scheduler) runJob(ctx context.Context, j *job, o ScanOptions) (Result, 
 	}
 	s.duration.WithLabelValues(j.Target.ID, st.Result).Observe(res.Duration.Seconds())
 	j.mu.Lock()
-	j.lastErr, j.lastDone, j.last = err, time.Now(), st
+	j.lastErr, j.lastDone, j.last, j.since = err, time.Now(), st, time.Time{}
 	if err == nil {
 		j.lastSuccess = j.lastDone
 	}
@@ -265,7 +274,7 @@ func (s *Scheduler) Status(id string) (Status, bool) {
 			continue
 		}
 		j.mu.Lock()
-		st := Status{LastSuccess: j.lastSuccess}
+		st := Status{LastSuccess: j.lastSuccess, RunningSince: j.since}
 		if j.last != nil {
 			last := *j.last
 			st.Last = &last
@@ -279,6 +288,9 @@ func (s *Scheduler) Status(id string) (Status, bool) {
 		}
 		if st.Next.IsZero() {
 			st.Next = j.sched.Next(time.Now())
+		}
+		if since := st.RunningSince; !since.IsZero() {
+			st.Overdue = time.Since(since) > j.sched.Next(since).Sub(since)
 		}
 		return st, true
 	}

@@ -67,3 +67,55 @@ func TestSchedulerStatus(t *testing.T) {
 		t.Errorf("%d duration series", n)
 	}
 }
+
+// stalled is a listing that blocks until released (or its context ends).
+type stalled struct {
+	listing
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *stalled) ListPage(ctx context.Context, prefix, token string) (providers.Page, error) {
+	s.entered <- struct{}{}
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return providers.Page{}, ctx.Err()
+	}
+	return s.listing.ListPage(ctx, prefix, token)
+}
+
+// A scan in progress shows in Status from its start; once it has run longer
+// than one interval of the schedule it is overdue.
+func TestSchedulerOverdueScan(t *testing.T) {
+	p := &stalled{listing: listing{pages: [][]string{{"a"}}, fail: -1, order: providers.ByteOrder},
+		entered: make(chan struct{}, 1), release: make(chan struct{})}
+	s, err := schedule.NewScheduler([]schedule.Job{{Spec: "@every 1s", Target: schedule.Target{
+		ID: "s", Provider: p, Catalog: openSource(t, providers.ByteOrder),
+	}}}, schedule.Options{SpillDir: t.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := s.Scan(context.Background(), "s"); done <- err }()
+	<-p.entered
+	st, _ := s.Status("s")
+	if st.RunningSince.IsZero() || st.Overdue {
+		t.Fatalf("scan just started: %+v", st)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !st.Overdue {
+		if time.Now().After(deadline) {
+			t.Fatalf("a scan running for %v of a 1s schedule is not overdue", time.Since(st.RunningSince))
+		}
+		time.Sleep(50 * time.Millisecond) // polling the state with a deadline
+		st, _ = s.Status("s")
+	}
+	close(p.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st, _ = s.Status("s"); !st.RunningSince.IsZero() || st.Overdue {
+		t.Fatalf("after the scan: %+v", st)
+	}
+}

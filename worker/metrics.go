@@ -42,6 +42,10 @@ var (
 		"Committed changes of the source not yet acknowledged by JetStream.", []string{"source"}, nil)
 	descObjects = prometheus.NewDesc("syncer_source_objects",
 		"Objects the catalog records for the source.", []string{"source"}, nil)
+	descRunning = prometheus.NewDesc("syncer_source_scan_running_seconds",
+		"How long the source's scan in progress has run (0: none is running).", []string{"source"}, nil)
+	descOverdue = prometheus.NewDesc("syncer_source_scan_overdue",
+		"1 while the source's scan in progress has run longer than one interval of its schedule (ticks are skipped), else 0.", []string{"source"}, nil)
 )
 
 // sourceCollector reports each source's catalog and scan state as of the
@@ -52,6 +56,8 @@ func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descLastSuccess
 	ch <- descPending
 	ch <- descObjects
+	ch <- descRunning
+	ch <- descOverdue
 }
 
 func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
@@ -60,11 +66,21 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	for _, s := range c.w.sources {
 		id := s.Config.ID
-		var last float64
-		if st, ok := c.w.sched.Status(id); ok && !st.LastSuccess.IsZero() {
-			last = float64(st.LastSuccess.UnixNano()) / 1e9
+		var last, running, overdue float64
+		if st, ok := c.w.sched.Status(id); ok {
+			if !st.LastSuccess.IsZero() {
+				last = float64(st.LastSuccess.UnixNano()) / 1e9
+			}
+			if !st.RunningSince.IsZero() {
+				running = time.Since(st.RunningSince).Seconds()
+			}
+			if st.Overdue {
+				overdue = 1
+			}
 		}
 		ch <- prometheus.MustNewConstMetric(descLastSuccess, prometheus.GaugeValue, last, id)
+		ch <- prometheus.MustNewConstMetric(descRunning, prometheus.GaugeValue, running, id)
+		ch <- prometheus.MustNewConstMetric(descOverdue, prometheus.GaugeValue, overdue, id)
 		n, err := c.w.counts(ctx, s)
 		if err != nil {
 			// The rest of the scrape is still worth having (at shutdown

@@ -50,15 +50,20 @@ type SourceStatus struct {
 	ID       string `json:"id"`
 	Provider string `json:"provider"`
 	// Bucket is the bucket, the container (azure) or the path (local).
-	Bucket        string               `json:"bucket"`
-	Prefix        string               `json:"prefix"`
-	Objects       uint64               `json:"objects"`
-	LastSeq       uint64               `json:"lastSeq"`
-	PublishedSeq  uint64               `json:"publishedSeq"`
-	OutboxPending uint64               `json:"outboxPending"`
-	LastScan      *StatusScan          `json:"lastScan"`
-	NextScanAt    *time.Time           `json:"nextScanAt"`
-	Notifications []StatusNotification `json:"notifications"`
+	Bucket        string      `json:"bucket"`
+	Prefix        string      `json:"prefix"`
+	Objects       uint64      `json:"objects"`
+	LastSeq       uint64      `json:"lastSeq"`
+	PublishedSeq  uint64      `json:"publishedSeq"`
+	OutboxPending uint64      `json:"outboxPending"`
+	LastScan      *StatusScan `json:"lastScan"`
+	NextScanAt    *time.Time  `json:"nextScanAt"`
+	// ScanRunningSince is when the scan in progress started (null when none
+	// is); ScanOverdue says it has run longer than one interval of the
+	// source's schedule, so ticks are skipped and changes wait for it.
+	ScanRunningSince *time.Time           `json:"scanRunningSince"`
+	ScanOverdue      bool                 `json:"scanOverdue"`
+	Notifications    []StatusNotification `json:"notifications"`
 }
 
 // StatusScan is the last reconciliation of a source.
@@ -175,6 +180,7 @@ func (w *Worker) sourceStatus(ctx context.Context, s *Source) (SourceStatus, err
 			}
 		}
 		ss.NextScanAt = rfc3339(sched.Next)
+		ss.ScanRunningSince, ss.ScanOverdue = rfc3339(sched.RunningSince), sched.Overdue
 	}
 	for _, n := range w.notifiers {
 		if n.source != sc.ID {
