@@ -1,0 +1,90 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Snapshot is a consistent read of one source: its sequence number, its
+// count and its entries, all from one bbolt read transaction. A query
+// answered from a Snapshot reflects exactly the changes through Seq — what
+// lets an API answer carry the sequence it reflects (see the asset API).
+//
+// A Snapshot is valid only inside the function given to View; it must not
+// be kept, and fn must not write to the catalog (bbolt would deadlock on a
+// read transaction held while the same goroutine waits for the writer).
+type Snapshot struct {
+	src  *Source
+	objs *bolt.Bucket // nil: the source has no objects yet
+	// Seq is the sequence number of the last change the snapshot holds.
+	Seq uint64
+	// Count is the number of objects the snapshot holds.
+	Count uint64
+}
+
+// View calls fn with a snapshot of the source.
+func (s *Source) View(ctx context.Context, fn func(*Snapshot) error) error {
+	err := s.c.db.View(func(tx *bolt.Tx) error {
+		snap := &Snapshot{src: s}
+		if src := s.bucket(tx); src != nil {
+			snap.Seq = getU64(src, keySeq)
+			snap.Count = getU64(src, keyCount)
+			snap.objs = src.Bucket(objectBucket)
+		}
+		return fn(snap)
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: view %s: %w", s.id, err)
+	}
+	return nil
+}
+
+// Get returns the entry of key, and whether it exists.
+func (sn *Snapshot) Get(key string) (Entry, bool, error) {
+	if sn.objs == nil {
+		return Entry{}, false, nil
+	}
+	v := sn.objs.Get([]byte(sn.src.order.SortKey(key)))
+	if v == nil {
+		return Entry{}, false, nil
+	}
+	e, err := decodeEntry(key, v)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("key %q: %w", key, err)
+	}
+	return e, true, nil
+}
+
+// Range calls fn for each entry whose key starts with prefix, in the
+// source's key order, until fn returns an error; ErrStop ends it cleanly.
+// The entry passed to fn is decoded afresh for each call and may be kept.
+func (sn *Snapshot) Range(ctx context.Context, prefix string, fn func(Entry) error) error {
+	if sn.objs == nil {
+		return nil
+	}
+	sp := []byte(sn.src.order.SortKey(prefix))
+	cur := sn.objs.Cursor()
+	n := 0
+	for k, v := cur.Seek(sp); k != nil && bytes.HasPrefix(k, sp); k, v = cur.Next() {
+		// Cancellation is checked now and then: a query over a million
+		// entries must stop when its client goes away.
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		e, err := decodeEntry(sn.src.order.FromSortKey(string(k)), v)
+		if err != nil {
+			return fmt.Errorf("key %q: %w", k, err)
+		}
+		if err := fn(e); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
