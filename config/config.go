@@ -224,6 +224,27 @@ const (
 	MaxAssetTTL = 7 * 24 * time.Hour
 )
 
+// Mode is URI, or its default for provider when unset.
+func (a *Assets) Mode(provider string) string {
+	switch {
+	case a.URI != "":
+		return a.URI
+	case a.PublicBaseURL != "":
+		return AssetURIPublic
+	case provider == "local":
+		return AssetURIServe
+	}
+	return AssetURIPresign
+}
+
+// EffectiveTTL is TTL, or DefaultAssetTTL when unset.
+func (a *Assets) EffectiveTTL() time.Duration {
+	if a.TTL == 0 {
+		return DefaultAssetTTL
+	}
+	return a.TTL
+}
+
 // S3 holds S3 and S3-compatible settings. Credentials come from the standard
 // AWS chain (environment, shared config, IRSA), never from this file.
 type S3 struct {
@@ -400,19 +421,8 @@ func (c *Config) setDefaults() {
 		if s.Schedule == "" {
 			s.Schedule = DefaultSchedule
 		}
-		if s.Assets.TTL == 0 {
-			s.Assets.TTL = DefaultAssetTTL
-		}
-		if s.Assets.URI == "" {
-			switch {
-			case s.Assets.PublicBaseURL != "":
-				s.Assets.URI = AssetURIPublic
-			case s.Provider == "local":
-				s.Assets.URI = AssetURIServe
-			default:
-				s.Assets.URI = AssetURIPresign
-			}
-		}
+		s.Assets.TTL = s.Assets.EffectiveTTL()
+		s.Assets.URI = s.Assets.Mode(s.Provider)
 		if s.Provider == "s3" && s.S3.Region == "" {
 			s.S3.Region = "us-east-1"
 		}
@@ -797,7 +807,7 @@ func checkReadable(path string) error {
 func (s *Source) validateAssets(f string, bad func(field, format string, args ...any)) {
 	a := &s.Assets
 	f += ".assets"
-	switch a.URI {
+	switch a.Mode(s.Provider) {
 	case AssetURIPresign:
 		if s.Provider == "local" {
 			bad(f+".uri", `"presign" applies to s3, gcs and azure; a local source is served by syncer ("serve") or from publicBaseURL ("public")`)
@@ -818,11 +828,11 @@ func (s *Source) validateAssets(f string, bad func(field, format string, args ..
 			bad(f+".publicBaseURL", "%v", err)
 		}
 	}
-	switch {
-	case a.TTL < time.Second:
-		bad(f+".ttl", "%v is shorter than 1s", a.TTL)
-	case a.TTL > MaxAssetTTL:
-		bad(f+".ttl", "%v is longer than 7 days (168h), the longest presigned URL S3 accepts", a.TTL)
+	switch ttl := a.EffectiveTTL(); {
+	case ttl < time.Second:
+		bad(f+".ttl", "%v is shorter than 1s", ttl)
+	case ttl > MaxAssetTTL:
+		bad(f+".ttl", "%v is longer than 7 days (168h), the longest presigned URL S3 accepts", ttl)
 	}
 	if a.ThumbnailURL != "" {
 		probe := strings.NewReplacer("{key}", "k", "{url}", "u", "{width}", "1").Replace(a.ThumbnailURL)

@@ -30,6 +30,11 @@ func (w *Worker) Handler() http.Handler {
 	for pattern, h := range w.webhooks {
 		mux.Handle(pattern, h)
 	}
+	// --- asset API (package assets): /sources/..., /t/{token}/sources/... ---
+	if w.assets != nil {
+		w.assets.Register(mux)
+	}
+	// --- end asset API ---
 	return mux
 }
 
@@ -77,6 +82,17 @@ func (p authPolicy) allows(r *http.Request) bool {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return false
 	}
+	match := false
+	for _, s := range p.tokens {
+		if s.Match(tok) {
+			match = true
+		}
+	}
+	return match
+}
+
+// matches says tok is one of the tokens, comparing each in constant time.
+func (p authPolicy) matches(tok string) bool {
 	match := false
 	for _, s := range p.tokens {
 		if s.Match(tok) {

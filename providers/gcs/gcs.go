@@ -49,6 +49,7 @@ type Provider struct {
 	bucket   *storage.BucketHandle
 	name     string
 	pageSize int
+	sign     signing
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -60,6 +61,7 @@ type settings struct {
 	pageSize    int
 	maxAttempts int
 	clientOpts  []option.ClientOption
+	sign        signing
 }
 
 // WithPageSize sets how many objects one ListPage returns at most (default
@@ -131,6 +133,7 @@ func New(ctx context.Context, cfg config.Source, opts ...Option) (*Provider, err
 		bucket:   client.Bucket(cfg.Bucket),
 		name:     cfg.Bucket,
 		pageSize: s.pageSize,
+		sign:     s.sign.withInsecure(emulator, cfg.GCS.Endpoint),
 	}, nil
 }
 
