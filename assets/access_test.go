@@ -130,3 +130,24 @@ func TestLocalFiles(t *testing.T) {
 		t.Fatalf("raw ..: %d", res.StatusCode)
 	}
 }
+
+func TestPublicAndThumbnailURLs(t *testing.T) {
+	st := newLocal(t)
+	st.put(t, "a b/ü+1.png", []byte("x"), "")
+	a := serve(t, st, apiOpts{open: true, mutate: func(s *config.Source) {
+		s.Assets.URI, s.Assets.PublicBaseURL = config.AssetURIPublic, "https://cdn.example/m/"
+		s.Assets.ThumbnailURL = "https://img.example/rs:{width}/plain/{url}?k={key}"
+	}})
+	a.scan(t)
+	p := decode[assets.Page](t, a.get(t, "/sources/media/assets"))
+	if len(p.Assets) != 1 {
+		t.Fatalf("%+v", p)
+	}
+	m := p.Assets[0].Meta
+	if m["uri"] != "https://cdn.example/m/a%20b/%C3%BC+1.png" {
+		t.Errorf("uri %v", m["uri"])
+	}
+	if m["thumbUri"] != "https://img.example/rs:512/plain/https%3A%2F%2Fcdn.example%2Fm%2Fa%2520b%2F%25C3%25BC%2B1.png?k=a%20b/%C3%BC+1.png" {
+		t.Errorf("thumbUri %v", m["thumbUri"])
+	}
+}
