@@ -264,6 +264,20 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 	offset, k := q.Page*q.PerPage, q.Page*q.PerPage+q.PerPage
 	err := src.View(ctx, func(sn *catalog.Snapshot) error {
 		res.Seq = sn.Seq
+		if m.none() && sn.Indexed() {
+			// Every entry matches: walk the order's index to the page;
+			// the total is the catalog's count.
+			res.Total = int(sn.Count)
+			ix := map[Field]catalog.Index{ByKey: catalog.IndexKey, ByLastModified: catalog.IndexLastModified,
+				ByName: catalog.IndexName, BySize: catalog.IndexSize}[q.Sort]
+			return sn.Walk(ctx, ix, q.Desc, offset, func(e catalog.Entry) error {
+				res.Entries = append(res.Entries, e)
+				if len(res.Entries) == q.PerPage {
+					return catalog.ErrStop
+				}
+				return nil
+			})
+		}
 		if q.Sort == ByKey && !q.Desc {
 			n := 0
 			fast := m.none()

@@ -20,6 +20,7 @@ import (
 type Snapshot struct {
 	src  *Source
 	objs *bolt.Bucket // nil: the source has no objects yet
+	ix   [3]*bolt.Bucket // mtime, size, name; nil before the first indexed commit
 	// Seq is the sequence number of the last change the snapshot holds.
 	Seq uint64
 	// Count is the number of objects the snapshot holds.
@@ -34,6 +35,7 @@ func (s *Source) View(ctx context.Context, fn func(*Snapshot) error) error {
 			snap.Seq = getU64(src, keySeq)
 			snap.Count = getU64(src, keyCount)
 			snap.objs = src.Bucket(objectBucket)
+			snap.ix = [3]*bolt.Bucket{src.Bucket(ixMtime), src.Bucket(ixSize), src.Bucket(ixName)}
 		}
 		return fn(snap)
 	})
