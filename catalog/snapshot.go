@@ -19,7 +19,7 @@ import (
 // read transaction held while the same goroutine waits for the writer).
 type Snapshot struct {
 	src  *Source
-	objs *bolt.Bucket // nil: the source has no objects yet
+	objs *bolt.Bucket    // nil: the source has no objects yet
 	ix   [3]*bolt.Bucket // mtime, size, name; nil before the first indexed commit
 	// Seq is the sequence number of the last change the snapshot holds.
 	Seq uint64
