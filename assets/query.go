@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/providers"
@@ -149,6 +150,34 @@ func foldRune(r rune) rune {
 	return m
 }
 
+// containsFold reports whether s contains the folded q under simple
+// folding. ASCII keys are compared in place, without allocating: this runs
+// for every key of a source on each filtered query.
+func containsFold(s, q string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return strings.Contains(fold(s), q)
+		}
+	}
+	n := len(q)
+	for i := 0; i+n <= len(s); i++ {
+		j := 0
+		for ; j < n; j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != q[j] {
+				break
+			}
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
+}
+
 // rel is key below the source's prefix.
 func rel(prefix, key string) string {
 	return strings.TrimPrefix(strings.TrimPrefix(key, prefix), "/")
@@ -183,7 +212,7 @@ func (m matcher) none() bool {
 
 func (m matcher) match(key string) bool {
 	r := rel(m.prefix, key)
-	if m.q.Text != "" && !strings.Contains(fold(r), m.q.Text) {
+	if m.q.Text != "" && !containsFold(r, m.q.Text) {
 		return false
 	}
 	if len(m.q.Groups) > 0 || len(m.q.ExcludeGroups) > 0 {
@@ -284,10 +313,7 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 			if fast {
 				res.Total = int(sn.Count)
 			}
-			err := sn.Range(ctx, "", func(e catalog.Entry) error {
-				if !fast && !m.match(e.Key) {
-					return nil
-				}
+			keep := func(e catalog.Entry) error {
 				if n >= offset && n < k {
 					res.Entries = append(res.Entries, e)
 				}
@@ -296,7 +322,13 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 					return catalog.ErrStop
 				}
 				return nil
-			})
+			}
+			var err error
+			if fast {
+				err = sn.Range(ctx, "", keep)
+			} else {
+				err = sn.RangeMatch(ctx, func(key []byte) bool { return m.match(unsafeString(key)) }, keep)
+			}
 			if !fast {
 				res.Total = n
 			}
@@ -304,10 +336,8 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 		}
 		h := &topK{q: &q, order: order}
 		n := 0
-		err := sn.Range(ctx, "", func(e catalog.Entry) error {
-			if !m.match(e.Key) {
-				return nil
-			}
+		matchAll := m.none()
+		err := sn.RangeMatch(ctx, func(key []byte) bool { return matchAll || m.match(unsafeString(key)) }, func(e catalog.Entry) error {
 			n++
 			if len(h.items) < k {
 				heap.Push(h, e)
@@ -333,6 +363,10 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 	})
 	return res, err
 }
+
+// unsafeString views b as a string for the duration of a match call,
+// which neither keeps nor changes it.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // topK is a heap whose root is the entry that comes last in the query's
 // order: the one a better entry displaces.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/imgly/syncer/providers"
 )
 
 // Snapshot is a consistent read of one source: its sequence number, its
@@ -78,6 +80,44 @@ func (sn *Snapshot) Range(ctx context.Context, prefix string, fn func(Entry) err
 			return ctx.Err()
 		}
 		e, err := decodeEntry(sn.src.order.FromSortKey(string(k)), v)
+		if err != nil {
+			return fmt.Errorf("key %q: %w", k, err)
+		}
+		if err := fn(e); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// RangeMatch is Range for a filter on keys: match sees each key (as bytes,
+// valid only during the call) and only the entries it accepts are decoded
+// and passed to fn. A filtered query over a million entries then costs a
+// cursor walk, not a million decodes.
+func (sn *Snapshot) RangeMatch(ctx context.Context, match func(key []byte) bool, fn func(Entry) error) error {
+	if sn.objs == nil {
+		return nil
+	}
+	utf16 := sn.src.order == providers.UTF16Order
+	cur := sn.objs.Cursor()
+	n := 0
+	var buf []byte
+	for k, v := cur.First(); k != nil; k, v = cur.Next() {
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		key := k
+		if utf16 {
+			buf = append(buf[:0], sn.src.order.FromSortKey(string(k))...)
+			key = buf
+		}
+		if !match(key) {
+			continue
+		}
+		e, err := decodeEntry(string(key), v)
 		if err != nil {
 			return fmt.Errorf("key %q: %w", k, err)
 		}
