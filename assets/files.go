@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/imgly/syncer/catalog"
+	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/providers"
 )
 
@@ -27,7 +28,7 @@ func (s *Server) serveFile(rw http.ResponseWriter, r *http.Request, tok string, 
 		}
 	}
 	opener, ok := providers.Capability[providers.FileOpener](src.Provider)
-	if !ok || src.Config.Assets.URI != "serve" {
+	if !ok || src.Config.Assets.URI != config.AssetURIServe {
 		writeError(rw, http.StatusNotFound, "this source's files are not served by syncer")
 		return
 	}

@@ -97,8 +97,9 @@ func ParseQuery(v url.Values) (Query, error) {
 	return q, nil
 }
 
-// maxOffset bounds page × perPage.
-const maxOffset = 1_000_000
+// maxOffset bounds page × perPage: a filtered query holds that many
+// entries in its heap (unfiltered pages walk an index and hold none).
+const maxOffset = 100_000
 
 // list splits a comma-joined parameter, dropping empty items.
 func list(s string) []string {
