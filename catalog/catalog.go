@@ -321,6 +321,10 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 			return err
 		}
 		objs.FillPercent = 0.9
+		ix, err := openIndexes(src, objs, s.order)
+		if err != nil {
+			return fmt.Errorf("indexes: %w", err)
+		}
 		marks := src.Bucket(markerBucket) // nil until first needed: most sources never see a notification
 		out.FillPercent = 1
 		seq := getU64(src, keySeq)
@@ -397,6 +401,16 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 			}
 			seq++
 			ch.Seq = seq
+			if exists {
+				if err := ix.remove(sk, &cur.Object); err != nil {
+					return err
+				}
+			}
+			if ch.Op != Deleted {
+				if err := ix.add(sk, &ch.Object); err != nil {
+					return err
+				}
+			}
 			if ch.Op == Deleted {
 				if err := objs.Delete(sk); err != nil {
 					return err

@@ -105,6 +105,19 @@ type HTTP struct {
 	// listener (a one-shot job, or tests that call Worker.Handler).
 	Listen string `yaml:"listen"`
 	Auth   Auth   `yaml:"auth"`
+	// CORS lets editors on other origins call the asset API.
+	CORS CORS `yaml:"cors"`
+	// PublicURL is the absolute URL clients reach this listener at
+	// (https://syncer.example.com), used in the URLs the asset API hands
+	// out for local sources; default: the request's own host.
+	PublicURL string `yaml:"publicURL"`
+}
+
+// CORS is the asset API's cross-origin policy.
+type CORS struct {
+	// AllowedOrigins are the origins (https://editor.example.com) whose
+	// pages may call the asset API; "*" allows any.
+	AllowedOrigins []string `yaml:"allowedOrigins"`
 }
 
 // Auth holds the bearer tokens the HTTP side accepts. Endpoints that serve
@@ -150,6 +163,9 @@ type Source struct {
 
 	Notifications Notifications `yaml:"notifications"`
 
+	// Assets is how the source is served as an IMG.LY remote asset source.
+	Assets Assets `yaml:"assets"`
+
 	// Provider calls and the local provider's reach (see validateCalls).
 	//
 	// RequestTimeout bounds each provider call (one list page, one stat);
@@ -194,6 +210,72 @@ func (g Guard) Percent() int {
 		return DefaultMaxDeletePercent
 	}
 	return *g.MaxDeletePercent
+}
+
+// Assets configures a source's asset API (GET /sources/{id}/...).
+type Assets struct {
+	// Disabled takes the source off the asset API.
+	Disabled bool `yaml:"disabled"`
+	// ID is the asset source id an editor registers (default: the source id).
+	ID string `yaml:"id"`
+	// Name is the manifest's name.en (default: the source id).
+	Name string `yaml:"name"`
+	// URI says how an asset's uri is made: "presign" (a signed GET URL of
+	// the store, valid for TTL; the default for s3, gcs and azure),
+	// "public" (PublicBaseURL + the escaped key), or "serve" (syncer serves
+	// the file itself; local sources only, and their default).
+	URI string `yaml:"uri"`
+	// TTL is how long a presigned URL stays valid (default 1h, at most 7 days).
+	TTL time.Duration `yaml:"ttl"`
+	// PublicBaseURL is where the objects are public (a CDN); with it, uri
+	// defaults to "public".
+	PublicBaseURL string `yaml:"publicBaseURL"`
+	// ThumbnailURL is a template for thumbUri with {key}, {url} and
+	// {width} (e.g. an imgproxy or Thumbor URL); default: the uri.
+	ThumbnailURL string `yaml:"thumbnailURL"`
+	// Tokens, when set, are the only bearer tokens that may read this
+	// source (instead of http.auth.tokens).
+	Tokens  []string `yaml:"tokens"`
+	Credits *Credit  `yaml:"credits"`
+	License *Credit  `yaml:"license"`
+}
+
+// Credit is a name and an optional URL, for the manifest's credits/license.
+type Credit struct {
+	Name string `yaml:"name" json:"name"`
+	URL  string `yaml:"url" json:"url,omitempty"`
+}
+
+// Asset URI modes.
+const (
+	AssetURIPresign = "presign"
+	AssetURIPublic  = "public"
+	AssetURIServe   = "serve"
+	// DefaultAssetTTL is assets.ttl's default.
+	DefaultAssetTTL = time.Hour
+	// MaxAssetTTL is the longest presigned URL S3 allows (7 days).
+	MaxAssetTTL = 7 * 24 * time.Hour
+)
+
+// Mode is URI, or its default for provider when unset.
+func (a *Assets) Mode(provider string) string {
+	switch {
+	case a.URI != "":
+		return a.URI
+	case a.PublicBaseURL != "":
+		return AssetURIPublic
+	case provider == "local":
+		return AssetURIServe
+	}
+	return AssetURIPresign
+}
+
+// EffectiveTTL is TTL, or DefaultAssetTTL when unset.
+func (a *Assets) EffectiveTTL() time.Duration {
+	if a.TTL == 0 {
+		return DefaultAssetTTL
+	}
+	return a.TTL
 }
 
 // S3 holds S3 and S3-compatible settings. Credentials come from the standard
@@ -386,6 +468,8 @@ func (c *Config) setDefaults() {
 			p := DefaultMaxDeletePercent
 			s.Guard.MaxDeletePercent = &p
 		}
+		s.Assets.TTL = s.Assets.EffectiveTTL()
+		s.Assets.URI = s.Assets.Mode(s.Provider)
 		if s.Provider == "s3" && s.S3.Region == "" {
 			s.S3.Region = "us-east-1"
 		}
@@ -420,6 +504,19 @@ func (c *Config) Validate() error {
 	if c.HTTP.Listen != "off" {
 		if err := checkListen(c.HTTP.Listen); err != nil {
 			bad("http.listen", `%v; or "off" for no listener`, err)
+		}
+	}
+	if c.HTTP.PublicURL != "" {
+		if err := checkHTTPURL(c.HTTP.PublicURL); err != nil {
+			bad("http.publicURL", "%v", err)
+		}
+	}
+	for i, o := range c.HTTP.CORS.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		if u, err := neturl.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			bad(fmt.Sprintf("http.cors.allowedOrigins[%d]", i), "%q is not an origin (scheme://host[:port], no path) or \"*\"", o)
 		}
 	}
 	if !streamRe.MatchString(c.NATS.Stream) {
@@ -486,6 +583,7 @@ func (c *Config) Validate() error {
 		}
 		s.validateProvider(f, bad)
 		s.validateCalls(f, bad)
+		s.validateAssets(f, bad)
 	}
 	return errors.Join(errs...)
 }
@@ -777,4 +875,69 @@ func checkReadable(path string) error {
 		return fmt.Errorf("%s is a directory, not a file", path)
 	}
 	return nil
+}
+
+// validateAssets checks the assets block.
+func (s *Source) validateAssets(f string, bad func(field, format string, args ...any)) {
+	a := &s.Assets
+	f += ".assets"
+	switch a.Mode(s.Provider) {
+	case AssetURIPresign:
+		if s.Provider == "local" {
+			bad(f+".uri", `"presign" applies to s3, gcs and azure; a local source is served by syncer ("serve") or from publicBaseURL ("public")`)
+		}
+	case AssetURIPublic:
+		if a.PublicBaseURL == "" {
+			bad(f+".publicBaseURL", `is required with uri "public"`)
+		}
+	case AssetURIServe:
+		if s.Provider != "local" {
+			bad(f+".uri", `"serve" applies to local sources, not %q (use "presign" or "public")`, s.Provider)
+		}
+	default:
+		bad(f+".uri", "%q is not one of presign, public, serve", a.URI)
+	}
+	if a.PublicBaseURL != "" {
+		if err := checkHTTPURL(a.PublicBaseURL); err != nil {
+			bad(f+".publicBaseURL", "%v", err)
+		}
+	}
+	switch ttl := a.EffectiveTTL(); {
+	case ttl < time.Second:
+		bad(f+".ttl", "%v is shorter than 1s", ttl)
+	case ttl > MaxAssetTTL:
+		bad(f+".ttl", "%v is longer than 7 days (168h), the longest presigned URL S3 accepts", ttl)
+	}
+	if a.ThumbnailURL != "" {
+		probe := strings.NewReplacer("{key}", "k", "{url}", "u", "{width}", "1").Replace(a.ThumbnailURL)
+		if strings.ContainsAny(probe, "{}") {
+			bad(f+".thumbnailURL", "has an unknown placeholder (known: {key}, {url}, {width})")
+		} else if err := checkHTTPURL(probe); err != nil {
+			bad(f+".thumbnailURL", "%v", err)
+		}
+	}
+	if a.ID != "" && strings.TrimSpace(a.ID) == "" {
+		bad(f+".id", "is blank")
+	}
+	for i, t := range a.Tokens {
+		if t == "" {
+			bad(fmt.Sprintf("%s.tokens[%d]", f, i), "is empty (is its ${VAR} set?)")
+		}
+	}
+	for _, c := range []struct {
+		field string
+		v     *Credit
+	}{{"credits", a.Credits}, {"license", a.License}} {
+		if c.v == nil {
+			continue
+		}
+		if c.v.Name == "" {
+			bad(f+"."+c.field+".name", "is required")
+		}
+		if c.v.URL != "" {
+			if err := checkHTTPURL(c.v.URL); err != nil {
+				bad(f+"."+c.field+".url", "%v", err)
+			}
+		}
+	}
 }

@@ -32,6 +32,11 @@ func (w *Worker) Handler() http.Handler {
 	for pattern, h := range w.webhooks {
 		mux.Handle(pattern, h)
 	}
+	// --- asset API (package assets): /sources/..., /t/{token}/sources/... ---
+	if w.assets != nil {
+		w.assets.Register(mux)
+	}
+	// --- end asset API ---
 	return mux
 }
 
@@ -112,6 +117,17 @@ func (w *Worker) adminAuthorized(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(rw, r)
 	})
+}
+
+// matches says tok is one of the tokens, comparing each in constant time.
+func (p authPolicy) matches(tok string) bool {
+	match := false
+	for _, s := range p.tokens {
+		if s.Match(tok) {
+			match = true
+		}
+	}
+	return match
 }
 
 func (w *Worker) authorized(h http.Handler) http.Handler {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/imgly/syncer/assets"
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/events"
@@ -72,6 +73,7 @@ type Worker struct {
 	notifiers []*notifier
 	auth      authPolicy
 	admin     authPolicy // never open: see newAdminPolicy
+	assets    *assets.Server
 	started   time.Time
 	serving   atomic.Bool
 
@@ -162,6 +164,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 		}})
 	}
 	if w.sched, err = schedule.NewScheduler(jobs, schedule.Options{SpillDir: cfg.Catalog.Path}, w.log, w.reg); err != nil {
+		return nil, err
+	}
+	if w.assets, err = w.newAssets(); err != nil {
 		return nil, err
 	}
 	if err := w.registerMetrics(); err != nil {

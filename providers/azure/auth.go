@@ -15,43 +15,51 @@ import (
 // newContainerClient builds a client for one container from the source's
 // settings. Errors never quote the settings: URLs may carry a SAS and
 // connection strings carry keys.
-func newContainerClient(name string, az config.Azure, co *container.ClientOptions) (*container.Client, error) {
+//
+// With a token credential (DefaultAzureCredential) it also returns that
+// credential and the service URL, for user-delegation SAS URLs.
+func newContainerClient(name string, az config.Azure, co *container.ClientOptions) (*container.Client, *tokenAuth, error) {
 	if az.ConnectionString != "" {
 		c, err := container.NewClientFromConnectionString(az.ConnectionString, name, co)
 		if err != nil {
 			// The SDK's parse errors do not quote the string; keep them.
-			return nil, fmt.Errorf("azure.connectionString: %w", err)
+			return nil, nil, fmt.Errorf("azure.connectionString: %w", err)
 		}
-		return c, nil
+		return c, nil, nil
 	}
 	u, err := ServiceURL(az.AccountURL, az.SASToken)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	serviceURL := *u
+	serviceURL.RawQuery = ""
 	u.Path = strings.TrimRight(u.Path, "/") + "/" + name
 	u.RawPath = ""
 	switch {
 	case az.AccountKey != "":
 		if az.AccountName == "" {
-			return nil, errors.New("azure.accountName is required with azure.accountKey")
+			return nil, nil, errors.New("azure.accountName is required with azure.accountKey")
 		}
 		cred, err := container.NewSharedKeyCredential(az.AccountName, az.AccountKey)
 		if err != nil {
-			return nil, errors.New("azure.accountKey is not valid base64")
+			return nil, nil, errors.New("azure.accountKey is not valid base64")
 		}
 		u.RawQuery = ""
-		return container.NewClientWithSharedKeyCredential(u.String(), cred, co)
+		c, err := container.NewClientWithSharedKeyCredential(u.String(), cred, co)
+		return c, nil, err
 	case u.RawQuery != "":
 		// A SAS authorises by itself.
-		return container.NewClientWithNoCredential(u.String(), co)
+		c, err := container.NewClientWithNoCredential(u.String(), co)
+		return c, nil, err
 	default:
 		// The credential keeps the SDK's own retries: token endpoints
 		// (IMDS, workload identity) are flaky at pod start.
 		cred, err := azidentity.NewDefaultAzureCredential(nil)
 		if err != nil {
-			return nil, fmt.Errorf("azure default credential: %w", err)
+			return nil, nil, fmt.Errorf("azure default credential: %w", err)
 		}
-		return container.NewClient(u.String(), cred, co)
+		c, err := container.NewClient(u.String(), cred, co)
+		return c, &tokenAuth{cred: cred, serviceURL: serviceURL.String(), co: co}, err
 	}
 }
 

@@ -46,6 +46,7 @@ type Provider struct {
 	container string
 	client    *container.Client
 	pageSize  int32
+	token     *tokenAuth // nil unless authenticated by a token credential
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -93,11 +94,11 @@ func New(ctx context.Context, src config.Source, opts ...Option) (*Provider, err
 	}
 	co := clientOptions(o)
 	co.PerCallPolicies = append(co.PerCallPolicies, listingCheck{container: src.Container})
-	cc, err := newContainerClient(src.Container, src.Azure, co)
+	cc, tok, err := newContainerClient(src.Container, src.Azure, co)
 	if err != nil {
 		return nil, fmt.Errorf("azure source %q: %w", src.ID, err)
 	}
-	return &Provider{container: src.Container, client: cc, pageSize: int32(o.pageSize)}, nil
+	return &Provider{container: src.Container, client: cc, pageSize: int32(o.pageSize), token: tok}, nil
 }
 
 func clientOptions(o options) *container.ClientOptions {

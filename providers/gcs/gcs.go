@@ -51,6 +51,7 @@ type Provider struct {
 	bucket   *storage.BucketHandle
 	name     string
 	pageSize int
+	sign     signing
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -62,6 +63,7 @@ type settings struct {
 	pageSize    int
 	maxAttempts int
 	clientOpts  []option.ClientOption
+	sign        signing
 }
 
 // WithPageSize sets how many objects one ListPage returns at most (default
@@ -133,6 +135,7 @@ func New(ctx context.Context, cfg config.Source, opts ...Option) (*Provider, err
 		bucket:   client.Bucket(cfg.Bucket),
 		name:     cfg.Bucket,
 		pageSize: s.pageSize,
+		sign:     s.sign.withInsecure(emulator, cfg.GCS.Endpoint),
 	}, nil
 }
 

@@ -1,0 +1,107 @@
+package assets_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/imgly/syncer/assets"
+	"github.com/imgly/syncer/catalog"
+	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/providers"
+)
+
+// BenchmarkQueries measures pages of 50 over a large source (1,000,000
+// objects; SYNCER_BENCH_OBJECTS to change) through the HTTP handler, and
+// reports each shape's p99. One object in 100 is named "needle-…".
+//
+//	go test -run '^$' -bench BenchmarkQueries -benchtime 200x ./assets/
+func BenchmarkQueries(b *testing.B) {
+	n := 1_000_000
+	if v := os.Getenv("SYNCER_BENCH_OBJECTS"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	dir := b.TempDir()
+	cat, err := catalog.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cat.Close()
+	src := cat.Source("big", providers.ByteOrder)
+	ctx := context.Background()
+	t0 := time.Unix(1_700_000_000, 0)
+	start := time.Now()
+	const batch = 10_000
+	for i := 0; i < n; i += batch {
+		muts := make([]catalog.Mutation, 0, batch)
+		for j := i; j < min(i+batch, n); j++ {
+			name := fmt.Sprintf("img-%07d.png", j)
+			if j%100 == 0 {
+				name = fmt.Sprintf("needle-%07d.png", j)
+			}
+			// Scrambled times and sizes: the index order differs from the key order.
+			h := uint64(j) * 2654435761 % 1_000_003
+			muts = append(muts, catalog.Mutation{Origin: catalog.Scan, Object: providers.Object{
+				Key: fmt.Sprintf("dir%03d/%s", j%500, name), Size: int64(h % 5_000_000), ETag: strconv.Itoa(j),
+				LastModified: t0.Add(time.Duration(h) * time.Second), ContentType: "image/png",
+			}})
+		}
+		if _, err := src.Commit(ctx, muts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	build := time.Since(start)
+	if fi, err := os.Stat(dir + "/catalog.db"); err == nil {
+		b.Logf("%d objects committed in %v; catalog %d bytes (%.0f bytes/object)", n, build, fi.Size(), float64(fi.Size())/float64(n))
+	}
+	cfg := config.Source{ID: "big", Provider: "s3", Assets: config.Assets{URI: config.AssetURIPublic, PublicBaseURL: "https://cdn.example"}}
+	srv, err := assets.New(assets.Options{Sources: []assets.Source{{Config: cfg, Provider: benchProvider{}, Catalog: src}}, Open: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	srv.Register(mux)
+	for _, c := range []struct{ name, q string }{
+		{"newest-first", "perPage=50&page=0"},
+		{"newest-first-page-100", "perPage=50&page=100"},
+		{"by-name", "perPage=50&page=0&sortKey=name&sortingOrder=Ascending"},
+		{"by-size-desc", "perPage=50&page=0&sortKey=size&sortingOrder=Descending"},
+		{"query-1pct", "perPage=50&page=0&query=NEEDLE"},
+		{"group", "perPage=50&page=0&groups=dir007"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var d []time.Duration
+			for b.Loop() {
+				t := time.Now()
+				rec := httptest.NewRecorder()
+				mux.ServeHTTP(rec, httptest.NewRequest("GET", "/sources/big/assets?"+c.q, nil))
+				d = append(d, time.Since(t))
+				if rec.Code != 200 {
+					b.Fatalf("status %d: %s", rec.Code, rec.Body)
+				}
+			}
+			sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+			b.ReportMetric(float64(d[len(d)*99/100].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, "p50-ms")
+		})
+	}
+}
+
+// benchProvider stands in for a store the benchmark never calls
+// (publicBaseURL needs no provider).
+type benchProvider struct{}
+
+func (benchProvider) ListPage(context.Context, string, string) (providers.Page, error) {
+	return providers.Page{}, nil
+}
+func (benchProvider) Stat(context.Context, string) (providers.Object, error) {
+	return providers.Object{}, providers.ErrNotFound
+}
+func (benchProvider) Order() providers.Order { return providers.ByteOrder }
+func (benchProvider) Close() error           { return nil }

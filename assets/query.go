@@ -1,0 +1,388 @@
+package assets
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/imgly/syncer/catalog"
+	"github.com/imgly/syncer/providers"
+)
+
+// MaxPerPage caps perPage: a larger value is served as this many.
+const MaxPerPage = 1000
+
+// DefaultPerPage is perPage when the parameter is absent.
+const DefaultPerPage = 50
+
+// Field is what assets are sorted by.
+type Field int
+
+const (
+	ByLastModified Field = iota
+	ByName
+	ByKey
+	BySize
+)
+
+// Query is a parsed findAssets query.
+type Query struct {
+	Page, PerPage int
+	// Text is the folded query string ("" matches everything).
+	Text          string
+	Tags          []string
+	Groups        []string
+	ExcludeGroups []string
+	Sort          Field
+	Desc          bool
+}
+
+// ParseQuery reads the plugin's parameters. Every key may be present and
+// empty; unknown keys are ignored; a bad value is an error naming it.
+func ParseQuery(v url.Values) (Query, error) {
+	q := Query{PerPage: DefaultPerPage}
+	if s := v.Get("page"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return q, fmt.Errorf("page %q: want a whole number >= 0 (pages are zero-based)", s)
+		}
+		q.Page = n
+	}
+	if s := v.Get("perPage"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return q, fmt.Errorf("perPage %q: want a whole number >= 1", s)
+		}
+		q.PerPage = min(n, MaxPerPage)
+	}
+	// The offset must stay addressable: page*perPage entries are held
+	// while the page is selected.
+	if q.Page > maxOffset/q.PerPage {
+		return q, fmt.Errorf("page %d: beyond the last page this API serves (page × perPage ≤ %d)", q.Page, maxOffset)
+	}
+	q.Text = fold(v.Get("query"))
+	q.Tags = list(v.Get("tags"))
+	q.Groups = list(v.Get("groups"))
+	q.ExcludeGroups = list(v.Get("excludeGroups"))
+	switch k := v.Get("sortKey"); k {
+	case "", "lastModified":
+		q.Sort = ByLastModified
+	case "name":
+		q.Sort = ByName
+	case "key":
+		q.Sort = ByKey
+	case "size":
+		q.Sort = BySize
+	default:
+		return q, fmt.Errorf(`sortKey %q: want "", "name", "key", "lastModified" or "size"`, k)
+	}
+	switch o := v.Get("sortingOrder"); o {
+	case "", "None":
+		// Each key's natural order: newest first for time, A to Z and
+		// small to large otherwise.
+		q.Desc = q.Sort == ByLastModified
+	case "Ascending":
+	case "Descending":
+		q.Desc = true
+	default:
+		return q, fmt.Errorf(`sortingOrder %q: want "Ascending", "Descending" or "None"`, o)
+	}
+	return q, nil
+}
+
+// maxOffset bounds page × perPage: a filtered query holds that many
+// entries in its heap (unfiltered pages walk an index and hold none).
+const maxOffset = 100_000
+
+// list splits a comma-joined parameter, dropping empty items.
+func list(s string) []string {
+	if s == "" {
+		return nil
+	}
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// fold maps s to a canonical case under Unicode simple case folding: every
+// rune becomes the smallest rune of its folding orbit, so two strings that
+// are equal under simple folding fold to the same string.
+func fold(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		b.WriteRune(foldRune(r))
+	}
+	return b.String()
+}
+
+func foldRune(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}
+	m := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		m = min(m, f)
+	}
+	return m
+}
+
+// containsFold reports whether s contains the folded q under simple
+// folding. ASCII keys are compared in place, without allocating: this runs
+// for every key of a source on each filtered query.
+func containsFold(s, q string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return strings.Contains(fold(s), q)
+		}
+	}
+	n := len(q)
+	for i := 0; i+n <= len(s); i++ {
+		j := 0
+		for ; j < n; j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != q[j] {
+				break
+			}
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
+}
+
+// rel is key below the source's prefix.
+func rel(prefix, key string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(key, prefix), "/")
+}
+
+// groupOf is the first folder of a relative key, "" for a top-level file.
+func groupOf(r string) string {
+	if i := strings.IndexByte(r, '/'); i >= 0 {
+		return r[:i]
+	}
+	return ""
+}
+
+// tagsOf are the folder names on a relative key's path.
+func tagsOf(r string) []string {
+	dir := path.Dir(r)
+	if dir == "." || dir == "/" {
+		return nil
+	}
+	return strings.Split(dir, "/")
+}
+
+// matcher says whether an entry passes a query's filters.
+type matcher struct {
+	q      *Query
+	prefix string
+}
+
+func (m matcher) none() bool {
+	return m.q.Text == "" && len(m.q.Tags) == 0 && len(m.q.Groups) == 0 && len(m.q.ExcludeGroups) == 0
+}
+
+func (m matcher) match(key string) bool {
+	r := rel(m.prefix, key)
+	if m.q.Text != "" && !containsFold(r, m.q.Text) {
+		return false
+	}
+	if len(m.q.Groups) > 0 || len(m.q.ExcludeGroups) > 0 {
+		g := groupOf(r)
+		if len(m.q.Groups) > 0 && (g == "" || !contains(m.q.Groups, g)) {
+			return false
+		}
+		if g != "" && contains(m.q.ExcludeGroups, g) {
+			return false
+		}
+	}
+	if len(m.q.Tags) > 0 {
+		tags := tagsOf(r)
+		for _, t := range m.q.Tags {
+			if !contains(tags, t) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Result is one page of a query, read from one snapshot.
+type Result struct {
+	Entries []catalog.Entry
+	Total   int
+	Seq     uint64
+}
+
+// less orders entries for q: by the sort field, ties by key, the whole
+// order reversed for Desc — so every order is total and pages of it never
+// overlap or skip.
+func less(q *Query, order providers.Order, a, b *catalog.Entry) bool {
+	c := 0
+	switch q.Sort {
+	case ByLastModified:
+		c = a.LastModified.Compare(b.LastModified)
+	case BySize:
+		c = cmpInt(a.Size, b.Size)
+	case ByName:
+		c = strings.Compare(path.Base(a.Key), path.Base(b.Key))
+	}
+	if c == 0 {
+		c = order.Compare(a.Key, b.Key)
+	}
+	if q.Desc {
+		return c > 0
+	}
+	return c < 0
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Run answers q from one snapshot of src. It streams the source once and
+// holds at most page×perPage+perPage entries (a bounded heap), never the
+// whole source; an ascending key order without filters reads only the
+// entries up to the page and takes the total from the catalog's count.
+func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix string, q Query) (Result, error) {
+	var res Result
+	m := matcher{q: &q, prefix: prefix}
+	offset, k := q.Page*q.PerPage, q.Page*q.PerPage+q.PerPage
+	err := src.View(ctx, func(sn *catalog.Snapshot) error {
+		res.Seq = sn.Seq
+		if m.none() && sn.Indexed() {
+			// Every entry matches: walk the order's index to the page;
+			// the total is the catalog's count.
+			res.Total = int(sn.Count)
+			ix := map[Field]catalog.Index{ByKey: catalog.IndexKey, ByLastModified: catalog.IndexLastModified,
+				ByName: catalog.IndexName, BySize: catalog.IndexSize}[q.Sort]
+			return sn.Walk(ctx, ix, q.Desc, offset, func(e catalog.Entry) error {
+				res.Entries = append(res.Entries, e)
+				if len(res.Entries) == q.PerPage {
+					return catalog.ErrStop
+				}
+				return nil
+			})
+		}
+		if q.Sort == ByKey && !q.Desc {
+			n := 0
+			fast := m.none()
+			if fast {
+				res.Total = int(sn.Count)
+			}
+			keep := func(e catalog.Entry) error {
+				if n >= offset && n < k {
+					res.Entries = append(res.Entries, e)
+				}
+				n++
+				if fast && n >= k {
+					return catalog.ErrStop
+				}
+				return nil
+			}
+			var err error
+			if fast {
+				err = sn.Range(ctx, "", keep)
+			} else {
+				err = sn.RangeMatch(ctx, func(key []byte) bool { return m.match(unsafeString(key)) }, keep)
+			}
+			if !fast {
+				res.Total = n
+			}
+			return err
+		}
+		h := &topK{q: &q, order: order}
+		n := 0
+		matchAll := m.none()
+		err := sn.RangeMatch(ctx, func(key []byte) bool { return matchAll || m.match(unsafeString(key)) }, func(e catalog.Entry) error {
+			n++
+			if len(h.items) < k {
+				heap.Push(h, e)
+			} else if less(&q, order, &e, &h.items[0]) {
+				h.items[0] = e
+				heap.Fix(h, 0)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		res.Total = n
+		// Pop yields the worst first: fill the sorted slice from the end.
+		sorted := make([]catalog.Entry, len(h.items))
+		for i := len(sorted) - 1; i >= 0; i-- {
+			sorted[i] = heap.Pop(h).(catalog.Entry)
+		}
+		if offset < len(sorted) {
+			res.Entries = sorted[offset:]
+		}
+		return nil
+	})
+	return res, err
+}
+
+// unsafeString views b as a string for the duration of a match call,
+// which neither keeps nor changes it.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// topK is a heap whose root is the entry that comes last in the query's
+// order: the one a better entry displaces.
+type topK struct {
+	q     *Query
+	order providers.Order
+	items []catalog.Entry
+}
+
+func (h *topK) Len() int           { return len(h.items) }
+func (h *topK) Less(i, j int) bool { return less(h.q, h.order, &h.items[j], &h.items[i]) }
+func (h *topK) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *topK) Push(x any)         { h.items = append(h.items, x.(catalog.Entry)) }
+func (h *topK) Pop() any {
+	x := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	return x
+}

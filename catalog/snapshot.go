@@ -1,0 +1,132 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/imgly/syncer/providers"
+)
+
+// Snapshot is a consistent read of one source: its sequence number, its
+// count and its entries, all from one bbolt read transaction. A query
+// answered from a Snapshot reflects exactly the changes through Seq — what
+// lets an API answer carry the sequence it reflects (see the asset API).
+//
+// A Snapshot is valid only inside the function given to View; it must not
+// be kept, and fn must not write to the catalog (bbolt would deadlock on a
+// read transaction held while the same goroutine waits for the writer).
+type Snapshot struct {
+	src  *Source
+	objs *bolt.Bucket    // nil: the source has no objects yet
+	ix   [3]*bolt.Bucket // mtime, size, name; nil before the first indexed commit
+	// Seq is the sequence number of the last change the snapshot holds.
+	Seq uint64
+	// Count is the number of objects the snapshot holds.
+	Count uint64
+}
+
+// View calls fn with a snapshot of the source.
+func (s *Source) View(ctx context.Context, fn func(*Snapshot) error) error {
+	err := s.c.db.View(func(tx *bolt.Tx) error {
+		snap := &Snapshot{src: s}
+		if src := s.bucket(tx); src != nil {
+			snap.Seq = getU64(src, keySeq)
+			snap.Count = getU64(src, keyCount)
+			snap.objs = src.Bucket(objectBucket)
+			snap.ix = [3]*bolt.Bucket{src.Bucket(ixMtime), src.Bucket(ixSize), src.Bucket(ixName)}
+		}
+		return fn(snap)
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: view %s: %w", s.id, err)
+	}
+	return nil
+}
+
+// Get returns the entry of key, and whether it exists.
+func (sn *Snapshot) Get(key string) (Entry, bool, error) {
+	if sn.objs == nil {
+		return Entry{}, false, nil
+	}
+	v := sn.objs.Get([]byte(sn.src.order.SortKey(key)))
+	if v == nil {
+		return Entry{}, false, nil
+	}
+	e, err := decodeEntry(key, v)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("key %q: %w", key, err)
+	}
+	return e, true, nil
+}
+
+// Range calls fn for each entry whose key starts with prefix, in the
+// source's key order, until fn returns an error; ErrStop ends it cleanly.
+// The entry passed to fn is decoded afresh for each call and may be kept.
+func (sn *Snapshot) Range(ctx context.Context, prefix string, fn func(Entry) error) error {
+	if sn.objs == nil {
+		return nil
+	}
+	sp := []byte(sn.src.order.SortKey(prefix))
+	cur := sn.objs.Cursor()
+	n := 0
+	for k, v := cur.Seek(sp); k != nil && bytes.HasPrefix(k, sp); k, v = cur.Next() {
+		// Cancellation is checked now and then: a query over a million
+		// entries must stop when its client goes away.
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		e, err := decodeEntry(sn.src.order.FromSortKey(string(k)), v)
+		if err != nil {
+			return fmt.Errorf("key %q: %w", k, err)
+		}
+		if err := fn(e); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// RangeMatch is Range for a filter on keys: match sees each key (as bytes,
+// valid only during the call) and only the entries it accepts are decoded
+// and passed to fn. A filtered query over a million entries then costs a
+// cursor walk, not a million decodes.
+func (sn *Snapshot) RangeMatch(ctx context.Context, match func(key []byte) bool, fn func(Entry) error) error {
+	if sn.objs == nil {
+		return nil
+	}
+	utf16 := sn.src.order == providers.UTF16Order
+	cur := sn.objs.Cursor()
+	n := 0
+	var buf []byte
+	for k, v := cur.First(); k != nil; k, v = cur.Next() {
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		key := k
+		if utf16 {
+			buf = append(buf[:0], sn.src.order.FromSortKey(string(k))...)
+			key = buf
+		}
+		if !match(key) {
+			continue
+		}
+		e, err := decodeEntry(string(key), v)
+		if err != nil {
+			return fmt.Errorf("key %q: %w", k, err)
+		}
+		if err := fn(e); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
