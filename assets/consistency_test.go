@@ -36,7 +36,7 @@ func TestConsistencyWithEvents(t *testing.T) {
 	cfg.Catalog.Path = t.TempDir()
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.Events.CoalesceWindow = time.Millisecond
-	cfg.Sources = []config.Source{{ID: "live", Provider: "local", Path: root, Schedule: "@every 1h"}}
+	cfg.Sources = []config.Source{{ID: "live", Provider: "local", Path: root, Schedule: "@every 1h", Settle: new(time.Duration)}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
