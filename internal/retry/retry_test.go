@@ -121,25 +121,30 @@ func TestReset(t *testing.T) {
 // an hour, the deadline seconds.
 func TestWaitEndsWithContext(t *testing.T) {
 	b := Policy{Min: time.Hour, Max: 2 * time.Hour}.Start()
+	wait := func(ctx context.Context, what string, cancel context.CancelFunc) {
+		t.Helper()
+		done := make(chan bool, 1)
+		go func() { done <- b.Wait(ctx) }()
+		if cancel != nil {
+			cancel()
+		}
+		select {
+		case passed := <-done:
+			if passed {
+				t.Fatalf("Wait %s reported the wait passed", what)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Wait %s did not return once its context was cancelled", what)
+		}
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if b.Wait(ctx) {
-		t.Fatal("Wait on a cancelled context reported the wait passed")
-	}
+	wait(ctx, "on a cancelled context", nil)
 
 	ctx, cancel = context.WithCancel(context.Background())
-	done := make(chan bool)
-	go func() { done <- b.Wait(ctx) }()
-	cancel()
-	select {
-	case passed := <-done:
-		if passed {
-			t.Fatal("Wait cancelled midway reported the wait passed")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Wait did not return after its context was cancelled")
-	}
+	defer cancel()
+	wait(ctx, "cancelled midway", cancel)
 }
 
 func TestSleepPasses(t *testing.T) {
