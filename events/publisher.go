@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imgly/syncer/catalog"
+	"github.com/imgly/syncer/internal/retry"
 )
 
 // Outbox is what the publisher needs of one source's catalog.
@@ -377,15 +378,17 @@ func (p *Publisher) runSource(ctx context.Context, o *outbox) {
 	// A periodic look covers a wake-up lost between a read and a wait.
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
+	pause := pauseBackoff.Start()
 	for ctx.Err() == nil {
 		idle, err := p.step(ctx, o, true)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.log.Error("publisher: outbox failed", "source", o.src.ID(), "err", err)
-				p.sleep(ctx, time.Second)
+				pause.Wait(ctx)
 			}
 			continue
 		}
+		pause.Reset()
 		if !idle {
 			continue
 		}
@@ -402,6 +405,7 @@ func (p *Publisher) runSource(ctx context.Context, o *outbox) {
 // the newest published sequence number matters, so bursts of publishes
 // become one ack.
 func (p *Publisher) runAcks(ctx context.Context, o *outbox) {
+	pause := pauseBackoff.Start()
 	for {
 		select {
 		case <-ctx.Done():
@@ -413,10 +417,12 @@ func (p *Publisher) runAcks(ctx context.Context, o *outbox) {
 				return
 			}
 			p.log.Warn("publisher: dropping published changes from the outbox failed; retrying", "source", o.src.ID(), "err", err)
-			if p.sleep(ctx, time.Second) {
+			if pause.Wait(ctx) {
 				o.kickAcks()
 			}
+			continue
 		}
+		pause.Reset()
 	}
 }
 
@@ -478,13 +484,24 @@ func (p *Publisher) resume(ctx context.Context, o *outbox) error {
 	})
 }
 
+// publishBackoff bounds the waits between attempts to publish: 100 ms
+// doubling to 10 s, jittered so that workers that lost NATS together do not
+// come back in step.
+var publishBackoff = retry.Policy{Min: 100 * time.Millisecond, Max: 10 * time.Second}
+
+// pauseBackoff bounds the waits after the outbox itself failed (reading it,
+// dropping published changes, an event refused for its size even alone):
+// 1–2 s. These are not NATS outages; the loops stay as prompt as the fixed
+// second they used to wait, only no longer in step.
+var pauseBackoff = retry.Policy{Min: time.Second, Max: 2 * time.Second}
+
 // retry runs fn until it succeeds or ctx ends, backing off between attempts
-// (100 ms doubling to 10 s) and reporting failures in the source's health,
+// (publishBackoff) and reporting failures in the source's health,
 // the errors metric and, on the first and every tenth attempt, the log.
 // NATS being away is the normal case here, not an error to give up on: the
 // outbox holds everything meanwhile.
 func (p *Publisher) retry(ctx context.Context, sourceID, msg string, fn func() error) error {
-	backoff := 100 * time.Millisecond
+	backoff := publishBackoff.Start()
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
@@ -502,10 +519,9 @@ func (p *Publisher) retry(ctx context.Context, sourceID, msg string, fn func() e
 		if attempt == 1 || attempt%10 == 0 {
 			p.log.Warn(msg, "source", sourceID, "attempt", attempt, "err", err)
 		}
-		if !p.sleep(ctx, backoff) {
+		if !backoff.Wait(ctx) {
 			return ctx.Err()
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 }
 
@@ -727,17 +743,6 @@ func (p *Publisher) gather(ctx context.Context, o *outbox, changes []catalog.Cha
 	}
 }
 
-func (p *Publisher) sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // headroom is what the headers of an event take besides its id, with
 // room for an id suffix (see publish) and what NATS adds.
 const headroom = len("NATS/1.0\r\n\r\n") +
@@ -849,7 +854,7 @@ func (p *Publisher) split(ctx context.Context, sourceID string, b *batch, cause 
 		// Even the event naming the change as skipped was refused: the
 		// limit is absurdly small. Keep trying rather than lose track.
 		p.log.Error("event of one skipped change rejected as too big; retrying", "source", sourceID, "id", b.ev.ID, "err", cause)
-		p.sleep(ctx, time.Second)
+		retry.Sleep(ctx, pauseBackoff.Delay(1))
 		return b
 	}
 	return p.batchOf(sourceID, b.changes, map[uint64]bool{b.changes[0].Seq: true})

@@ -73,18 +73,6 @@ func (s Secret) Match(got string) bool {
 	return subtle.ConstantTimeCompare(d[:], s.digest[:]) == 1
 }
 
-// Sleep waits d or until ctx ends; it reports whether d passed.
-func Sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // Detach returns a context for work that should finish even when ctx is
 // cancelled: it is cancelled only grace after ctx is, or by the returned
 // function. A consumer asked to stop lets a commit under way complete

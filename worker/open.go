@@ -16,6 +16,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/internal/retry"
 	"github.com/imgly/syncer/internal/sdklog"
 	"github.com/imgly/syncer/providers"
 	"github.com/imgly/syncer/providers/azure"
@@ -178,14 +179,21 @@ func Connect(url string, cfg config.NATS, name string, log *slog.Logger) (*nats.
 	return nc, nil
 }
 
+// reconnectBackoff bounds the wait between passes at reconnecting to NATS:
+// 0.5–1 s, jittered (nats.go's own jitter was 0–0.25 s, 0–1 s with TLS, on
+// a fixed 0.5 s). It does not grow: the outbox holds the events meanwhile,
+// and a server back should be found within the second, not after minutes.
+var reconnectBackoff = retry.Policy{Min: 500 * time.Millisecond, Max: time.Second}
+
 func natsOptions(cfg config.NATS, name string, log *slog.Logger) ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.IgnoreAuthErrorAbort(),
-		nats.ReconnectWait(500 * time.Millisecond),
-		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		// nats.go calls this after each pass through the server list
+		// that found none; it replaces ReconnectWait and ReconnectJitter.
+		nats.CustomReconnectDelay(reconnectBackoff.Delay),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected; reconnecting", "err", err)

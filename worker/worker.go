@@ -21,6 +21,7 @@ import (
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/events"
+	"github.com/imgly/syncer/internal/retry"
 	"github.com/imgly/syncer/notify"
 	"github.com/imgly/syncer/providers"
 	"github.com/imgly/syncer/schedule"
@@ -275,34 +276,36 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
+// restartBackoff bounds the wait before a stopped notification consumer is
+// restarted: 1 s doubling to 1 min, jittered so that the consumers of one
+// failing cloud (and the workers sharing it) do not restart in step.
+var restartBackoff = retry.Policy{Min: time.Second, Max: time.Minute}
+
 func (w *Worker) runConsumer(ctx context.Context, name string, c Consumer) {
-	const minBackoff = time.Second
-	backoff := minBackoff
+	backoff := restartBackoff.Start()
 	for ctx.Err() == nil {
-		// A consumer that stays up for a backoff period has recovered: a
-		// later failure starts the backoff (and the count towards
-		// "failed") over.
+		// A consumer that stays up for a backoff period (the ceiling of
+		// the wait a failure now would cost) has recovered: a later
+		// failure starts the backoff (and the count towards "failed")
+		// over.
+		period := backoff.Ceiling()
 		started := time.Now()
 		w.consumerRunning(name)
-		recovered := time.AfterFunc(backoff, func() { w.consumerRecovered(name) })
+		recovered := time.AfterFunc(period, func() { w.consumerRecovered(name) })
 		err := c.Run(ctx)
 		recovered.Stop()
 		if ctx.Err() != nil {
 			return
 		}
-		if time.Since(started) >= backoff {
-			backoff = minBackoff
+		if time.Since(started) >= period {
+			backoff.Reset()
 		}
 		w.consumerFailed(name)
-		w.log.Error("notification consumer stopped; restarting", "consumer", name, "err", err, "in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		wait := backoff.Next()
+		w.log.Error("notification consumer stopped; restarting", "consumer", name, "err", err, "in", wait)
+		if !retry.Sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
-		backoff = min(backoff*2, time.Minute)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/internal/retry"
 	"github.com/imgly/syncer/notify"
 	azprov "github.com/imgly/syncer/providers/azure"
 )
@@ -250,8 +251,9 @@ func (c *QueueConsumer) Run(ctx context.Context) error {
 	c.p.log.InfoContext(ctx, "azure queue consumer started", "visibility_timeout", c.vt,
 		"max_dequeue_count", c.maxDequeue, "poison_queue", c.poisonName)
 	vtSec := int32(c.vt / time.Second)
-	idle := c.pollMin
-	failures := 0
+	// Both waits are jittered so that consumers polling one queue spread out.
+	idle := retry.Policy{Min: c.pollMin, Max: c.pollMax}.Start()
+	failures := dequeueBackoff.Start()
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -266,22 +268,21 @@ func (c *QueueConsumer) Run(ctx context.Context) error {
 			if fatalQueueError(err) {
 				return fmt.Errorf("azure queue %s: dequeue: %w", c.queueName, err)
 			}
-			failures++
-			c.p.log.WarnContext(ctx, "azure queue dequeue failed; retrying", "err", err, "failures", failures)
-			if !notify.Sleep(ctx, backoff(failures)) {
+			wait := failures.Next()
+			c.p.log.WarnContext(ctx, "azure queue dequeue failed; retrying", "err", err, "backoff", wait)
+			if !retry.Sleep(ctx, wait) {
 				return nil
 			}
 			continue
 		}
-		failures = 0
+		failures.Reset()
 		if len(resp.Messages) == 0 {
-			if !notify.Sleep(ctx, idle) {
+			if !idle.Wait(ctx) {
 				return nil
 			}
-			idle = min(idle*2, c.pollMax)
 			continue
 		}
-		idle = c.pollMin
+		idle.Reset()
 		c.handle(ctx, resp.Messages)
 	}
 }
@@ -512,12 +513,9 @@ func goneError(err error) bool {
 	return false
 }
 
-// backoff is the wait after the n-th consecutive failed dequeue: 1 s
-// doubling to 30 s.
-func backoff(n int) time.Duration {
-	d := time.Second << min(n-1, 5)
-	return min(d, 30*time.Second)
-}
+// dequeueBackoff bounds the wait after a failed dequeue: 1 s doubling to
+// 30 s.
+var dequeueBackoff = retry.Policy{Min: time.Second, Max: 30 * time.Second}
 
 // LastMessageAt is when the last message was received; zero before the
 // first.

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/internal/retry"
 	"github.com/imgly/syncer/notify"
 	gcsprovider "github.com/imgly/syncer/providers/gcs"
 )
@@ -220,7 +221,7 @@ func (c *Consumer) handle(ctx context.Context, m *pubsub.Message) {
 		if ctx.Err() == nil {
 			c.log.Warn("gcs notification not applied; it will be redelivered",
 				"message", m.ID, "object", clip(evs[0].Key), "err", err)
-			notify.Sleep(ctx, c.nackDelay)
+			retry.Sleep(ctx, c.nackDelay)
 		}
 		m.Nack()
 		return

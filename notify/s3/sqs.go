@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/internal/retry"
 	"github.com/imgly/syncer/notify"
 )
 
@@ -172,10 +173,14 @@ func (c *SQSConsumer) Run(ctx context.Context) error {
 	return nil
 }
 
+// receiveBackoff bounds the wait after a failed receive: 200 ms doubling to
+// 30 s, jittered so that pollers (and workers) that failed together do not
+// retry together.
+var receiveBackoff = retry.Policy{Min: 200 * time.Millisecond, Max: 30 * time.Second}
+
 // poll is one poller: receive a batch, handle it, repeat.
 func (c *SQSConsumer) poll(ctx context.Context) error {
-	const minBackoff, maxBackoff = 200 * time.Millisecond, 30 * time.Second
-	backoff := minBackoff
+	backoff := receiveBackoff.Start()
 	for ctx.Err() == nil {
 		out, err := c.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl:            aws.String(c.queueURL),
@@ -196,14 +201,14 @@ func (c *SQSConsumer) poll(ctx context.Context) error {
 				return fmt.Errorf("sqs: receive from %s: %w", c.queueURL, err)
 			}
 			c.p.m.t.Error("receive")
-			c.p.log.WarnContext(ctx, "sqs receive failed; retrying", "err", err, "backoff", backoff)
-			if !notify.Sleep(ctx, backoff) {
+			wait := backoff.Next()
+			c.p.log.WarnContext(ctx, "sqs receive failed; retrying", "err", err, "backoff", wait)
+			if !retry.Sleep(ctx, wait) {
 				return nil
 			}
-			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
-		backoff = minBackoff
+		backoff.Reset()
 		if len(out.Messages) > 0 {
 			c.handleBatch(ctx, out.Messages)
 		}
