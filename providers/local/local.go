@@ -29,8 +29,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/imgly/syncer/providers"
