@@ -33,7 +33,7 @@ func BenchmarkQueries(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer cat.Close()
-	src := cat.Source("big", providers.ByteOrder)
+	src := cat.Source("big", providers.ByteOrder).Indexed(true)
 	ctx := context.Background()
 	t0 := time.Unix(1_700_000_000, 0)
 	start := time.Now()

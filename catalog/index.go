@@ -52,6 +52,20 @@ func mtimeValue(o *providers.Object) []byte {
 // indexes are a source's index buckets within one write transaction.
 type indexes struct{ mtime, size, name *bolt.Bucket }
 
+// dropIndexes removes a source's index buckets: a source that keeps no
+// indexes must not leave stale ones behind for a later reader, and one that
+// turns them on again rebuilds them from the objects (openIndexes).
+func dropIndexes(src *bolt.Bucket) error {
+	for _, n := range [][]byte{ixMtime, ixSize, ixName} {
+		if src.Bucket(n) != nil {
+			if err := src.DeleteBucket(n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // openIndexes returns the source's indexes, creating them — and filling
 // them from the objects, for a catalog written before they existed — when
 // they are missing.
@@ -98,6 +112,9 @@ func ixKeys(sk []byte, o *providers.Object) (mtime, size, name []byte) {
 }
 
 func (ix *indexes) add(sk []byte, o *providers.Object) error {
+	if ix == nil { // the source keeps no indexes
+		return nil
+	}
 	m, s, n := ixKeys(sk, o)
 	if err := ix.mtime.Put(m, nil); err != nil {
 		return err
@@ -109,6 +126,9 @@ func (ix *indexes) add(sk []byte, o *providers.Object) error {
 }
 
 func (ix *indexes) remove(sk []byte, o *providers.Object) error {
+	if ix == nil {
+		return nil
+	}
 	m, s, n := ixKeys(sk, o)
 	if err := ix.mtime.Delete(m); err != nil {
 		return err

@@ -23,7 +23,7 @@ func TestIndexesFollowCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	s := c.Source("s", providers.ByteOrder)
+	s := c.Source("s", providers.ByteOrder).Indexed(true)
 	t0 := time.Unix(1_700_000_000, 0).UTC()
 	obj := func(k string, size int64, at int) providers.Object {
 		return providers.Object{Key: k, Size: size, ETag: fmt.Sprint(size), LastModified: t0.Add(time.Duration(at) * time.Second)}
@@ -107,4 +107,19 @@ func TestIndexesFollowCommits(t *testing.T) {
 	})
 	put(obj("d/new.png", 3, 5))
 	check("rebuilt")
+
+	// A commit through a source without indexes drops them, so no reader
+	// ever walks a stale one; turning them on again rebuilds them.
+	plain := c.Source("s", providers.ByteOrder)
+	if _, err := plain.Commit(ctx, []Mutation{upsert(obj("e/late.jpg", 9, 9))}); err != nil {
+		t.Fatal(err)
+	}
+	s.View(ctx, func(sn *Snapshot) error { //nolint:errcheck
+		if sn.Indexed() {
+			t.Fatal("indexes kept by a commit that did not maintain them")
+		}
+		return nil
+	})
+	put(obj("e/later.jpg", 4, 4))
+	check("rebuilt after a commit without them")
 }

@@ -233,6 +233,12 @@ type Assets struct {
 	// ThumbnailURL is a template for thumbUri with {key}, {url} and
 	// {width} (e.g. an imgproxy or Thumbor URL); default: the uri.
 	ThumbnailURL string `yaml:"thumbnailURL"`
+	// Index keeps secondary indexes for the sort orders (newest first, by
+	// name, by size), so a sorted page of a source with millions of objects
+	// is a cursor walk (sub-millisecond at 1M) instead of a pass over every
+	// object (~0.1-0.2 s at 1M). They cost about 2.75x the catalog's size
+	// and raise a first import's memory; off by default.
+	Index bool `yaml:"index"`
 	// Tokens, when set, are the only bearer tokens that may read this
 	// source (instead of http.auth.tokens).
 	Tokens  []string `yaml:"tokens"`

@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 		if err != nil {
 			return nil, err
 		}
-		s := &Source{Config: sc, Provider: p, Catalog: w.cat.Source(sc.ID, p.Order())}
+		s := &Source{Config: sc, Provider: p, Catalog: w.cat.Source(sc.ID, p.Order()).Indexed(sc.Assets.Index)}
 		w.sources = append(w.sources, s)
 		if sc.Provider != "local" {
 			routes = append(routes, notify.Route{

@@ -299,7 +299,7 @@ func cmdScan(ctx context.Context, path, id string, o scanFlags, remote *remoteFl
 		return err
 	}
 	defer p.Close()
-	cs := cat.Source(src.ID, p.Order())
+	cs := cat.Source(src.ID, p.Order()).Indexed(src.Assets.Index)
 
 	last := time.Now()
 	res, err := schedule.Reconcile(ctx, schedule.Target{
