@@ -38,7 +38,8 @@ func openProvider(ctx context.Context, src config.Source, log *slog.Logger) (pro
 	if err != nil {
 		return nil, err
 	}
-	return providers.WithTimeout(p, src.RequestTimeout), nil
+	// Each attempt has its deadline; a throttled one is tried again later.
+	return providers.WithThrottleBackoff(providers.WithTimeout(p, src.RequestTimeout), providers.DefaultThrottleBackoff()), nil
 }
 
 func openAdapter(ctx context.Context, src config.Source, log *slog.Logger) (providers.Provider, error) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imgly/syncer/catalog"
+	"github.com/imgly/syncer/internal/retry"
 	"github.com/imgly/syncer/internal/testkit"
 	"github.com/imgly/syncer/providers"
 	"github.com/imgly/syncer/providers/s3"
@@ -91,5 +92,43 @@ func TestScanThroughFaults(t *testing.T) {
 	}
 	if got := catalogKeys(); got != "a.txt,b.txt,c.txt" {
 		t.Fatalf("catalog after recovery: %s", got)
+	}
+}
+
+// A store that throttles (503 SlowDown) for longer than the SDK's own quick
+// retries is backed off and tried again: the scan completes instead of
+// failing. Without the backoff the same faults fail it.
+func TestScanBacksOffAThrottlingStore(t *testing.T) {
+	srv := testkit.StartS3(t, nil)
+	srv.CreateBucket(t, "bkt")
+	srv.Put(t, "bkt", "a.txt", []byte("a"), "")
+	proxy := testkit.StartFaultProxy(t, srv.URL, 1)
+	src := srv.SourceConfig("s", "bkt")
+	src.S3.Endpoint = proxy.URL
+	ap, err := s3.New(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := catalog.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	quick := providers.ThrottleBackoff{Policy: retry.Policy{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}, Retries: 8}
+	for _, tc := range []struct {
+		name string
+		p    providers.Provider
+		ok   bool
+	}{{"without backoff", ap, false}, {"with backoff", providers.WithThrottleBackoff(ap, quick), true}} {
+		proxy.Next(12, testkit.IsGET, testkit.Status(503, "SlowDown"))
+		cs := c.Source(tc.name, ap.Order())
+		res, err := schedule.Reconcile(context.Background(), schedule.Target{ID: "s", Provider: tc.p, Catalog: cs}, schedule.Options{})
+		if tc.ok && (err != nil || res.Added != 1) {
+			t.Errorf("%s: %+v, %v; want the scan to complete", tc.name, res.Progress, err)
+		}
+		if !tc.ok && (err == nil || !errors.Is(err, providers.ErrThrottled)) {
+			t.Errorf("%s: %v; want a throttled failure", tc.name, err)
+		}
+		proxy.Clear()
 	}
 }
