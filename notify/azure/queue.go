@@ -1,6 +1,7 @@
 package azure
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/retry"
 	"github.com/imgly/syncer/notify"
+	"github.com/imgly/syncer/providers"
 	azprov "github.com/imgly/syncer/providers/azure"
 )
 
@@ -55,6 +57,9 @@ type QueueConsumer struct {
 	pollMin    time.Duration
 	pollMax    time.Duration
 	workLimit  time.Duration
+	// callTimeout bounds each queue call: the source's requestTimeout. A
+	// stalled connection then fails one call instead of the consumer.
+	callTimeout time.Duration
 }
 
 type queueOptions struct {
@@ -140,19 +145,25 @@ func NewQueueConsumer(ctx context.Context, src config.Source, app notify.Applier
 		return nil, fmt.Errorf("azure source %q: storage queue: %w", src.ID, err)
 	}
 	return &QueueConsumer{
-		p:          newProcessor(src, notify.TransportStorageQueue, log, reg, "queue", sq.Queue),
-		app:        app,
-		queue:      svc.NewQueueClient(sq.Queue),
-		poison:     svc.NewQueueClient(poisonName),
-		queueName:  sq.Queue,
-		poisonName: poisonName,
-		vt:         vt,
-		maxDequeue: int64(maxDQ),
-		batch:      int32(o.batch),
-		pollMin:    o.pollMin,
-		pollMax:    o.pollMax,
-		workLimit:  o.workLimit,
+		p:           newProcessor(src, notify.TransportStorageQueue, log, reg, "queue", sq.Queue),
+		app:         app,
+		queue:       svc.NewQueueClient(sq.Queue),
+		poison:      svc.NewQueueClient(poisonName),
+		queueName:   sq.Queue,
+		poisonName:  poisonName,
+		vt:          vt,
+		maxDequeue:  int64(maxDQ),
+		batch:       int32(o.batch),
+		pollMin:     o.pollMin,
+		pollMax:     o.pollMax,
+		workLimit:   o.workLimit,
+		callTimeout: cmp.Or(src.RequestTimeout, providers.DefaultRequestTimeout),
 	}, nil
+}
+
+// call bounds one queue call by callTimeout.
+func (c *QueueConsumer) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.callTimeout)
 }
 
 // checkQueueName applies the service's naming rules, so that a bad name
@@ -258,7 +269,9 @@ func (c *QueueConsumer) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		resp, err := c.queue.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: &c.batch, VisibilityTimeout: &vtSec})
+		dctx, cancel := c.call(ctx)
+		resp, err := c.queue.DequeueMessages(dctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: &c.batch, VisibilityTimeout: &vtSec})
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -418,7 +431,9 @@ func (c *QueueConsumer) keepHidden(ctx context.Context, pending []*inflight) (st
 				if im.lost {
 					continue
 				}
-				resp, err := c.queue.UpdateMessage(ctx, im.id, im.receipt, im.text, &azqueue.UpdateMessageOptions{VisibilityTimeout: &vtSec})
+				uctx, cancel := c.call(ctx)
+				resp, err := c.queue.UpdateMessage(uctx, im.id, im.receipt, im.text, &azqueue.UpdateMessageOptions{VisibilityTimeout: &vtSec})
+				cancel()
 				if err != nil {
 					err = azprov.Redact(err)
 					c.p.m.t.Error("update")
@@ -441,7 +456,9 @@ func (c *QueueConsumer) keepHidden(ctx context.Context, pending []*inflight) (st
 }
 
 func (c *QueueConsumer) delete(ctx context.Context, im *inflight) {
-	_, err := c.queue.DeleteMessage(ctx, im.id, im.receipt, nil)
+	dctx, cancel := c.call(ctx)
+	defer cancel()
+	_, err := c.queue.DeleteMessage(dctx, im.id, im.receipt, nil)
 	if err == nil {
 		return
 	}
@@ -461,7 +478,9 @@ func (c *QueueConsumer) delete(ctx context.Context, im *inflight) {
 func (c *QueueConsumer) toPoison(ctx context.Context, im *inflight) {
 	ttl := int32(-1) // never expires: someone has to look at it
 	enqueue := func() error {
-		_, err := c.poison.EnqueueMessage(ctx, im.text, &azqueue.EnqueueMessageOptions{TimeToLive: &ttl})
+		ectx, cancel := c.call(ctx)
+		_, err := c.poison.EnqueueMessage(ectx, im.text, &azqueue.EnqueueMessageOptions{TimeToLive: &ttl})
+		cancel()
 		return err
 	}
 	err := enqueue()

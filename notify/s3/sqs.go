@@ -20,6 +20,7 @@ import (
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/retry"
 	"github.com/imgly/syncer/notify"
+	"github.com/imgly/syncer/providers"
 )
 
 // SQS defaults and limits.
@@ -51,6 +52,9 @@ type SQSConsumer struct {
 	concurrency int
 	visibility  time.Duration
 	wait        time.Duration
+	// callTimeout bounds each SQS call (beyond a receive's long-poll wait):
+	// the source's requestTimeout.
+	callTimeout time.Duration
 	app         notify.Applier
 	p           *processor
 }
@@ -118,6 +122,7 @@ func NewSQSConsumer(ctx context.Context, src config.Source, app notify.Applier, 
 		concurrency: q.Concurrency,
 		visibility:  q.VisibilityTimeout,
 		wait:        q.WaitTime,
+		callTimeout: src.RequestTimeout,
 		app:         app,
 		p:           newProcessor(src, notify.TransportSQS, log, reg, "queue", q.QueueURL),
 	}
@@ -132,6 +137,9 @@ func NewSQSConsumer(ctx context.Context, src config.Source, app notify.Applier, 
 	c.visibility = min((c.visibility + time.Second - 1).Truncate(time.Second), sqsMaxVisibility)
 	if c.wait <= 0 {
 		c.wait = DefaultSQSWaitTime
+	}
+	if c.callTimeout <= 0 {
+		c.callTimeout = providers.DefaultRequestTimeout
 	}
 	c.wait = min(c.wait.Round(time.Second), sqsMaxWait)
 	return c, nil
@@ -182,7 +190,10 @@ var receiveBackoff = retry.Policy{Min: 200 * time.Millisecond, Max: 30 * time.Se
 func (c *SQSConsumer) poll(ctx context.Context) error {
 	backoff := receiveBackoff.Start()
 	for ctx.Err() == nil {
-		out, err := c.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		// A long poll answers within its wait; past that plus the call
+		// timeout the connection has stalled, and a new receive is due.
+		rctx, cancel := context.WithTimeout(ctx, c.wait+c.callTimeout)
+		out, err := c.client.ReceiveMessage(rctx, &sqs.ReceiveMessageInput{
 			QueueUrl:            aws.String(c.queueURL),
 			MaxNumberOfMessages: sqsMaxBatch,
 			WaitTimeSeconds:     int32(c.wait / time.Second),
@@ -192,6 +203,7 @@ func (c *SQSConsumer) poll(ctx context.Context) error {
 				types.MessageSystemAttributeNameSentTimestamp,
 			},
 		})
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -326,7 +338,9 @@ func (c *SQSConsumer) delete(ctx context.Context, items []item) {
 	if len(entries) == 0 {
 		return
 	}
-	out, err := c.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{
+	dctx, cancel := context.WithTimeout(ctx, c.callTimeout)
+	defer cancel()
+	out, err := c.client.DeleteMessageBatch(dctx, &sqs.DeleteMessageBatchInput{
 		QueueUrl: aws.String(c.queueURL),
 		Entries:  entries,
 	})
@@ -369,10 +383,12 @@ func (c *SQSConsumer) heartbeat(ctx context.Context, msgs []types.Message) {
 			return
 		case <-t.C:
 		}
-		out, err := c.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{
+		vctx, cancel := context.WithTimeout(ctx, c.callTimeout)
+		out, err := c.client.ChangeMessageVisibilityBatch(vctx, &sqs.ChangeMessageVisibilityBatchInput{
 			QueueUrl: aws.String(c.queueURL),
 			Entries:  entries,
 		})
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
