@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -116,10 +117,11 @@ func withUserInfo(raw, user, pass string) string {
 // two equal auth errors; syncer keeps reconnecting, logs the rejections,
 // and publishes again once the password is accepted.
 func TestNATSAuthBlipRecoversByItself(t *testing.T) {
-	users := func(syncerPass string) []*natsserver.User {
-		return []*natsserver.User{{Username: "syncer", Password: syncerPass}, {Username: "reader", Password: "r"}}
+	users := func(syncerPass string) string {
+		return fmt.Sprintf("authorization { users = [ {user: syncer, password: %q}, {user: reader, password: r} ] }", syncerPass)
 	}
-	n := testkit.StartNATSWith(t, t.TempDir(), func(o *natsserver.Options) { o.Users = users("pw-1") })
+	store := t.TempDir()
+	n := testkit.StartNATSProcess(t, store, users("pw-1"))
 	s3 := testkit.StartS3(t, nil)
 	s3.CreateBucket(t, "bkt")
 	s3.Put(t, "bkt", "a.jpg", []byte("a"), "")
@@ -131,12 +133,12 @@ func TestNATSAuthBlipRecoversByItself(t *testing.T) {
 	w.scan(t, "src")
 	sub.expect(change{"added", "a.jpg"})
 
-	n.Reload(t, func(o *natsserver.Options) { o.Users = users("pw-2") })
+	n.Reload(t, store, users("pw-2"))
 	// More rejections than nats.go's default tolerates.
 	logs.wait(t, 3, "level=ERROR", "nats error", "uthorization")
 	s3.Put(t, "bkt", "b.jpg", []byte("b"), "")
 	w.scan(t, "src") // committed to the outbox while NATS refuses
-	n.Reload(t, func(o *natsserver.Options) { o.Users = users("pw-1") })
+	n.Reload(t, store, users("pw-1"))
 	sub.expect(change{"added", "b.jpg"})
 	logs.wait(t, 1, "nats reconnected")
 	if strings.Contains(logs.String(), "pw-1") || strings.Contains(logs.String(), "pw-2") {
