@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/imgly/syncer/assets"
+	"github.com/imgly/syncer/assetsource"
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/events"
@@ -74,7 +74,7 @@ type Worker struct {
 	notifiers []*notifier
 	auth      authPolicy
 	admin     authPolicy // never open: see newAdminPolicy
-	assets    *assets.Server
+	assets    *assetsource.Server
 	started   time.Time
 	serving   atomic.Bool
 

@@ -1,4 +1,4 @@
-package assets_test
+package assetsource_test
 
 import (
 	"net/http"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imgly/syncer/assets"
+	"github.com/imgly/syncer/assetsource"
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/providers/local"
 )
@@ -18,7 +18,7 @@ func TestAuth(t *testing.T) {
 	a := serve(t, st, apiOpts{tokens: []string{"global-token"}})
 	a.scan(t)
 	for _, p := range []string{"/sources", "/sources/media", "/sources/media/assets", "/sources/nope", "/sources/nope/assets",
-		"/sources/media/assets/" + assets.AssetID("a/pic.png"), "/sources/media/files/a/pic.png", "/t/wrong/sources/media"} {
+		"/sources/media/assets/" + assetsource.AssetID("a/pic.png"), "/sources/media/files/a/pic.png", "/t/wrong/sources/media"} {
 		r := must(t, a.get(t, p), 401)
 		if strings.Contains(string(r.body), "media") || strings.Contains(string(r.body), "nope") || r.header.Get("WWW-Authenticate") == "" {
 			t.Errorf("%s: 401 says too much: %s", p, r.body)
@@ -28,7 +28,7 @@ func TestAuth(t *testing.T) {
 	must(t, a.get(t, "/sources/media", "Authorization", "Bearer global-token"), 200)
 	must(t, a.get(t, "/sources/nope", "Authorization", "Bearer global-token"), 404)
 	// The path form, for the plugin, which only takes a baseUrl.
-	p := decode[assets.Page](t, must(t, a.get(t, "/t/global-token/sources/media/assets?perPage=5"), 200))
+	p := decode[assetsource.Page](t, must(t, a.get(t, "/t/global-token/sources/media/assets?perPage=5"), 200))
 	if len(p.Assets) != 1 {
 		t.Fatalf("assets %+v", p)
 	}
@@ -50,7 +50,7 @@ func TestAuth(t *testing.T) {
 	must(t, b.get(t, "/sources/media", "Authorization", "Bearer global-token"), 401)
 	must(t, b.get(t, "/sources/media", "Authorization", "Bearer source-token"), 200)
 	must(t, b.get(t, "/t/source-token/sources/media/assets"), 200)
-	if l := decode[[]assets.SourceInfo](t, b.get(t, "/sources", "Authorization", "Bearer global-token")); len(l) != 0 {
+	if l := decode[[]assetsource.SourceInfo](t, b.get(t, "/sources", "Authorization", "Bearer global-token")); len(l) != 0 {
 		t.Fatalf("global token lists %+v", l)
 	}
 }
@@ -139,7 +139,7 @@ func TestPublicAndThumbnailURLs(t *testing.T) {
 		s.Assets.ThumbnailURL = "https://img.example/rs:{width}/plain/{url}?k={key}"
 	}})
 	a.scan(t)
-	p := decode[assets.Page](t, a.get(t, "/sources/media/assets"))
+	p := decode[assetsource.Page](t, a.get(t, "/sources/media/assets"))
 	if len(p.Assets) != 1 {
 		t.Fatalf("%+v", p)
 	}

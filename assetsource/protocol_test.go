@@ -1,4 +1,4 @@
-package assets_test
+package assetsource_test
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imgly/syncer/assets"
+	"github.com/imgly/syncer/assetsource"
 	"github.com/imgly/syncer/catalog"
 )
 
@@ -79,15 +79,15 @@ func want(entries []catalog.Entry, sortKey string, desc bool) []string {
 	return keys
 }
 
-func pageAll(t *testing.T, a *api, params url.Values, perPage int) ([]assets.Asset, uint64) {
+func pageAll(t *testing.T, a *api, params url.Values, perPage int) ([]assetsource.Asset, uint64) {
 	t.Helper()
-	var all []assets.Asset
+	var all []assetsource.Asset
 	var seq uint64
 	for page := 0; ; page++ {
 		params.Set("page", strconv.Itoa(page))
 		params.Set("perPage", strconv.Itoa(perPage))
 		r := a.get(t, "/sources/media/assets?"+params.Encode())
-		p := decode[assets.Page](t, r)
+		p := decode[assetsource.Page](t, r)
 		if p.CurrentPage != page {
 			t.Fatalf("currentPage %d, want %d", p.CurrentPage, page)
 		}
@@ -114,7 +114,7 @@ func pageAll(t *testing.T, a *api, params url.Values, perPage int) ([]assets.Ass
 	}
 }
 
-func keysOf(as []assets.Asset) []string {
+func keysOf(as []assetsource.Asset) []string {
 	out := make([]string, len(as))
 	for i, a := range as {
 		out[i] = a.Meta["key"].(string)
@@ -154,7 +154,7 @@ func testProtocol(t *testing.T, st *store) {
 
 	t.Run("manifest", func(t *testing.T) {
 		r := a.get(t, "/sources/media")
-		m := decode[assets.Manifest](t, r)
+		m := decode[assetsource.Manifest](t, r)
 		if m.ID != "media" || m.Name["en"] != "media" || m.CanAddAsset || m.CanRemoveAsset || m.Seq != lastSeq {
 			t.Fatalf("manifest %+v", m)
 		}
@@ -163,7 +163,7 @@ func testProtocol(t *testing.T, st *store) {
 				t.Errorf("supportedMimeTypes %v lacks %s", m.SupportedMimeTypes, mt)
 			}
 		}
-		list := decode[[]assets.SourceInfo](t, a.get(t, "/sources"))
+		list := decode[[]assetsource.SourceInfo](t, a.get(t, "/sources"))
 		if len(list) != 1 || list[0].ID != "media" {
 			t.Fatalf("sources %+v", list)
 		}
@@ -242,7 +242,7 @@ func testProtocol(t *testing.T, st *store) {
 		}
 		for _, as := range got {
 			key := as.Meta["key"].(string)
-			one := decode[assets.One](t, a.get(t, "/sources/media/assets/"+as.ID))
+			one := decode[assetsource.One](t, a.get(t, "/sources/media/assets/"+as.ID))
 			if one.ID != as.ID || one.Meta["key"] != key {
 				t.Fatalf("assets/%s: %+v", as.ID, one)
 			}
@@ -283,15 +283,15 @@ func testProtocol(t *testing.T, st *store) {
 			}
 		}
 		must(t, a.get(t, "/sources/media/assets?perPage=5000&whatever=1"), 200)
-		if p := decode[assets.Page](t, a.get(t, "/sources/media/assets?perPage=5000")); len(p.Assets) != len(fx) {
+		if p := decode[assetsource.Page](t, a.get(t, "/sources/media/assets?perPage=5000")); len(p.Assets) != len(fx) {
 			t.Fatalf("perPage capped: %d assets", len(p.Assets))
 		}
-		must(t, a.get(t, "/sources/media/assets/"+assets.AssetID("no/such.png")), 404)
+		must(t, a.get(t, "/sources/media/assets/"+assetsource.AssetID("no/such.png")), 404)
 		must(t, a.get(t, "/sources/media/assets/!!"), 400)
 		must(t, a.get(t, "/sources/nope"), 404)
 		must(t, a.get(t, "/sources/nope/assets"), 404)
 		// Beyond the last page: empty, no nextPage, total still exact.
-		p := decode[assets.Page](t, a.get(t, "/sources/media/assets?page=50&perPage=10"))
+		p := decode[assetsource.Page](t, a.get(t, "/sources/media/assets?page=50&perPage=10"))
 		if len(p.Assets) != 0 || p.NextPage != nil || p.Total != len(fx) {
 			t.Fatalf("past the end: %+v", p)
 		}
@@ -317,7 +317,7 @@ func testProtocol(t *testing.T, st *store) {
 			t.Fatalf("seq did not move: %s", r2.header.Get("X-Syncer-Seq"))
 		}
 		r3 := must(t, a.get(t, "/sources/media/assets?perPage=2"), 200)
-		if p := decode[assets.Page](t, r3); p.Assets[0].Meta["key"] != "zzz/late.png" {
+		if p := decode[assetsource.Page](t, r3); p.Assets[0].Meta["key"] != "zzz/late.png" {
 			t.Fatalf("new object not first: %v", keysOf(p.Assets))
 		}
 		_ = time.Second

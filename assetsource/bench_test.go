@@ -1,4 +1,4 @@
-package assets_test
+package assetsource_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imgly/syncer/assets"
+	"github.com/imgly/syncer/assetsource"
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/providers"
@@ -21,7 +21,7 @@ import (
 // objects; SYNCER_BENCH_OBJECTS to change) through the HTTP handler, and
 // reports each shape's p99. One object in 100 is named "needle-…".
 //
-//	go test -run '^$' -bench BenchmarkQueries -benchtime 200x ./assets/
+//	go test -run '^$' -bench BenchmarkQueries -benchtime 200x ./assetsource/
 func BenchmarkQueries(b *testing.B) {
 	n := 1_000_000
 	if v := os.Getenv("SYNCER_BENCH_OBJECTS"); v != "" {
@@ -61,7 +61,7 @@ func BenchmarkQueries(b *testing.B) {
 		b.Logf("%d objects committed in %v; catalog %d bytes (%.0f bytes/object)", n, build, fi.Size(), float64(fi.Size())/float64(n))
 	}
 	cfg := config.Source{ID: "big", Provider: "s3", Assets: config.Assets{URI: config.AssetURIPublic, PublicBaseURL: "https://cdn.example"}}
-	srv, err := assets.New(assets.Options{Sources: []assets.Source{{Config: cfg, Provider: benchProvider{}, Catalog: src}}, Open: true})
+	srv, err := assetsource.New(assetsource.Options{Sources: []assetsource.Source{{Config: cfg, Provider: benchProvider{}, Catalog: src}}, Open: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package assets_test
+package assetsource_test
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
-	"github.com/imgly/syncer/assets"
+	"github.com/imgly/syncer/assetsource"
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/testkit"
@@ -197,8 +197,8 @@ func serve(t *testing.T, st *store, o apiOpts) *api {
 		o.mutate(&cfg)
 	}
 	src := cat.Source(cfg.ID, st.p.Order()).Indexed(cfg.Assets.Index)
-	srv, err := assets.New(assets.Options{
-		Sources: []assets.Source{{Config: cfg, Provider: st.p, Catalog: src}},
+	srv, err := assetsource.New(assetsource.Options{
+		Sources: []assetsource.Source{{Config: cfg, Provider: st.p, Catalog: src}},
 		Open:    o.open,
 		Allowed: func(tok string) bool {
 			for _, x := range o.tokens {

@@ -1,4 +1,4 @@
-package assets_test
+package assetsource_test
 
 import (
 	"context"

@@ -6,7 +6,7 @@
 // Every answer is read from one catalog snapshot and carries the sequence
 // number it reflects (data.seq and X-Syncer-Seq): a client that received the
 // event with lastSeq N and then queries sees at least N.
-package assets
+package assetsource
 
 import (
 	"context"

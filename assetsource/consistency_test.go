@@ -1,4 +1,4 @@
-package assets_test
+package assetsource_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imgly/syncer/assets"
+	"github.com/imgly/syncer/assetsource"
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/events"
 	"github.com/imgly/syncer/internal/testkit"
@@ -87,14 +87,14 @@ func TestConsistencyWithEvents(t *testing.T) {
 		if err != nil || seq < e.Data.LastSeq {
 			t.Fatalf("event %d: lastSeq %d, query answered at seq %q", checked, e.Data.LastSeq, r.header.Get("X-Syncer-Seq"))
 		}
-		if p := decode[assets.Page](t, r); p.Seq != seq {
+		if p := decode[assetsource.Page](t, r); p.Seq != seq {
 			t.Fatalf("data.seq %d, header %d", p.Seq, seq)
 		}
 		for _, c := range e.Data.Changes {
 			if c.Op == "deleted" {
 				continue
 			}
-			must(t, do(t, "GET", base+"/sources/live/assets/"+assets.AssetID(c.Key)), 200)
+			must(t, do(t, "GET", base+"/sources/live/assets/"+assetsource.AssetID(c.Key)), 200)
 		}
 		checked++
 	}
