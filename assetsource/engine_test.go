@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/testkit"
+	"github.com/imgly/syncer/schedule"
 	"github.com/imgly/syncer/worker"
 )
 
@@ -58,8 +60,17 @@ func TestEngine(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; w.Close() })
-	if _, err := w.Scan(ctx, "media"); err != nil {
-		t.Fatal(err)
+	// Run scans every source at start; this scan may find that one still
+	// running, and waits for it to end.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		_, err := w.Scan(ctx, "media")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, schedule.ErrBusy) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the scan lock, with a deadline
 	}
 
 	ej, _ := json.Marshal(expect)

@@ -419,6 +419,7 @@ func (r *run) crashAckLost(i int) {
 	// The event in flight must be this put's alone: one published before
 	// the freeze would hold the publisher waiting for its ack.
 	r.h.waitPublished()
+	r.h.waitAcked()
 	r.h.proxy.freeze()
 	r.bucketPut(i, "", 10)
 	r.h.waitPublished()

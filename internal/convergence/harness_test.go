@@ -272,6 +272,28 @@ func (h *harness) waitPublished() {
 	}
 }
 
+// waitAcked waits until the running worker's publisher has had JetStream's
+// ack for everything committed. waitPublished sees an event in the stream
+// before its ack reaches the worker; freezing the NATS proxy in between
+// would hold that ack back and the publisher with it.
+func (h *harness) waitAcked() {
+	h.t.Helper()
+	end := time.Now().Add(deadline)
+	for {
+		st, err := h.w.Status(context.Background())
+		if err != nil {
+			h.t.Fatalf("status: %v", err)
+		}
+		if len(st.Sources) == 1 && st.Sources[0].PublishedSeq >= st.Sources[0].LastSeq {
+			return
+		}
+		if time.Now().After(end) {
+			h.t.Fatalf("published changes not acknowledged within %v: %+v", deadline, st.Sources)
+		}
+		time.Sleep(2 * time.Millisecond) // polling a condition, with a deadline
+	}
+}
+
 // reap lets a crashed incarnation's goroutines end in the background (a
 // publisher retrying an event on its closed connection gives up only at its
 // flush timeout); they can no longer reach the catalog or the stream. The
