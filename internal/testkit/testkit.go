@@ -5,7 +5,6 @@ package testkit
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -100,24 +99,11 @@ type NATS struct {
 // port, when not zero) storing in storeDir.
 func StartNATS(t testing.TB, storeDir string, port int) *NATS {
 	t.Helper()
-	if port == 0 {
-		port = -1
-	}
-	opts := &natsserver.Options{
-		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: storeDir,
-		NoLog: true, NoSigs: true,
-	}
-	s, err := natsserver.NewServer(opts)
-	if err != nil {
-		t.Fatalf("nats-server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	n := &NATS{Server: s, URL: s.ClientURL(), Port: s.Addr().(*net.TCPAddr).Port}
-	t.Cleanup(n.Shutdown)
-	return n
+	return StartNATSWith(t, storeDir, func(o *natsserver.Options) {
+		if port != 0 {
+			o.Port = port
+		}
+	}).NATS
 }
 
 // Shutdown stops the server and waits until it is down.
