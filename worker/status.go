@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/url"
@@ -158,11 +159,9 @@ func (w *Worker) counts(ctx context.Context, s *Source) (counts, error) {
 func (w *Worker) sourceStatus(ctx context.Context, s *Source) (SourceStatus, error) {
 	sc := s.Config
 	ss := SourceStatus{
-		ID: sc.ID, Provider: sc.Provider, Bucket: BucketOf(sc), Prefix: sc.Prefix,
+		// A kind without a bucket (local) shows where its objects are.
+		ID: sc.ID, Provider: sc.Provider, Bucket: cmp.Or(s.Kind.Bucket, s.Kind.Location), Prefix: sc.Prefix,
 		Notifications: []StatusNotification{},
-	}
-	if sc.Provider == "local" {
-		ss.Bucket = sc.Path
 	}
 	c, err := w.counts(ctx, s)
 	if err != nil {

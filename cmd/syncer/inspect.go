@@ -21,6 +21,7 @@ import (
 
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/providers/kinds"
 	"github.com/imgly/syncer/worker"
 )
 
@@ -233,7 +234,7 @@ func statusClient(path string, remote *remoteFlags) (*client, error) {
 	if path == "" {
 		return newClient("http://127.0.0.1:8080", remote.token), nil
 	}
-	cfg, err := config.Load(path)
+	cfg, err := config.LoadFor(path, kinds.All())
 	if err != nil {
 		return nil, err
 	}
