@@ -241,7 +241,7 @@ func TestErrorKinds(t *testing.T) {
 	}
 	_, err = dead.ListPage(ctx, "", "")
 	t.Logf("closed port: %v", err)
-	if !errors.Is(err, providers.ErrTransient) || !providers.Retryable(err) {
+	if !errors.Is(err, providers.ErrTransient) || !retryable(err) {
 		t.Errorf("list against a closed port: %v, want ErrTransient", err)
 	}
 	if err != nil && strings.Contains(err.Error(), "SECRETSIG") {
@@ -254,7 +254,7 @@ func TestErrorKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.ListPage(cctx, "", ""); !errors.Is(err, context.Canceled) || providers.Retryable(err) {
+	if _, err := p.ListPage(cctx, "", ""); !errors.Is(err, context.Canceled) || retryable(err) {
 		t.Errorf("cancelled listing: %v, want context.Canceled, not retryable", err)
 	}
 }
@@ -342,4 +342,9 @@ func (h harness) Denied(t *testing.T) map[string]providertest.Denied {
 func withContainer(az azure.Config, id, container string) azure.Config {
 	az.ID, az.Container = id, container
 	return az
+}
+
+// retryable reports whether err is of a kind a later attempt may cure.
+func retryable(err error) bool {
+	return errors.Is(err, providers.ErrThrottled) || errors.Is(err, providers.ErrTransient)
 }
