@@ -290,6 +290,13 @@ func (a *Assets) EffectiveTTL() time.Duration {
 	return a.TTL
 }
 
+// S3, GCS and Azure are the YAML shape of the kinds' blocks, kept in Source
+// so that the file decodes strictly and notify/<cloud> can read them. Their
+// meaning — validation, defaults, what the adapter does with them — is the
+// kind's own Config (providers/s3.Config, …), decoded by its Descriptor;
+// ParseFor writes its defaults back here. They go when notify/<cloud> moves
+// into providers/<cloud> and reads the typed Config instead.
+
 // S3 holds S3 and S3-compatible settings. Credentials come from the standard
 // AWS chain (environment, shared config, IRSA), never from this file.
 type S3 struct {
@@ -375,6 +382,11 @@ const (
 	DefaultSchedule       = "@every 5m"
 	DefaultCoalesceWindow = 250 * time.Millisecond
 	DefaultMaxChanges     = 500
+	// The notification apply path's stat budget (notify.*): 1000 stats a
+	// second, bursts of 200, 16 in flight.
+	DefaultStatRate        = 1000
+	DefaultStatBurst       = 200
+	DefaultStatConcurrency = 16
 )
 
 // Load reads, expands, decodes and validates the file at path, all but the
@@ -472,13 +484,13 @@ func (c *Config) setDefaults() {
 		c.Events.MaxChanges = DefaultMaxChanges
 	}
 	if c.Notify.StatRate == 0 {
-		c.Notify.StatRate = 1000
+		c.Notify.StatRate = DefaultStatRate
 	}
 	if c.Notify.StatBurst == 0 {
-		c.Notify.StatBurst = 200
+		c.Notify.StatBurst = DefaultStatBurst
 	}
 	if c.Notify.StatConcurrency == 0 {
-		c.Notify.StatConcurrency = 16
+		c.Notify.StatConcurrency = DefaultStatConcurrency
 	}
 	if c.Notify.VerifyAfter == 0 {
 		c.Notify.VerifyAfter = DefaultVerifyAfter
@@ -511,7 +523,10 @@ var (
 	streamRe        = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 )
 
-// Validate checks the configuration; each problem names its field.
+// Validate checks the configuration; each problem names its field. It does
+// not know the provider kinds: what only a kind can check (its settings,
+// which keys and transports it takes, the asset URI it can serve) ParseFor
+// checks, and the worker when it opens a source.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
