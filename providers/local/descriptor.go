@@ -34,10 +34,11 @@ func (c Config) SettleTime() time.Duration {
 }
 
 // Descriptor is the local provider kind: a directory, served by syncer
-// itself, without notifications.
+// itself, without notifications. "watch" (the directory watch's switch) is
+// listed so that config refuses it on other kinds; the watch reads it.
 func Descriptor() providers.Descriptor {
 	return providers.Descriptor{
-		Name: "local", Order: KeyOrder, Fields: []string{"path", "followSymlinks", "settle"},
+		Name: "local", Order: KeyOrder, Fields: []string{"path", "followSymlinks", "settle", "watch"},
 		Configure: configure,
 	}
 }
