@@ -97,3 +97,19 @@ func TestOpenRefusesAnotherKeyOrder(t *testing.T) {
 		}
 	}
 }
+
+// A Source built in code is checked by its kind when the worker opens it:
+// an unknown kind lists the known ones, a kind's missing field is named.
+func TestOpenChecksTheKind(t *testing.T) {
+	n := testkit.StartNATS(t, t.TempDir(), 0)
+	for src, want := range map[*config.Source]string{
+		{ID: "f", Provider: "ftp", Schedule: "@every 1h"}: `sources[0].provider: "ftp" is not one of s3, gcs, azure, local`,
+		{ID: "b", Provider: "s3", Schedule: "@every 1h"}:  "sources[0].bucket: is required for provider s3",
+	} {
+		cfg := kindTestConfig(t, n, t.TempDir(), *src)
+		w, err := New(context.Background(), cfg, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err == nil || w != nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New with %+v: %v, want %q", *src, err, want)
+		}
+	}
+}
