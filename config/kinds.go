@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"reflect"
@@ -39,7 +40,9 @@ func (s *Source) Spec(field string) (providers.Spec, error) {
 	return providers.Spec{ID: s.ID, Field: field, Prefix: s.Prefix, Node: &n, Lines: s.node}, nil
 }
 
-// Configure returns the source configured by its kind.
+// Configure returns the source's kind and the source as that kind
+// configured it; field names the source in errors ("sources[2]"). An unknown
+// kind returns a zero Descriptor and an error listing the known ones.
 func (s *Source) Configure(kinds *providers.Registry, field string) (providers.Descriptor, providers.Configured, error) {
 	d, err := kinds.Kind(s.Provider)
 	if err != nil {
@@ -61,11 +64,10 @@ func (c *Config) resolveKinds(kinds *providers.Registry) error {
 		s := &c.Sources[i]
 		f := fmt.Sprintf("sources[%d]", i)
 		d, got, err := s.Configure(kinds, f)
-		if d.Name == "" {
-			errs = append(errs, err)
-			continue
-		}
 		errs = append(errs, err)
+		if d.Name == "" {
+			continue // not a known kind: nothing to check it against
+		}
 		if err == nil && d.Block != "" {
 			// The kind's defaults (s3.region) show in the Source too.
 			if err := mirror(s, d.Block, got.Settings); err != nil {
@@ -94,7 +96,7 @@ func (s *Source) checkOwnKeys(f string, d providers.Descriptor, kinds *providers
 	for _, t := range setKeys(reflect.ValueOf(s.Notifications)) {
 		if !d.Offers(t) {
 			offers := kinds.ListWhere("or", func(k providers.Descriptor) bool { return k.Offers(t) })
-			errs = append(errs, fmt.Errorf("%s.notifications.%s: applies to provider %s, not %q", f, t, cmpOr(offers, "none"), s.Provider))
+			errs = append(errs, fmt.Errorf("%s.notifications.%s: applies to provider %s, not %q", f, t, cmp.Or(offers, "none"), s.Provider))
 		}
 	}
 	return errs
@@ -115,13 +117,6 @@ func (s *Source) checkAssetsKind(f string, d providers.Descriptor, kinds *provid
 		}
 	}
 	return nil
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // setKeys returns the yaml keys of v's fields that are set (not zero).
