@@ -114,6 +114,17 @@ func KindOf(err error) string {
 	return KindOther
 }
 
+// KindErr returns the kind err is of (ErrBucketNotFound, ErrPermission, …),
+// tested in KindOf's order; nil for an error of none.
+func KindErr(err error) error {
+	for _, k := range kindNames {
+		if errors.Is(err, k.kind) {
+			return k.kind
+		}
+	}
+	return nil
+}
+
 // KindNames are every name KindOf returns for an error, for metric series
 // that exist from the start.
 func KindNames() []string {

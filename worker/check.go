@@ -110,12 +110,8 @@ func short(err error) error {
 		api  smithy.APIError
 		re   *azcore.ResponseError
 	)
-	for _, k := range []error{providers.ErrBucketNotFound, providers.ErrNotFound, providers.ErrPermission,
-		providers.ErrThrottled, providers.ErrTransient, providers.ErrInvalidArguments} {
-		if errors.Is(err, k) {
-			kind = k.Error() + ": "
-			break
-		}
+	if k := providers.KindErr(err); k != nil {
+		kind = k.Error() + ": "
 	}
 	switch st, isGRPC := status.FromError(err); {
 	case errors.As(err, &api):
