@@ -47,7 +47,7 @@ func newS3(t *testing.T) *store {
 	srv.CreateBucket(t, "media")
 	cfg := srv.SourceConfig("media", "media")
 	cfg.Assets.Index = true // S3 and local answer from the indexes, GCS and Azure by a pass: the same suite covers both
-	p, err := s3.New(context.Background(), cfg)
+	p, err := s3.New(context.Background(), srv.ProviderConfig("media"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func newGCS(t *testing.T) *store {
 	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
 	cfg := config.Source{ID: "media", Provider: "gcs", Bucket: "media"}
 	ctx := context.Background()
-	p, err := gcs.New(ctx, cfg, gcs.WithURLSigningKey("test@example.iam.gserviceaccount.com", pemKey))
+	p, err := gcs.New(ctx, gcs.Config{ID: cfg.ID, Bucket: cfg.Bucket}, gcs.WithURLSigningKey("test@example.iam.gserviceaccount.com", pemKey))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func newAzure(t *testing.T) *store {
 	// Account name and key: the SAS is signed with the key.
 	cfg := config.Source{ID: "media", Provider: "azure", Container: name,
 		Azure: config.Azure{AccountURL: endpoint, AccountName: devAccount, AccountKey: devKey}}
-	p, err := azure.New(ctx, cfg)
+	p, err := azure.New(ctx, azure.Config{ID: cfg.ID, Container: cfg.Container, AccountURL: endpoint, AccountName: devAccount, AccountKey: devKey})
 	if err != nil {
 		t.Fatal(err)
 	}

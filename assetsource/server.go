@@ -106,7 +106,8 @@ func New(opts Options) (*Server, error) {
 		if src.Config.Assets.Disabled {
 			continue
 		}
-		src.Config.Assets.URI = src.Config.Assets.Mode(src.Config.Provider)
+		_, presigns := providers.Capability[providers.URLSigner](src.Provider)
+		src.Config.Assets.URI = src.Config.Assets.Mode(presigns)
 		src.Config.Assets.TTL = src.Config.Assets.EffectiveTTL()
 		sv := &served{Source: src}
 		for _, t := range src.Config.Assets.Tokens {

@@ -1,7 +1,8 @@
 package config
 
 import (
-	"encoding/base64"
+	"github.com/imgly/syncer/providers"
+
 	"fmt"
 	"net"
 	"net/url"
@@ -25,56 +26,6 @@ func checkListen(v string) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", v, port)
-	}
-	return nil
-}
-
-// redact shows a URL for an error without what may be a secret: the user
-// information (user:password@) and the query (an Azure SAS, a token).
-// It works on the raw text, so it also redacts what url.Parse rejects.
-func redact(raw string) string {
-	s := raw
-	if i := strings.IndexAny(s, "?#"); i >= 0 {
-		s = s[:i] + "?…"
-	}
-	rest := s
-	scheme := ""
-	if i := strings.Index(s, "://"); i >= 0 {
-		scheme, rest = s[:i+3], s[i+3:]
-	}
-	end := strings.IndexByte(rest, '/')
-	if end < 0 {
-		end = len(rest)
-	}
-	if at := strings.LastIndexByte(rest[:end], '@'); at >= 0 {
-		rest = rest[at+1:]
-	}
-	return strconv.Quote(scheme + rest)
-}
-
-// checkHTTPURL checks an absolute http(s) URL with a host.
-func checkHTTPURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil && !strings.Contains(raw, "://") {
-		return fmt.Errorf("%s is not an absolute URL; write it with http:// or https://", redact(raw))
-	}
-	if err != nil {
-		// url's error quotes the URL; say what failed without it.
-		return fmt.Errorf("%s is not a valid URL", redact(raw))
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		if u.Scheme == "" || u.Opaque != "" {
-			return fmt.Errorf("%s is not an absolute URL; write it with http:// or https://", redact(raw))
-		}
-		return fmt.Errorf("%s: scheme %q is not http or https", redact(raw), u.Scheme)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("%s has no host", redact(raw))
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n > 65535 {
-			return fmt.Errorf("%s: port %q is not a number from 0 to 65535", redact(raw), p)
-		}
 	}
 	return nil
 }
@@ -129,49 +80,6 @@ func checkHostPort(v string) error {
 	return nil
 }
 
-// checkConnectionString applies the rules azblob and azqueue apply when
-// they build a client from a connection string (service is "Blob" or
-// "Queue"), so that `config check` fails where `run` would. Errors name
-// the parts, never their values: the string holds the account key.
-func checkConnectionString(cs, service string) error {
-	parts := map[string]string{}
-	for _, p := range strings.Split(strings.TrimRight(cs, ";"), ";") {
-		k, v, ok := strings.Cut(p, "=")
-		if !ok {
-			return fmt.Errorf("is not a connection string: each ;-separated part must be Name=value")
-		}
-		parts[k] = v
-	}
-	if parts["UseDevelopmentStorage"] != "" {
-		return fmt.Errorf("UseDevelopmentStorage is not supported by the Azure SDK for Go; give AccountName, AccountKey and %sEndpoint", service)
-	}
-	ep, hasEP := parts[service+"Endpoint"]
-	name, hasName := parts["AccountName"]
-	if !hasEP && !hasName {
-		return fmt.Errorf("needs AccountName or %sEndpoint", service)
-	}
-	if hasEP {
-		if err := checkHTTPURL(ep); err != nil {
-			return fmt.Errorf("%sEndpoint: %w", service, err)
-		}
-	}
-	key, hasKey := parts["AccountKey"]
-	_, hasSAS := parts["SharedAccessSignature"]
-	switch {
-	case hasName && hasKey:
-		if name == "" {
-			return fmt.Errorf("AccountName is empty")
-		}
-		if _, err := base64.StdEncoding.DecodeString(key); err != nil {
-			return fmt.Errorf("AccountKey is not valid base64")
-		}
-	case hasSAS:
-	default:
-		return fmt.Errorf("needs AccountName with AccountKey, or SharedAccessSignature")
-	}
-	return nil
-}
-
 // checkQueueName applies Azure Storage Queue naming rules (as
 // notify/azure's consumer does at start-up).
 func checkQueueName(n string) error {
@@ -184,4 +92,12 @@ func checkQueueName(n string) error {
 		}
 	}
 	return nil
+}
+
+func redact(raw string) string { return providers.RedactURL(raw) }
+
+func checkHTTPURL(raw string) error { return providers.CheckHTTPURL(raw) }
+
+func checkConnectionString(cs, service string) error {
+	return providers.CheckConnectionString(cs, service)
 }

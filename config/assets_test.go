@@ -8,7 +8,7 @@ import (
 
 func TestAssetsConfig(t *testing.T) {
 	env := func(string) (string, bool) { return "", false }
-	cfg, err := Parse([]byte(`
+	cfg, err := parseAll([]byte(`
 nats: {url: embedded}
 http: {publicURL: "https://syncer.example.com", cors: {allowedOrigins: ["https://a.example", "*"]}}
 sources:
@@ -40,7 +40,7 @@ sources:
 		{`{id: s, provider: s3, bucket: b, assets: {tokens: [""]}}`, "sources[0].assets.tokens[0]"},
 		{`{id: s, provider: s3, bucket: b, assets: {colour: red}}`, "colour"},
 	} {
-		_, err := Parse([]byte("nats: {url: embedded}\nsources:\n  - "+c.yaml+"\n"), env)
+		_, err := parseAll([]byte("nats: {url: embedded}\nsources:\n  - "+c.yaml+"\n"), env)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one naming %q", c.yaml, err, c.want)
 		}
@@ -50,7 +50,7 @@ sources:
 		{`http: {cors: {allowedOrigins: ["https://a.example/path"]}}`, "http.cors.allowedOrigins[0]"},
 		{`http: {cors: {allowedOrigins: ["a.example"]}}`, "http.cors.allowedOrigins[0]"},
 	} {
-		_, err := Parse([]byte("nats: {url: embedded}\n"+c.yaml+"\n"), env)
+		_, err := parseAll([]byte("nats: {url: embedded}\n"+c.yaml+"\n"), env)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one naming %q", c.yaml, err, c.want)
 		}

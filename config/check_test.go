@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imgly/syncer/providers/local"
 )
 
 // Type errors name the field path and the line, as unknown keys do, and
@@ -260,7 +262,7 @@ func TestValidationErrorsHideVariableValues(t *testing.T) {
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	doc := "nats: {url: embedded, stream: ${STREAM}}\nlog: {level: ${LEVEL}}\nhttp: {listen: ${LISTEN}}\n" +
 		"sources:\n  - {id: a, provider: local, path: /tmp/x, schedule: \"${SCHED}\"}\n"
-	_, err := Parse([]byte(doc), lookup)
+	_, err := parseAll([]byte(doc), lookup)
 	if err == nil {
 		t.Fatal("Parse accepted invalid values")
 	}
@@ -273,7 +275,7 @@ func TestValidationErrorsHideVariableValues(t *testing.T) {
 		}
 	}
 	// A value written in the file is shown as it is: it is no secret.
-	_, err = Parse([]byte("nats: {url: embedded}\nlog: {level: loud}\n"), lookup)
+	_, err = parseAll([]byte("nats: {url: embedded}\nlog: {level: loud}\n"), lookup)
 	if err == nil || !strings.Contains(err.Error(), `"loud"`) {
 		t.Errorf("error %v should quote the value written in the file", err)
 	}
@@ -281,14 +283,14 @@ func TestValidationErrorsHideVariableValues(t *testing.T) {
 
 func TestSettle(t *testing.T) {
 	none := func(string) (string, bool) { return "", false }
-	cfg, err := Parse([]byte("nats: {url: embedded}\nsources:\n  - {id: a, provider: local, path: /x}\n  - {id: b, provider: local, path: /y, settle: 0s}\n"), none)
+	cfg, err := parseAll([]byte("nats: {url: embedded}\nsources:\n  - {id: a, provider: local, path: /x}\n  - {id: b, provider: local, path: /y, settle: 0s}\n"), none)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.Sources[0].SettleTime(); got != DefaultSettle {
-		t.Errorf("unset settle = %v, want %v", got, DefaultSettle)
+	if got := settleOf(t, &cfg.Sources[0]); got != local.DefaultSettle {
+		t.Errorf("unset settle = %v, want %v", got, local.DefaultSettle)
 	}
-	if got := cfg.Sources[1].SettleTime(); got != 0 {
+	if got := settleOf(t, &cfg.Sources[1]); got != time.Duration(0) {
 		t.Errorf("settle: 0s = %v, want 0", got)
 	}
 	for doc, want := range map[string]string{
@@ -296,7 +298,7 @@ func TestSettle(t *testing.T) {
 		"  - {id: a, provider: s3, bucket: b, settle: 1s}\n":    `sources[0].settle: applies to provider local, not "s3"`,
 		"  - {id: a, provider: local, path: /x, settle: 2h}\n":  "sources[0].settle: 2h0m0s is not from 0 to 1h",
 	} {
-		_, err := Parse([]byte("nats: {url: embedded}\nsources:\n"+doc), none)
+		_, err := parseAll([]byte("nats: {url: embedded}\nsources:\n"+doc), none)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", doc, err, want)
 		}

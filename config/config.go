@@ -4,7 +4,6 @@
 package config
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	neturl "net/url"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/imgly/syncer/providers"
 )
 
 // Config is the whole file.
@@ -179,13 +180,17 @@ type Source struct {
 	FollowSymlinks bool `yaml:"followSymlinks"`
 	// Settle (local provider) is how long a file must stay unchanged before
 	// a scan announces it, so that a file still being written is announced
-	// once, complete. Unset: DefaultSettle; 0 announces files as soon as a
-	// scan sees them.
+	// once, complete. Unset: local.DefaultSettle; 0 announces files as soon
+	// as a scan sees them.
 	Settle *time.Duration `yaml:"settle"`
 
 	// Guard is the mass-deletion guard: a scan that would delete more than
 	// it allows applies its additions and modifications, not its deletions.
 	Guard Guard `yaml:"guard"`
+
+	// node is the source's mapping as parsed, for line numbers in the
+	// kinds' errors; nil for a Source built in code.
+	node *yaml.Node
 }
 
 // DefaultMaxDeletePercent is guard.maxDeletePercent when unset.
@@ -263,14 +268,15 @@ const (
 	MaxAssetTTL = 7 * 24 * time.Hour
 )
 
-// Mode is URI, or its default for provider when unset.
-func (a *Assets) Mode(provider string) string {
+// Mode is URI, or its default when unset: "public" with a PublicBaseURL,
+// else "presign" for a store that signs URLs, else "serve".
+func (a *Assets) Mode(presigns bool) string {
 	switch {
 	case a.URI != "":
 		return a.URI
 	case a.PublicBaseURL != "":
 		return AssetURIPublic
-	case provider == "local":
+	case !presigns:
 		return AssetURIServe
 	}
 	return AssetURIPresign
@@ -283,6 +289,13 @@ func (a *Assets) EffectiveTTL() time.Duration {
 	}
 	return a.TTL
 }
+
+// S3, GCS and Azure are the YAML shape of the kinds' blocks, kept in Source
+// so that the file decodes strictly and notify/<cloud> can read them. Their
+// meaning — validation, defaults, what the adapter does with them — is the
+// kind's own Config (providers/s3.Config, …), decoded by its Descriptor;
+// ParseFor writes its defaults back here. They go when notify/<cloud> moves
+// into providers/<cloud> and reads the typed Config instead.
 
 // S3 holds S3 and S3-compatible settings. Credentials come from the standard
 // AWS chain (environment, shared config, IRSA), never from this file.
@@ -369,29 +382,46 @@ const (
 	DefaultSchedule       = "@every 5m"
 	DefaultCoalesceWindow = 250 * time.Millisecond
 	DefaultMaxChanges     = 500
+	// The notification apply path's stat budget (notify.*): 1000 stats a
+	// second, bursts of 200, 16 in flight.
+	DefaultStatRate        = 1000
+	DefaultStatBurst       = 200
+	DefaultStatConcurrency = 16
 )
 
-// Load reads, expands, decodes and validates the file at path.
-func Load(path string) (*Config, error) {
+// Load reads, expands, decodes and validates the file at path, all but the
+// provider kinds' own settings (see LoadFor).
+func Load(path string) (*Config, error) { return load(path, nil) }
+
+func load(path string, kinds *providers.Registry) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	cfg, err := Parse(data, os.LookupEnv)
+	cfg, err := parseWith(data, os.LookupEnv, kinds)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
 }
 
-// Parse decodes and validates a configuration. lookup resolves ${VAR}.
+// Parse decodes and validates a configuration, all but the provider kinds'
+// own settings (see ParseFor). lookup resolves ${VAR}.
 func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	return parseWith(data, lookup, nil)
+}
+
+func parseWith(data []byte, lookup func(string) (string, bool), kinds *providers.Registry) (*Config, error) {
 	cfg, r, err := decode(data, lookup)
 	if err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
-	return cfg, r.hide(cfg.Validate())
+	var kerr error
+	if kinds != nil {
+		kerr = cfg.resolveKinds(kinds)
+	}
+	return cfg, r.hide(errors.Join(kerr, cfg.Validate()))
 }
 
 // decode parses, expands and decodes data without defaults or validation.
@@ -414,6 +444,12 @@ func decode(data []byte, lookup func(string) (string, bool)) (*Config, *refs, er
 		}
 		if err := root.Decode(cfg); err != nil {
 			return nil, nil, scrub(err)
+		}
+		// Each source keeps its node: the kinds' errors name lines.
+		if seq := providers.Find(&root, "sources"); seq != nil && len(seq.Content) == len(cfg.Sources) {
+			for i, n := range seq.Content {
+				cfg.Sources[i].node = n
+			}
 		}
 	}
 	return cfg, r, nil
@@ -448,13 +484,13 @@ func (c *Config) setDefaults() {
 		c.Events.MaxChanges = DefaultMaxChanges
 	}
 	if c.Notify.StatRate == 0 {
-		c.Notify.StatRate = 1000
+		c.Notify.StatRate = DefaultStatRate
 	}
 	if c.Notify.StatBurst == 0 {
-		c.Notify.StatBurst = 200
+		c.Notify.StatBurst = DefaultStatBurst
 	}
 	if c.Notify.StatConcurrency == 0 {
-		c.Notify.StatConcurrency = 16
+		c.Notify.StatConcurrency = DefaultStatConcurrency
 	}
 	if c.Notify.VerifyAfter == 0 {
 		c.Notify.VerifyAfter = DefaultVerifyAfter
@@ -475,10 +511,8 @@ func (c *Config) setDefaults() {
 			s.Guard.MaxDeletePercent = &p
 		}
 		s.Assets.TTL = s.Assets.EffectiveTTL()
-		s.Assets.URI = s.Assets.Mode(s.Provider)
-		if s.Provider == "s3" && s.S3.Region == "" {
-			s.S3.Region = "us-east-1"
-		}
+		// assets.uri and the kinds' own defaults (s3.region) are their
+		// kind's to set: see resolveKinds.
 	}
 }
 
@@ -489,7 +523,10 @@ var (
 	streamRe        = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 )
 
-// Validate checks the configuration; each problem names its field.
+// Validate checks the configuration; each problem names its field. It does
+// not know the provider kinds: what only a kind can check (its settings,
+// which keys and transports it takes, the asset URI it can serve) ParseFor
+// checks, and the worker when it opens a source.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
@@ -594,59 +631,16 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validateProvider checks the notification blocks; the kind's own
+// settings, and which blocks it offers, are its kind's (resolveKinds).
 func (s *Source) validateProvider(f string, bad func(field, format string, args ...any)) {
 	n := &s.Notifications
-	switch s.Provider {
-	case "":
-		bad(f+".provider", "is required (s3, gcs, azure or local)")
-	case "local":
-		if s.Path == "" {
-			bad(f+".path", "is required for provider local")
-		}
-	case "s3":
-		if s.Bucket == "" {
-			bad(f+".bucket", "is required for provider s3")
-		}
-	case "gcs":
-		if s.Bucket == "" {
-			bad(f+".bucket", "is required for provider gcs")
-		}
-	case "azure":
-		if s.Container == "" {
-			bad(f+".container", "is required for provider azure")
-		}
-		a := &s.Azure
-		if a.ConnectionString == "" && a.AccountURL == "" {
-			bad(f+".azure.accountURL", "is required unless azure.connectionString is set")
-		}
-		if a.AccountKey != "" && a.AccountName == "" {
-			bad(f+".azure.accountName", "is required with azure.accountKey")
-		}
-	default:
-		bad(f+".provider", "%q is not one of s3, gcs, azure, local", s.Provider)
-	}
 	url := func(field, v string) {
 		if v == "" {
 			return
 		}
 		if err := checkHTTPURL(v); err != nil {
 			bad(f+"."+field, "%v", err)
-		}
-	}
-	url("s3.endpoint", s.S3.Endpoint)
-	url("gcs.endpoint", s.GCS.Endpoint)
-	url("azure.accountURL", s.Azure.AccountURL)
-	if s.Provider == "azure" {
-		a := &s.Azure
-		if a.ConnectionString != "" {
-			if err := checkConnectionString(a.ConnectionString, "Blob"); err != nil {
-				bad(f+".azure.connectionString", "%v", err)
-			}
-		}
-		if a.AccountKey != "" {
-			if _, err := base64.StdEncoding.DecodeString(a.AccountKey); err != nil {
-				bad(f+".azure.accountKey", "is not valid base64 (copy it whole from the storage account's access keys)")
-			}
 		}
 	}
 	if q := n.SQS; q != nil {
@@ -667,19 +661,9 @@ func (s *Source) validateProvider(f string, bad func(field, format string, args 
 			bad(f+".notifications.pubsub.endpoint", "%v", err)
 		}
 	}
-	if sq := n.StorageQueue; sq != nil && s.Provider == "azure" {
+	if n.StorageQueue != nil {
 		s.validateStorageQueue(f+".notifications.storageQueue", bad)
 	}
-	only := func(field, provider string, set bool) {
-		if set && s.Provider != provider {
-			bad(f+"."+field, "applies to provider %s, not %q", provider, s.Provider)
-		}
-	}
-	only("notifications.sqs", "s3", n.SQS != nil)
-	only("notifications.webhook", "s3", n.Webhook != nil)
-	only("notifications.pubsub", "gcs", n.PubSub != nil)
-	only("notifications.storageQueue", "azure", n.StorageQueue != nil)
-	only("notifications.eventGrid", "azure", n.EventGrid != nil)
 	if n.SQS != nil && n.SQS.QueueURL == "" {
 		bad(f+".notifications.sqs.queueURL", "is required")
 	}
@@ -769,19 +753,6 @@ func derivesQueueURL(blobURL string) bool {
 	return ok && acct != "" && strings.HasPrefix(rest, "blob.")
 }
 
-// DefaultSettle is a local source's settle time when unset: long enough for a
-// copy or an upload widget to finish writing a typical asset, short enough
-// for an editor user dropping files into a directory.
-const DefaultSettle = time.Second
-
-// SettleTime is the local provider's settle time (see Source.Settle).
-func (s *Source) SettleTime() time.Duration {
-	if s.Settle == nil {
-		return DefaultSettle
-	}
-	return *s.Settle
-}
-
 // MaxRequestTimeout is the longest requestTimeout accepted: a longer one
 // would let a stalled store hold a source for most of an hour.
 const MaxRequestTimeout = time.Hour
@@ -793,17 +764,6 @@ func (s *Source) validateCalls(f string, bad func(field, format string, args ...
 		bad(f+".requestTimeout", "must not be negative (0 for the default, 30s)")
 	case s.RequestTimeout > MaxRequestTimeout:
 		bad(f+".requestTimeout", "%s is longer than %s", s.RequestTimeout, MaxRequestTimeout)
-	}
-	if s.FollowSymlinks && s.Provider != "local" {
-		bad(f+".followSymlinks", "applies to provider local, not %q", s.Provider)
-	}
-	if s.Settle != nil {
-		switch {
-		case s.Provider != "local":
-			bad(f+".settle", "applies to provider local, not %q", s.Provider)
-		case *s.Settle < 0 || *s.Settle > time.Hour:
-			bad(f+".settle", "%s is not from 0 to 1h", *s.Settle)
-		}
 	}
 	if p := s.Guard.Percent(); p < 0 || p > 100 {
 		bad(f+".guard.maxDeletePercent", "%d is not from 0 to 100", p)
@@ -887,18 +847,12 @@ func checkReadable(path string) error {
 func (s *Source) validateAssets(f string, bad func(field, format string, args ...any)) {
 	a := &s.Assets
 	f += ".assets"
-	switch a.Mode(s.Provider) {
-	case AssetURIPresign:
-		if s.Provider == "local" {
-			bad(f+".uri", `"presign" applies to s3, gcs and azure; a local source is served by syncer ("serve") or from publicBaseURL ("public")`)
-		}
+	// Whether presign or serve suits the kind is the kind's (checkAssetsKind).
+	switch a.URI {
+	case "", AssetURIPresign, AssetURIServe:
 	case AssetURIPublic:
 		if a.PublicBaseURL == "" {
 			bad(f+".publicBaseURL", `is required with uri "public"`)
-		}
-	case AssetURIServe:
-		if s.Provider != "local" {
-			bad(f+".uri", `"serve" applies to local sources, not %q (use "presign" or "public")`, s.Provider)
 		}
 	default:
 		bad(f+".uri", "%q is not one of presign, public, serve", a.URI)

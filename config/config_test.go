@@ -30,7 +30,7 @@ func withNATS(doc string) string {
 func parse(t *testing.T, doc string, vars map[string]string) *Config {
 	t.Helper()
 	doc = withNATS(doc)
-	cfg, err := Parse([]byte(doc), env(vars))
+	cfg, err := parseAll([]byte(doc), env(vars))
 	if err != nil {
 		t.Fatalf("Parse:\n%s\nerr: %v", doc, err)
 	}
@@ -41,7 +41,7 @@ func parse(t *testing.T, doc string, vars map[string]string) *Config {
 func parseErr(t *testing.T, doc string, vars map[string]string, want ...string) error {
 	t.Helper()
 	doc = withNATS(doc)
-	_, err := Parse([]byte(doc), env(vars))
+	_, err := parseAll([]byte(doc), env(vars))
 	if err == nil {
 		t.Fatalf("Parse accepted:\n%s", doc)
 	}
@@ -99,7 +99,7 @@ func TestIssueExample(t *testing.T) {
 func TestNATSURLRequired(t *testing.T) {
 	for _, doc := range []string{"", "\n", "# only a comment\n", "{}\n", "nats: {stream: S}\n",
 		"sources:\n  - {id: a, provider: local, path: /p}\n", "nats: {url: \"\"}\n"} {
-		_, err := Parse([]byte(doc), env(nil))
+		_, err := parseAll([]byte(doc), env(nil))
 		if err == nil || !strings.Contains(err.Error(), "nats.url: is required") || !strings.Contains(err.Error(), "embedded") {
 			t.Errorf("Parse(%q) = %v, want nats.url required", doc, err)
 		}
@@ -466,25 +466,25 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(p, []byte("nats: {url: embedded}\nsources:\n  - {id: a, provider: local, path: /p}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load(p)
+	cfg, err := loadAll(p)
 	if err != nil || len(cfg.Sources) != 1 {
 		t.Fatalf("Load = %+v, %v", cfg, err)
 	}
-	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil {
+	if _, err := loadAll(filepath.Join(dir, "missing.yaml")); err == nil {
 		t.Fatal("Load of a missing file succeeded")
 	}
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("sources:\n  - {id: a, provider: s3}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(bad); err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "sources[0].bucket") {
+	if _, err := loadAll(bad); err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "sources[0].bucket") {
 		t.Fatalf("Load(bad) err = %v, want the path and the field", err)
 	}
 }
 
 func TestMalformedYAML(t *testing.T) {
 	for _, doc := range []string{"sources: [\n", "nats: {url: a\n", "\tnats: x\n", "sources: 5\n", "nats: [a, b]\n"} {
-		if _, err := Parse([]byte(doc), env(nil)); err == nil {
+		if _, err := parseAll([]byte(doc), env(nil)); err == nil {
 			t.Errorf("Parse(%q) succeeded", doc)
 		}
 	}
@@ -493,7 +493,7 @@ func TestMalformedYAML(t *testing.T) {
 func TestQuotedWholeReferenceTakesTheValuesType(t *testing.T) {
 	env := map[string]string{"PS": "true", "N": "7", "B": "0123"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	cfg, err := Parse([]byte(`
+	cfg, err := parseAll([]byte(`
 nats: {url: embedded}
 events: {maxChanges: "${N}"}
 sources:

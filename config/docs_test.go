@@ -58,7 +58,7 @@ func loadSnippet(s docSnippet) error {
 	if strings.HasPrefix(strings.TrimSpace(text), "# fragment") && !topLevelNATS.MatchString(text) {
 		text += "nats: {url: embedded}\n"
 	}
-	_, err := Parse([]byte(text), docVars)
+	_, err := parseAll([]byte(text), docVars)
 	return err
 }
 

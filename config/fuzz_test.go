@@ -129,8 +129,8 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := Parse(data, fuzzLookup)
-		cfg2, err2 := Parse(data, fuzzLookup)
+		cfg, err := parseAll(data, fuzzLookup)
+		cfg2, err2 := parseAll(data, fuzzLookup)
 		if errText(err) != errText(err2) || !reflect.DeepEqual(cfg, cfg2) {
 			t.Fatalf("Parse is not deterministic:\n%v\n%v", err, err2)
 		}

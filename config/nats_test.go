@@ -68,7 +68,7 @@ func TestNATSSecurityOptionsAreValidated(t *testing.T) {
 		{"nats: {url: embedded, password: hunter2}", []string{"nats.password", "needs nats.user"}},
 		{"nats: {url: embedded, token: tok, user: u, password: p}", []string{"nats.user", "cannot be combined with nats.token"}},
 	} {
-		_, err := Parse([]byte(tc.doc), env(nil))
+		_, err := parseAll([]byte(tc.doc), env(nil))
 		if err == nil {
 			t.Errorf("%s: loaded", tc.doc)
 			continue
@@ -84,7 +84,7 @@ func TestNATSSecurityOptionsAreValidated(t *testing.T) {
 // Secrets from the environment never appear in a validation error.
 func TestNATSSecretsStayOutOfErrors(t *testing.T) {
 	doc := "nats: {url: embedded, token: ${TOK}, user: u, password: ${PW}, replicas: 9}\n"
-	_, err := Parse([]byte(doc), env(map[string]string{"TOK": "tok-SECRET-1", "PW": "pw-SECRET-2"}))
+	_, err := parseAll([]byte(doc), env(map[string]string{"TOK": "tok-SECRET-1", "PW": "pw-SECRET-2"}))
 	if err == nil {
 		t.Fatal("loaded")
 	}

@@ -73,3 +73,64 @@ func AsNotListing(err error) error {
 	}
 	return nil
 }
+
+// Kind names, as reports show them: /status's lastError.kind and the kind
+// label of syncer_scan_errors_total.
+const (
+	KindBucketNotFound   = "bucket_not_found"
+	KindPermission       = "permission_denied"
+	KindThrottled        = "throttled"
+	KindTransient        = "transient"
+	KindInvalidArguments = "invalid_arguments"
+	KindNotFound         = "not_found"
+	// KindOther is an error of none of the kinds (a bug, a catalog error).
+	KindOther = "other"
+)
+
+// kindNames maps each kind to its name, in the order KindOf tests them: a
+// missing bucket is also "not found", and says more.
+var kindNames = []struct {
+	kind error
+	name string
+}{
+	{ErrBucketNotFound, KindBucketNotFound},
+	{ErrPermission, KindPermission},
+	{ErrThrottled, KindThrottled},
+	{ErrTransient, KindTransient},
+	{ErrInvalidArguments, KindInvalidArguments},
+	{ErrNotFound, KindNotFound},
+}
+
+// KindOf names err's kind: one of the Kind constants, "" for nil.
+func KindOf(err error) string {
+	if err == nil {
+		return ""
+	}
+	for _, k := range kindNames {
+		if errors.Is(err, k.kind) {
+			return k.name
+		}
+	}
+	return KindOther
+}
+
+// KindErr returns the kind err is of (ErrBucketNotFound, ErrPermission, …),
+// tested in KindOf's order; nil for an error of none.
+func KindErr(err error) error {
+	for _, k := range kindNames {
+		if errors.Is(err, k.kind) {
+			return k.kind
+		}
+	}
+	return nil
+}
+
+// KindNames are every name KindOf returns for an error, for metric series
+// that exist from the start.
+func KindNames() []string {
+	names := make([]string, 0, len(kindNames)+1)
+	for _, k := range kindNames {
+		names = append(names, k.name)
+	}
+	return append(names, KindOther)
+}

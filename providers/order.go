@@ -1,6 +1,9 @@
 package providers
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Compare orders a and b as the provider lists them: negative when a comes
 // first, zero when equal, positive otherwise.
@@ -59,4 +62,14 @@ func hasLead(s string, x, y byte) bool {
 		}
 	}
 	return false
+}
+
+// ParseOrder is the inverse of Order.String, for an order stored as text.
+func ParseOrder(s string) (Order, error) {
+	for _, o := range []Order{ByteOrder, UTF16Order} {
+		if o.String() == s {
+			return o, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown key order %q", s)
 }

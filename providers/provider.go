@@ -113,12 +113,6 @@ func Classify(kind, err error) error {
 	return &KindError{Kind: kind, Err: err}
 }
 
-// Retryable reports whether an operation that failed with err may succeed
-// when tried again.
-func Retryable(err error) bool {
-	return errors.Is(err, ErrThrottled) || errors.Is(err, ErrTransient)
-}
-
 // StartAfterLister is implemented by providers that can begin a listing
 // after a given key (S3 StartAfter, GCS StartOffset, the local walker), so
 // that an interrupted first scan resumes where it stopped. Azure Blob has no

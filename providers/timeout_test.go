@@ -40,7 +40,7 @@ func TestWithTimeout(t *testing.T) {
 	// The caller's own cancellation is not dressed up as a timeout.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := p.ListPage(ctx, "", ""); !errors.Is(err, context.Canceled) || providers.Retryable(err) {
+	if _, err := p.ListPage(ctx, "", ""); !errors.Is(err, context.Canceled) || retryable(err) {
 		t.Errorf("cancelled: %v", err)
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Millisecond)
@@ -73,4 +73,9 @@ func TestKindOfStatus(t *testing.T) {
 	if got := providers.AsNotListing(providers.Classify(providers.ErrTransient, errors.New("x"))); got != nil {
 		t.Errorf("AsNotListing of another error: %v", got)
 	}
+}
+
+// retryable reports whether err is of a kind a later attempt may cure.
+func retryable(err error) bool {
+	return errors.Is(err, providers.ErrThrottled) || errors.Is(err, providers.ErrTransient)
 }

@@ -10,6 +10,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/robfig/cron/v3"
+
+	"github.com/imgly/syncer/internal/retry"
+	"github.com/imgly/syncer/providers"
 )
 
 // Job is a target and its cron spec (robfig/cron/v3 standard syntax,
@@ -17,7 +20,18 @@ import (
 type Job struct {
 	Target Target
 	Spec   string
+	// Throttle is how long the source rests after a scan that failed
+	// because the store throttled it (zero: DefaultThrottlePolicy).
+	Throttle retry.Policy
 }
+
+// DefaultThrottlePolicy is the rest a source takes after a throttled scan:
+// the scheduled scans in it are skipped. It starts at a minute and doubles,
+// jittered, with each throttled scan in a row up to an hour; a scan that
+// is not throttled ends it. By then each call of the scan has been retried
+// with its own, shorter backoff (providers.DefaultThrottleBackoff): the store
+// keeps refusing, and more scans would only add to its load.
+var DefaultThrottlePolicy = retry.Policy{Min: time.Minute, Max: time.Hour}
 
 // Scheduler runs each job's reconciliation on its schedule. A source's
 // reconciliations never overlap: a tick that finds the previous one still
@@ -31,6 +45,7 @@ type Scheduler struct {
 	duration *prometheus.HistogramVec
 	objects  *prometheus.GaugeVec
 	held     *prometheus.GaugeVec
+	errs     *prometheus.CounterVec
 
 	mu   sync.Mutex
 	cron *cron.Cron // set while Run runs
@@ -48,6 +63,9 @@ type job struct {
 	lastSuccess time.Time
 	since       time.Time // when the reconciliation in progress started; zero when none is
 	entry       cron.EntryID
+	throttled   int       // throttled scans in a row
+	restUntil   time.Time // scheduled scans before it are skipped (see Job.Throttle)
+	lastFailure *ScanStatus
 }
 
 // Scan results (ScanStatus.Result, label "result" of
@@ -69,6 +87,10 @@ type ScanStatus struct {
 	Listed    int64
 	Result    string // ResultOK, ResultFailed, ResultCancelled, ResultHeld
 	Err       error  // nil when Result is ok; a *HeldError when held
+	// Kind is the kind of a failed scan's error (providers.KindOf:
+	// bucket_not_found, permission_denied, throttled, transient, …), ""
+	// for any other result.
+	Kind string
 }
 
 // Status is a source's scheduling state.
@@ -84,6 +106,12 @@ type Status struct {
 	// of the schedule: its ticks are being skipped, so changes wait.
 	RunningSince time.Time
 	Overdue      bool
+	// LastFailure is the last failed reconciliation while the source keeps
+	// failing (nil once one succeeds or is held).
+	LastFailure *ScanStatus
+	// RestUntil is when a source that the store throttled scans again on
+	// its schedule (zero when it is not resting; see Job.Throttle).
+	RestUntil time.Time
 }
 
 // NewScheduler returns a scheduler for jobs. reg may be nil.
@@ -92,7 +120,7 @@ func NewScheduler(jobs []Job, opts Options, log *slog.Logger, reg prometheus.Reg
 		log:  log,
 		opts: opts,
 		scans: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "syncer_scans_total", Help: "Reconciliations by source and result (ok, held, error, skipped).",
+			Name: "syncer_scans_total", Help: "Reconciliations by source and result (ok, held, error; skipped: the previous one still ran; resting: the store throttled the source).",
 		}, []string{"source", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "syncer_scan_duration_seconds", Help: "Duration of reconciliations by source and result (ok, held, failed, cancelled).",
@@ -101,6 +129,10 @@ func NewScheduler(jobs []Job, opts Options, log *slog.Logger, reg prometheus.Reg
 		objects: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "syncer_scan_objects", Help: "Objects matched by the last complete reconciliation.",
 		}, []string{"source"}),
+		errs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncer_scan_errors_total",
+			Help: "Failed reconciliations by source and error kind (bucket_not_found, permission_denied, throttled, transient, invalid_arguments, not_found, other).",
+		}, []string{"source", "kind"}),
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "syncer_source_guard_held",
 			Help: "1 while the mass-deletion guard holds the source's deletions (its last complete scan would have deleted too much), else 0.",
@@ -114,16 +146,19 @@ func NewScheduler(jobs []Job, opts Options, log *slog.Logger, reg prometheus.Reg
 		s.jobs = append(s.jobs, &job{Job: j, sched: sched})
 		// Every series of a configured source exists from the start:
 		// dashboards and alerts see zeros, not gaps.
-		for _, r := range []string{"ok", "held", "error", "skipped"} {
+		for _, r := range []string{"ok", "held", "error", "skipped", "resting"} {
 			s.scans.WithLabelValues(j.Target.ID, r)
 		}
 		for _, r := range []string{ResultOK, ResultHeld, ResultFailed, ResultCancelled} {
 			s.duration.WithLabelValues(j.Target.ID, r)
 		}
+		for _, k := range providers.KindNames() {
+			s.errs.WithLabelValues(j.Target.ID, k)
+		}
 		s.held.WithLabelValues(j.Target.ID).Set(0)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{s.scans, s.duration, s.objects, s.held} {
+		for _, c := range []prometheus.Collector{s.scans, s.duration, s.objects, s.held, s.errs} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register scan metrics: %w", err)
 			}
@@ -139,7 +174,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 	c := cron.New(cron.WithLogger(cron.DiscardLogger))
 	var wg sync.WaitGroup
 	for _, j := range s.jobs {
-		id := c.Schedule(j.sched, cron.FuncJob(func() { s.runJob(ctx, j, ScanOptions{}) }))
+		id := c.Schedule(j.sched, cron.FuncJob(func() { s.tick(ctx, j) }))
 		j.mu.Lock()
 		j.entry = id
 		j.mu.Unlock()
@@ -156,7 +191,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.runJob(ctx, j, ScanOptions{})
+			s.tick(ctx, j)
 		}()
 	}
 	c.Start()
@@ -191,6 +226,48 @@ func (s *Scheduler) ScanWith(ctx context.Context, id string, o ScanOptions) (Res
 	return Result{}, fmt.Errorf("%w: %q", ErrNoSource, id)
 }
 
+// tick runs a scheduled reconciliation, unless the source rests after the
+// store throttled it. Scans asked for (Scan, ScanWith) do not wait: whoever
+// asks has been told why the last one failed.
+func (s *Scheduler) tick(ctx context.Context, j *job) {
+	j.mu.Lock()
+	until := j.restUntil
+	j.mu.Unlock()
+	if time.Now().Before(until) {
+		s.scans.WithLabelValues(j.Target.ID, "resting").Inc()
+		s.log.Debug("scan skipped: the store throttled the source; it rests", "source", j.Target.ID, "until", until)
+		return
+	}
+	s.runJob(ctx, j, ScanOptions{})
+}
+
+// record keeps what a finished reconciliation says about the source's
+// health: the last failure, and the rest a throttled one starts.
+func (j *job) record(st *ScanStatus, err error) {
+	j.lastErr, j.lastDone, j.last, j.since = err, time.Now(), st, time.Time{}
+	switch {
+	case st.Result == ResultCancelled:
+		return // says nothing about the store
+	case st.Result == ResultFailed:
+		j.lastFailure = st
+	default:
+		j.lastFailure = nil
+	}
+	if err == nil {
+		j.lastSuccess = j.lastDone
+	}
+	if st.Kind != providers.KindThrottled {
+		j.throttled, j.restUntil = 0, time.Time{}
+		return
+	}
+	j.throttled++
+	p := j.Throttle
+	if p.Min <= 0 {
+		p = DefaultThrottlePolicy
+	}
+	j.restUntil = j.lastDone.Add(p.Delay(j.throttled))
+}
+
 // ErrBusy is returned when a source's previous reconciliation still runs.
 var ErrBusy = errors.New("reconciliation already running")
 
@@ -217,16 +294,15 @@ func (s *Scheduler) runJob(ctx context.Context, j *job, o ScanOptions) (Result, 
 	case err != nil && ctx.Err() != nil:
 		st.Result = ResultCancelled
 	case err != nil:
-		st.Result = ResultFailed
+		st.Result, st.Kind = ResultFailed, providers.KindOf(err)
+		s.errs.WithLabelValues(j.Target.ID, st.Kind).Inc()
 	case res.Held != nil:
 		st.Result, st.Err = ResultHeld, res.Held
 	}
 	s.duration.WithLabelValues(j.Target.ID, st.Result).Observe(res.Duration.Seconds())
 	j.mu.Lock()
-	j.lastErr, j.lastDone, j.last, j.since = err, time.Now(), st, time.Time{}
-	if err == nil {
-		j.lastSuccess = j.lastDone
-	}
+	j.record(st, err)
+	rest := j.restUntil
 	j.mu.Unlock()
 	attrs := []any{"source", j.Target.ID, "listed", res.Listed, "matched", res.Matched,
 		"added", res.Added, "modified", res.Modified, "deleted", res.Deleted, "duration", res.Duration.Round(time.Millisecond)}
@@ -235,7 +311,11 @@ func (s *Scheduler) runJob(ctx context.Context, j *job, o ScanOptions) (Result, 
 		s.log.Info("scan interrupted by shutdown; no deletions applied", attrs...)
 	case err != nil:
 		s.scans.WithLabelValues(j.Target.ID, "error").Inc()
-		s.log.Error("scan failed; no deletions applied", append(attrs, "err", err)...)
+		attrs = append(attrs, "kind", st.Kind, "err", err)
+		if !rest.IsZero() {
+			attrs = append(attrs, "restUntil", rest.UTC().Format(time.RFC3339))
+		}
+		s.log.Error("scan failed; no deletions applied", attrs...)
 	case res.Held != nil:
 		h := res.Held
 		s.scans.WithLabelValues(j.Target.ID, "held").Inc()
@@ -274,10 +354,17 @@ func (s *Scheduler) Status(id string) (Status, bool) {
 			continue
 		}
 		j.mu.Lock()
-		st := Status{LastSuccess: j.lastSuccess, RunningSince: j.since}
+		st := Status{LastSuccess: j.lastSuccess, RunningSince: j.since, RestUntil: j.restUntil}
 		if j.last != nil {
 			last := *j.last
 			st.Last = &last
+		}
+		if j.lastFailure != nil {
+			f := *j.lastFailure
+			st.LastFailure = &f
+		}
+		if time.Now().After(st.RestUntil) {
+			st.RestUntil = time.Time{}
 		}
 		entry := j.entry
 		j.mu.Unlock()

@@ -31,7 +31,6 @@ import (
 	azurenotify "github.com/imgly/syncer/notify/azure"
 	"github.com/imgly/syncer/providers"
 	gcsprovider "github.com/imgly/syncer/providers/gcs"
-	"github.com/imgly/syncer/providers/local"
 )
 
 // checkTimeout bounds each check, so that one unreachable endpoint does not
@@ -58,12 +57,13 @@ func skip(r *checkRow, why string) {
 // exists and that syncer may consume it; it connects to NATS and looks up
 // the stream. It reads only: nothing is created, received, deleted or
 // published (a missing stream is reported with whether syncer may create
-// it). The table goes to out; the error is non-nil if any check failed.
-func Check(ctx context.Context, cfg *config.Config, out io.Writer) error {
+// it). Sources are opened as their kind in kinds says. The table goes to
+// out; the error is non-nil if any check failed.
+func Check(ctx context.Context, cfg *config.Config, kinds *providers.Registry, out io.Writer) error {
 	var rows []checkRow
 	add := func(r ...checkRow) { rows = append(rows, r...) }
-	for _, src := range cfg.Sources {
-		add(checkSource(ctx, src)...)
+	for i, src := range cfg.Sources {
+		add(checkSource(ctx, kinds, src, fmt.Sprintf("sources[%d]", i))...)
 		add(checkNotifications(ctx, src)...)
 	}
 	add(checkNATS(ctx, cfg)...)
@@ -110,12 +110,8 @@ func short(err error) error {
 		api  smithy.APIError
 		re   *azcore.ResponseError
 	)
-	for _, k := range []error{providers.ErrBucketNotFound, providers.ErrNotFound, providers.ErrPermission,
-		providers.ErrThrottled, providers.ErrTransient, providers.ErrInvalidArguments} {
-		if errors.Is(err, k) {
-			kind = k.Error() + ": "
-			break
-		}
+	if k := providers.KindErr(err); k != nil {
+		kind = k.Error() + ": "
 	}
 	switch st, isGRPC := status.FromError(err); {
 	case errors.As(err, &api):
@@ -132,41 +128,15 @@ func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, checkTimeout)
 }
 
-// location names a source's bucket (or container, or path) and prefix.
-func location(src config.Source) string {
-	switch src.Provider {
-	case "local":
-		return src.Path
-	case "azure":
-		return "azure://" + src.Container + "/" + src.Prefix
-	case "gcs":
-		return "gs://" + src.Bucket + "/" + src.Prefix
-	}
-	return src.Provider + "://" + src.Bucket + "/" + src.Prefix
-}
-
 // checkSource lists the first page of the source and stats one key of it.
-func checkSource(ctx context.Context, src config.Source) []checkRow {
+// It opens the source as a probe: nothing is created (a missing local
+// directory fails the check instead).
+func checkSource(ctx context.Context, kinds *providers.Registry, src config.Source, field string) []checkRow {
 	name := "source " + src.ID
-	target := location(src)
+	p, c, err := openProvider(ctx, kinds, src, field, providers.OpenOptions{Probe: true})
+	target := c.Location
 	list := checkRow{check: name + " list", target: target}
 	stat := checkRow{check: name + " stat", target: target}
-	var (
-		p   providers.Provider
-		err error
-	)
-	if src.Provider == "local" {
-		// OpenProvider creates a missing directory; a check must not.
-		if fi, serr := os.Stat(src.Path); serr != nil {
-			err = serr
-		} else if !fi.IsDir() {
-			err = fmt.Errorf("%s is not a directory", src.Path)
-		} else {
-			p, err = local.New(src.Path)
-		}
-	} else {
-		p, err = OpenProvider(ctx, src)
-	}
 	if err != nil {
 		list.err = fmt.Errorf("open: %w", err)
 		skip(&stat, "the source did not open")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/testkit"
+	"github.com/imgly/syncer/providers/kinds"
 	"github.com/imgly/syncer/worker"
 )
 
@@ -146,7 +147,7 @@ func TestCheckAllGreen(t *testing.T) {
 	e := newCheckEnv(t)
 	e.createStream(t)
 	var out bytes.Buffer
-	if err := worker.Check(context.Background(), e.cfg, &out); err != nil {
+	if err := worker.Check(context.Background(), e.cfg, kinds.All(), &out); err != nil {
 		t.Errorf("Check: %v\n%s", err, out.String())
 	}
 	rows := table(t, out.String())
@@ -179,7 +180,7 @@ func TestCheckAllGreen(t *testing.T) {
 func TestCheckMissingStream(t *testing.T) {
 	e := newCheckEnv(t)
 	var out bytes.Buffer
-	if err := worker.Check(context.Background(), e.cfg, &out); err != nil {
+	if err := worker.Check(context.Background(), e.cfg, kinds.All(), &out); err != nil {
 		t.Errorf("Check: %v\n%s", err, out.String())
 	}
 	if row := table(t, out.String())["nats stream"]; result(row) != "ok" || !strings.Contains(row, "creates it") {
@@ -211,7 +212,7 @@ func TestCheckFailures(t *testing.T) {
 	l.Close()
 
 	var out bytes.Buffer
-	err = worker.Check(context.Background(), e.cfg, &out)
+	err = worker.Check(context.Background(), e.cfg, kinds.All(), &out)
 	if err == nil {
 		t.Fatalf("Check succeeded:\n%s", out.String())
 	}
@@ -264,7 +265,7 @@ func TestCheckStreamSubjects(t *testing.T) {
 	prefix := e.cfg.NATS.SubjectPrefix
 	e.createStream(t, "other.>", prefix+".*.extra")
 	var out bytes.Buffer
-	if err := worker.Check(context.Background(), e.cfg, &out); err == nil {
+	if err := worker.Check(context.Background(), e.cfg, kinds.All(), &out); err == nil {
 		t.Errorf("Check succeeded:\n%s", out.String())
 	}
 	if row := table(t, out.String())["nats stream"]; result(row) != "FAIL" || !strings.Contains(row, prefix+".localsrc") {
@@ -282,7 +283,7 @@ func TestCheckStreamSubjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	if err := worker.Check(context.Background(), e.cfg, &out); err != nil {
+	if err := worker.Check(context.Background(), e.cfg, kinds.All(), &out); err != nil {
 		t.Errorf("Check: %v\n%s", err, out.String())
 	}
 }

@@ -13,51 +13,34 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"google.golang.org/api/option"
 
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/retry"
 	"github.com/imgly/syncer/internal/sdklog"
 	"github.com/imgly/syncer/providers"
-	"github.com/imgly/syncer/providers/azure"
-	"github.com/imgly/syncer/providers/gcs"
-	"github.com/imgly/syncer/providers/local"
-	"github.com/imgly/syncer/providers/s3"
 )
 
-// OpenProvider returns the provider adapter of src, each call bounded by
-// src.RequestTimeout; its SDK logs through slog.Default().
-func OpenProvider(ctx context.Context, src config.Source) (providers.Provider, error) {
-	return openProvider(ctx, src, slog.Default())
+// OpenProvider returns the provider adapter of src, of its kind in kinds,
+// each call bounded by src.RequestTimeout and a throttled call retried after
+// a jittered wait; its SDK logs through slog.Default().
+func OpenProvider(ctx context.Context, kinds *providers.Registry, src config.Source) (providers.Provider, error) {
+	p, _, err := openProvider(ctx, kinds, src, "source "+src.ID, providers.OpenOptions{})
+	return p, err
 }
 
-// openProvider returns the provider adapter of src, each call bounded by
-// src.RequestTimeout, its SDK's logging sent to log.
-func openProvider(ctx context.Context, src config.Source, log *slog.Logger) (providers.Provider, error) {
-	p, err := openAdapter(ctx, src, log)
+// openProvider configures src through its kind (field names it in errors:
+// "sources[2]") and opens its adapter, wrapped as OpenProvider says.
+func openProvider(ctx context.Context, kinds *providers.Registry, src config.Source, field string, o providers.OpenOptions) (providers.Provider, providers.Configured, error) {
+	_, c, err := src.Configure(kinds, field)
 	if err != nil {
-		return nil, err
+		return nil, c, err
+	}
+	p, err := c.Open(ctx, o)
+	if err != nil {
+		return nil, c, fmt.Errorf("source %s: %w", src.ID, err)
 	}
 	// Each attempt has its deadline; a throttled one is tried again later.
-	return providers.WithThrottleBackoff(providers.WithTimeout(p, src.RequestTimeout), providers.DefaultThrottleBackoff()), nil
-}
-
-func openAdapter(ctx context.Context, src config.Source, log *slog.Logger) (providers.Provider, error) {
-	switch src.Provider {
-	case "local":
-		if err := os.MkdirAll(src.Path, 0o755); err != nil {
-			return nil, fmt.Errorf("source %s: create %s: %w", src.ID, src.Path, err)
-		}
-		return local.New(src.Path, local.WithFollowSymlinks(src.FollowSymlinks), local.WithSettle(src.SettleTime()))
-	case "s3":
-		return s3.New(ctx, src, s3.WithAWSOptions(sdklog.AWSOptions(log)...))
-	case "gcs":
-		return gcs.New(ctx, src, gcs.WithClientOptions(option.WithLogger(log)))
-	case "azure":
-		routeAzureLogs(log)
-		return azure.New(ctx, src)
-	}
-	return nil, fmt.Errorf("source %s: provider %q is not supported by this build", src.ID, src.Provider)
+	return providers.WithThrottleBackoff(providers.WithTimeout(p, src.RequestTimeout), providers.DefaultThrottleBackoff()), c, nil
 }
 
 // routeAzureLogs sends the Azure SDK's logging to log when it logs debug
@@ -72,14 +55,6 @@ func routeAzureLogs(log *slog.Logger) {
 // Filter is the key filter of src.
 func Filter(src config.Source) providers.Filter {
 	return providers.Filter{Prefix: src.Prefix, Include: src.Include, Exclude: src.Exclude}
-}
-
-// BucketOf is the bucket (or container) name notifications name for src.
-func BucketOf(src config.Source) string {
-	if src.Provider == "azure" {
-		return src.Container
-	}
-	return src.Bucket
 }
 
 // Embedded is an in-process nats-server with JetStream.
@@ -333,16 +308,17 @@ func closedSignal(nc *nats.Conn) <-chan struct{} {
 	return ch
 }
 
-// OrderOf is the key order of a provider kind, for opening a catalog
-// without opening the provider.
-func OrderOf(provider string) providers.Order {
-	switch provider {
-	case "azure":
-		return azure.KeyOrder
-	case "gcs":
-		return gcs.KeyOrder
-	case "s3":
-		return s3.KeyOrder
+// openSource opens one configured source: its adapter, through its kind,
+// and its part of the catalog, whose recorded key order must be the kind's.
+func (w *Worker) openSource(ctx context.Context, sc config.Source, field string) (*Source, error) {
+	p, c, err := openProvider(ctx, w.opts.Kinds, sc, field, providers.OpenOptions{Log: w.log})
+	if err != nil {
+		return nil, err
 	}
-	return local.KeyOrder
+	cs := w.cat.Source(sc.ID, p.Order())
+	if err := cs.CheckOrder(ctx); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return &Source{Config: sc, Provider: p, Catalog: cs.Indexed(sc.Assets.Index), Kind: c}, nil
 }

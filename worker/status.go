@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/url"
@@ -61,9 +62,25 @@ type SourceStatus struct {
 	// ScanRunningSince is when the scan in progress started (null when none
 	// is); ScanOverdue says it has run longer than one interval of the
 	// source's schedule, so ticks are skipped and changes wait for it.
-	ScanRunningSince *time.Time           `json:"scanRunningSince"`
-	ScanOverdue      bool                 `json:"scanOverdue"`
-	Notifications    []StatusNotification `json:"notifications"`
+	ScanRunningSince *time.Time `json:"scanRunningSince"`
+	ScanOverdue      bool       `json:"scanOverdue"`
+	// LastError is the last failed scan while the source keeps failing
+	// (null once a scan succeeds): what kind of failure, so that a missing
+	// bucket or a refused credential reads as such.
+	LastError *StatusError `json:"lastError"`
+	// RestingUntil is when a source the store throttled scans again on its
+	// schedule; null when it is not resting.
+	RestingUntil  *time.Time           `json:"restingUntil"`
+	Notifications []StatusNotification `json:"notifications"`
+}
+
+// StatusError is a failed scan's error.
+type StatusError struct {
+	// Kind is bucket_not_found, permission_denied, throttled, transient,
+	// invalid_arguments, not_found or other.
+	Kind  string    `json:"kind"`
+	Error string    `json:"error"`
+	At    time.Time `json:"at"`
 }
 
 // StatusScan is the last reconciliation of a source.
@@ -158,11 +175,9 @@ func (w *Worker) counts(ctx context.Context, s *Source) (counts, error) {
 func (w *Worker) sourceStatus(ctx context.Context, s *Source) (SourceStatus, error) {
 	sc := s.Config
 	ss := SourceStatus{
-		ID: sc.ID, Provider: sc.Provider, Bucket: BucketOf(sc), Prefix: sc.Prefix,
+		// A kind without a bucket (local) shows where its objects are.
+		ID: sc.ID, Provider: sc.Provider, Bucket: cmp.Or(s.Kind.Bucket, s.Kind.Location), Prefix: sc.Prefix,
 		Notifications: []StatusNotification{},
-	}
-	if sc.Provider == "local" {
-		ss.Bucket = sc.Path
 	}
 	c, err := w.counts(ctx, s)
 	if err != nil {
@@ -179,6 +194,10 @@ func (w *Worker) sourceStatus(ctx context.Context, s *Source) (SourceStatus, err
 				ss.LastScan.Error = l.Err.Error()
 			}
 		}
+		if f := sched.LastFailure; f != nil && f.Err != nil {
+			ss.LastError = &StatusError{Kind: f.Kind, Error: f.Err.Error(), At: f.StartedAt.Add(f.Duration).UTC().Truncate(time.Second)}
+		}
+		ss.RestingUntil = rfc3339(sched.RestUntil)
 		ss.NextScanAt = rfc3339(sched.Next)
 		ss.ScanRunningSince, ss.ScanOverdue = rfc3339(sched.RunningSince), sched.Overdue
 	}

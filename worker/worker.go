@@ -24,6 +24,7 @@ import (
 	"github.com/imgly/syncer/internal/retry"
 	"github.com/imgly/syncer/notify"
 	"github.com/imgly/syncer/providers"
+	"github.com/imgly/syncer/providers/kinds"
 	"github.com/imgly/syncer/schedule"
 )
 
@@ -36,6 +37,9 @@ type Options struct {
 	FlushTimeout time.Duration
 	// HTTP bounds the HTTP listener (zero fields: the defaults).
 	HTTP HTTPLimits
+	// Kinds are the provider kinds sources are opened with (nil: every
+	// kind of this build, kinds.All()).
+	Kinds *providers.Registry
 }
 
 // Source is one configured source, opened.
@@ -43,6 +47,9 @@ type Source struct {
 	Config   config.Source
 	Provider providers.Provider
 	Catalog  *catalog.Source
+	// Kind is the source as its provider kind configured it (bucket,
+	// location, typed settings).
+	Kind providers.Configured
 }
 
 // Consumer is a notification consumer (SQS, Pub/Sub, Storage Queue).
@@ -90,6 +97,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	if opts.FlushTimeout == 0 {
 		opts.FlushTimeout = 10 * time.Second
 	}
+	if opts.Kinds == nil {
+		opts.Kinds = kinds.All()
+	}
 	w = &Worker{
 		cfg: cfg, log: opts.Log, reg: prometheus.NewRegistry(), opts: opts,
 		consumers: map[string]Consumer{}, webhooks: map[string]http.Handler{}, consumerState: map[string]*consumerState{},
@@ -114,17 +124,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 		return nil, err
 	}
 	var routes []notify.Route
-	for _, sc := range cfg.Sources {
-		p, err := openProvider(ctx, sc, w.log)
+	for i, sc := range cfg.Sources {
+		s, err := w.openSource(ctx, sc, fmt.Sprintf("sources[%d]", i))
 		if err != nil {
 			return nil, err
 		}
-		s := &Source{Config: sc, Provider: p, Catalog: w.cat.Source(sc.ID, p.Order()).Indexed(sc.Assets.Index)}
 		w.sources = append(w.sources, s)
-		if sc.Provider != "local" {
+		// Notifications name a bucket; a kind without one has none.
+		if s.Kind.Bucket != "" {
 			routes = append(routes, notify.Route{
-				SourceID: sc.ID, Provider: sc.Provider, Bucket: BucketOf(sc),
-				Filter: Filter(sc), Store: p, Catalog: s.Catalog,
+				SourceID: sc.ID, Provider: sc.Provider, Bucket: s.Kind.Bucket,
+				Filter: Filter(sc), Store: s.Provider, Catalog: s.Catalog,
 			})
 		}
 	}

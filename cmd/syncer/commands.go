@@ -18,6 +18,7 @@ import (
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/events"
 	"github.com/imgly/syncer/internal/buildinfo"
+	"github.com/imgly/syncer/providers/kinds"
 	"github.com/imgly/syncer/schedule"
 	"github.com/imgly/syncer/worker"
 )
@@ -25,7 +26,7 @@ import (
 // defaultConfig is what `syncer run` does without a config: watch ./assets,
 // publish to an embedded NATS on the standard port.
 func defaultConfig() (*config.Config, error) {
-	return config.Parse([]byte(`
+	return config.ParseFor([]byte(`
 nats: {url: embedded, listen: "127.0.0.1:4222"}
 catalog: {path: ./data}
 http: {listen: "127.0.0.1:8080"}
@@ -34,7 +35,7 @@ sources:
     provider: local
     path: ./assets
     schedule: "@every 2s"
-`), func(string) (string, bool) { return "", false })
+`), func(string) (string, bool) { return "", false }, kinds.All())
 }
 
 // loadSource loads the configuration at path and returns it with its
@@ -59,7 +60,7 @@ func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		return nil, usagef("--config is required")
 	}
-	return config.Load(path)
+	return config.LoadFor(path, kinds.All())
 }
 
 // newLogger logs to w as cfg says. Durations print as "1.5s": slog's
@@ -120,7 +121,7 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	w, err := worker.New(ctx, cfg, worker.Options{Log: log})
+	w, err := worker.New(ctx, cfg, worker.Options{Log: log, Kinds: kinds.All()})
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "listen" {
 		// The port was taken between checkPorts and the worker's listen;
@@ -294,12 +295,15 @@ func cmdScan(ctx context.Context, path, id string, o scanFlags, remote *remoteFl
 		return err
 	}
 	defer cat.Close()
-	p, err := worker.OpenProvider(ctx, *src)
+	p, err := worker.OpenProvider(ctx, kinds.All(), *src)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	cs := cat.Source(src.ID, p.Order()).Indexed(src.Assets.Index)
+	if err := cs.CheckOrder(ctx); err != nil {
+		return err
+	}
 
 	last := time.Now()
 	res, err := schedule.Reconcile(ctx, schedule.Target{
@@ -442,7 +446,11 @@ func cmdCatalogLs(ctx context.Context, path, id, prefix string, limit int, remot
 		return err
 	}
 	defer cat.Close()
-	cs := cat.Source(src.ID, worker.OrderOf(src.Provider))
+	order, err := storedOrder(ctx, cat, *src)
+	if err != nil {
+		return err
+	}
+	cs := cat.Source(src.ID, order)
 	n := 0
 	enc := json.NewEncoder(stdout)
 	emit := func(e catalog.Entry) error {
@@ -518,7 +526,11 @@ func cmdCatalogStats(ctx context.Context, path string, remote *remoteFlags, stdo
 	}
 	defer cat.Close()
 	for _, s := range cfg.Sources {
-		st, err := cat.Source(s.ID, worker.OrderOf(s.Provider)).Stats(ctx)
+		order, err := storedOrder(ctx, cat, s)
+		if err != nil {
+			return err
+		}
+		st, err := cat.Source(s.ID, order).Stats(ctx)
 		if err != nil {
 			return err
 		}
@@ -561,7 +573,7 @@ check and exits 1 if any failed. Nothing is created, received, deleted or publis
 			}
 			ctx, cancel := context.WithTimeout(c.Context(), timeout)
 			defer cancel()
-			return worker.Check(ctx, cfg, stdout)
+			return worker.Check(ctx, cfg, kinds.All(), stdout)
 		},
 	}
 	c.Flags().StringVar(&path, "config", "", "configuration file (required)")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/providers/kinds"
 	"github.com/imgly/syncer/worker"
 )
 
@@ -233,7 +234,7 @@ func statusClient(path string, remote *remoteFlags) (*client, error) {
 	if path == "" {
 		return newClient("http://127.0.0.1:8080", remote.token), nil
 	}
-	cfg, err := config.Load(path)
+	cfg, err := config.LoadFor(path, kinds.All())
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +297,14 @@ func printStatus(w io.Writer, doc *statusDoc, now time.Time) {
 			// The error says "held: would delete …" and how to release.
 			notes = append(notes, fmt.Sprintf("%s: last scan %s", s.ID, s.LastScan.Error))
 		} else if s.LastScan != nil && s.LastScan.Error != "" {
-			notes = append(notes, fmt.Sprintf("%s: last scan %s: %s", s.ID, dash(s.LastScan.Result), s.LastScan.Error))
+			result := dash(s.LastScan.Result)
+			if s.LastError != nil && s.LastError.Kind != "" {
+				result += " (" + s.LastError.Kind + ")"
+			}
+			notes = append(notes, fmt.Sprintf("%s: last scan %s: %s", s.ID, result, s.LastScan.Error))
+		}
+		if s.RestingUntil != nil {
+			notes = append(notes, fmt.Sprintf("%s: the store throttled it; scheduled scans rest %s", s.ID, until(now, *s.RestingUntil)))
 		}
 		for _, n := range s.Notifications {
 			if n.State != "running" {

@@ -232,7 +232,9 @@ func TestPrintStatus(t *testing.T) {
 	     "lastScan":{"startedAt":"2026-12-01T11:59:48Z","durationSeconds":0.41,"listed":12,"result":"ok","error":""},
 	     "nextScanAt":"2026-12-01T12:04:00Z","notifications":[{"transport":"sqs","state":"running","lastMessageAt":"2026-12-01T11:59:00Z"}]},
 	    {"id":"c","provider":"azure","bucket":"assets","prefix":"","objects":0,"lastSeq":0,"publishedSeq":0,"outboxPending":0,
-	     "lastScan":{"startedAt":"2026-12-01T10:30:00Z","durationSeconds":1.5,"listed":0,"result":"failed","error":"list: 403 Forbidden"},
+	     "lastScan":{"startedAt":"2026-12-01T10:30:00Z","durationSeconds":1.5,"listed":0,"result":"failed","error":"list: 503 SlowDown"},
+	     "lastError":{"kind":"throttled","error":"list: 503 SlowDown","at":"2026-12-01T10:30:01Z"},
+	     "restingUntil":"2026-12-01T12:10:00Z",
 	     "nextScanAt":null,"notifications":[{"transport":"storagequeue","state":"failing","lastMessageAt":null}]},
 	    {"id":"d","provider":"local","bucket":"/srv/assets","prefix":"","objects":3,"lastSeq":3,"publishedSeq":3,"outboxPending":0}
 	  ]}`), &doc); err != nil {
@@ -252,7 +254,8 @@ func TestPrintStatus(t *testing.T) {
 		"c azure assets - 0 0 0 0 1h30m ago failed -",
 		"d local /srv/assets - 3 3 3 0 - - -",
 		"",
-		"c: last scan failed: list: 403 Forbidden",
+		"c: last scan failed (throttled): list: 503 SlowDown",
+		"c: the store throttled it; scheduled scans rest in 10m",
 		"c: storagequeue notifications failing",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

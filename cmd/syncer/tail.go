@@ -14,6 +14,7 @@ import (
 
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/events"
+	"github.com/imgly/syncer/providers/kinds"
 	"github.com/imgly/syncer/worker"
 )
 
@@ -79,7 +80,7 @@ func (o *tailOptions) resolve(c *cobra.Command) error {
 	if o.config == "" {
 		return nil
 	}
-	cfg, err := config.Load(o.config)
+	cfg, err := config.LoadFor(o.config, kinds.All())
 	if err != nil {
 		return err
 	}

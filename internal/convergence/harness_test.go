@@ -29,6 +29,7 @@ import (
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/events"
 	"github.com/imgly/syncer/internal/testkit"
+	s3prov "github.com/imgly/syncer/providers/s3"
 	"github.com/imgly/syncer/schedule"
 	"github.com/imgly/syncer/worker"
 )
@@ -509,7 +510,7 @@ func (h *harness) catalogObjects() (map[string]object, catalog.Stats, string) {
 		h.t.Fatalf("open catalog: %v", err)
 	}
 	defer cat.Close()
-	src := cat.Source(sourceID, worker.OrderOf("s3"))
+	src := cat.Source(sourceID, s3prov.KeyOrder)
 	out := map[string]object{}
 	ctx := context.Background()
 	if err := src.Range(ctx, "", func(e catalog.Entry) error {

@@ -17,6 +17,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/imgly/syncer/config"
+	s3prov "github.com/imgly/syncer/providers/s3"
 )
 
 // S3 is an in-process S3 server.
@@ -77,6 +78,12 @@ func (s *S3) Delete(t testing.TB, bucket, key string) {
 	if _, err := s.Client.DeleteObject(context.Background(), &awss3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
 		t.Fatalf("delete s3://%s/%s: %v", bucket, key, err)
 	}
+}
+
+// ProviderConfig is the s3 adapter's configuration for bucket on this
+// server.
+func (s *S3) ProviderConfig(bucket string) s3prov.Config {
+	return s3prov.Config{Bucket: bucket, Endpoint: s.URL, Region: "us-east-1", PathStyle: true}
 }
 
 // SourceConfig is an S3 source over bucket on this server.

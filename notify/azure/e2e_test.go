@@ -74,7 +74,7 @@ func TestEndToEnd(t *testing.T) {
 	src := config.Source{ID: "az", Provider: "azure", Container: container, Prefix: "",
 		Azure:         config.Azure{ConnectionString: conn},
 		Notifications: config.Notifications{StorageQueue: &config.StorageQueue{Queue: tq.name}}}
-	prov, err := azprov.New(ctx, src)
+	prov, err := azprov.New(ctx, azprov.Config{ID: src.ID, Container: container, ConnectionString: conn})
 	if err != nil {
 		t.Fatal(err)
 	}

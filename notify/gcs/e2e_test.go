@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imgly/syncer/catalog"
-	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/notify"
 	"github.com/imgly/syncer/providers"
 	gcsprovider "github.com/imgly/syncer/providers/gcs"
@@ -38,7 +37,7 @@ func newPipeline(t *testing.T, b string, filter providers.Filter) *pipeline {
 	}
 	t.Cleanup(func() { cat.Close() })
 	src := cat.Source("src1", providers.ByteOrder)
-	p, err := gcsprovider.New(context.Background(), config.Source{ID: "src1", Provider: "gcs", Bucket: b})
+	p, err := gcsprovider.New(context.Background(), gcsprovider.Config{ID: "src1", Bucket: b})
 	if err != nil {
 		t.Fatal(err)
 	}

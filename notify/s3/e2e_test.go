@@ -60,7 +60,7 @@ func newE2EWith(t *testing.T, versioned bool, opts notify.RouterOptions) *e2e {
 	}
 	t.Cleanup(func() { _ = cat.Close() })
 	opts.Log, opts.Registerer = testLogger(t), prometheus.NewRegistry()
-	prov, err := s3prov.New(t.Context(), srv.SourceConfig("lib", bucket))
+	prov, err := s3prov.New(t.Context(), srv.ProviderConfig(bucket))
 	if err != nil {
 		t.Fatal(err)
 	}

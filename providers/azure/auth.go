@@ -8,8 +8,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
-
-	"github.com/imgly/syncer/config"
 )
 
 // newContainerClient builds a client for one container from the source's
@@ -18,7 +16,7 @@ import (
 //
 // With a token credential (DefaultAzureCredential) it also returns that
 // credential and the service URL, for user-delegation SAS URLs.
-func newContainerClient(name string, az config.Azure, co *container.ClientOptions) (*container.Client, *tokenAuth, error) {
+func newContainerClient(name string, az Config, co *container.ClientOptions) (*container.Client, *tokenAuth, error) {
 	if az.ConnectionString != "" {
 		c, err := container.NewClientFromConnectionString(az.ConnectionString, name, co)
 		if err != nil {

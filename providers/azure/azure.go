@@ -34,7 +34,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
-	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/providers"
 )
 
@@ -76,12 +75,12 @@ func WithClientOptions(c azcore.ClientOptions) Option {
 }
 
 // New returns a provider over src's container. Credentials come from
-// src.Azure, in this order: a connection string; an account name and key;
+// src, in this order: a connection string; an account name and key;
 // a SAS token (appended to the account URL, or already in it); otherwise
 // azidentity's DefaultAzureCredential (environment, workload identity on
 // AKS, managed identity, Azure CLI). No request is made here, so a wrong
 // credential shows on the first listing.
-func New(ctx context.Context, src config.Source, opts ...Option) (*Provider, error) {
+func New(ctx context.Context, src Config, opts ...Option) (*Provider, error) {
 	o := options{pageSize: DefaultPageSize, retries: 2}
 	for _, opt := range opts {
 		opt(&o)
@@ -94,7 +93,7 @@ func New(ctx context.Context, src config.Source, opts ...Option) (*Provider, err
 	}
 	co := clientOptions(o)
 	co.PerCallPolicies = append(co.PerCallPolicies, listingCheck{container: src.Container})
-	cc, tok, err := newContainerClient(src.Container, src.Azure, co)
+	cc, tok, err := newContainerClient(src.Container, src, co)
 	if err != nil {
 		return nil, fmt.Errorf("azure source %q: %w", src.ID, err)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
-	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/testkit"
 	"github.com/imgly/syncer/providers"
 	"github.com/imgly/syncer/providers/azure"
@@ -73,7 +72,7 @@ type harness struct{ endpoint string }
 
 func (h harness) New(t *testing.T, pageSize int) providertest.Store {
 	admin, name := newContainer(t, h.endpoint)
-	src := config.Source{ID: "az", Provider: "azure", Container: name, Azure: config.Azure{ConnectionString: connString(h.endpoint)}}
+	src := azure.Config{ID: "az", Container: name, ConnectionString: connString(h.endpoint)}
 	p, err := azure.New(context.Background(), src, azure.WithPageSize(pageSize))
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +90,7 @@ func (h harness) NewBehindProxy(t *testing.T, pageSize int) (providertest.Store,
 		t.Fatal(err)
 	}
 	proxy := testkit.StartFaultProxy(t, u.Scheme+"://"+u.Host, 1)
-	src := config.Source{ID: "az", Provider: "azure", Container: name, Azure: config.Azure{ConnectionString: connString(proxy.URL + u.Path)}}
+	src := azure.Config{ID: "az", Container: name, ConnectionString: connString(proxy.URL + u.Path)}
 	p, err := azure.New(context.Background(), src, azure.WithPageSize(pageSize))
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +151,7 @@ func TestUTF16Order(t *testing.T) {
 	for _, k := range keys {
 		s.Put(t, k, []byte("x"), "")
 	}
-	p, err := azure.New(context.Background(), config.Source{ID: "o", Container: name, Azure: config.Azure{ConnectionString: connString(endpoint)}}, azure.WithPageSize(2))
+	p, err := azure.New(context.Background(), azure.Config{ID: "o", Container: name, ConnectionString: connString(endpoint)}, azure.WithPageSize(2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +178,7 @@ func TestAuthModes(t *testing.T) {
 	}
 	token := sasURL[strings.IndexByte(sasURL, '?')+1:]
 
-	cases := map[string]config.Azure{
+	cases := map[string]azure.Config{
 		"connection string": {ConnectionString: connString(endpoint)},
 		"shared key":        {AccountURL: endpoint, AccountName: devAccount, AccountKey: devKey},
 		"sas token":         {AccountURL: endpoint, SASToken: "?" + token},
@@ -187,7 +186,7 @@ func TestAuthModes(t *testing.T) {
 	}
 	for name_, az := range cases {
 		t.Run(name_, func(t *testing.T) {
-			p, err := azure.New(context.Background(), config.Source{ID: "a", Container: name, Azure: az})
+			p, err := azure.New(context.Background(), withContainer(az, "a", name))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -208,7 +207,7 @@ func TestErrorKinds(t *testing.T) {
 	_, name := newContainer(t, endpoint)
 	ctx := context.Background()
 
-	missing, err := azure.New(ctx, config.Source{ID: "m", Container: uniqueName("missing-"), Azure: config.Azure{ConnectionString: connString(endpoint)}})
+	missing, err := azure.New(ctx, azure.Config{ID: "m", Container: uniqueName("missing-"), ConnectionString: connString(endpoint)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +220,7 @@ func TestErrorKinds(t *testing.T) {
 
 	// A well-formed key that is not the account's.
 	wrongKey := "AAAA" + devKey[4:]
-	bad, err := azure.New(ctx, config.Source{ID: "b", Container: name, Azure: config.Azure{AccountURL: endpoint, AccountName: devAccount, AccountKey: wrongKey}})
+	bad, err := azure.New(ctx, azure.Config{ID: "b", Container: name, AccountURL: endpoint, AccountName: devAccount, AccountKey: wrongKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,13 +235,13 @@ func TestErrorKinds(t *testing.T) {
 
 	// A listing against a port nobody listens on is a transient failure,
 	// and the SAS in the URL does not reach the message.
-	dead, err := azure.New(ctx, config.Source{ID: "d", Container: name, Azure: config.Azure{AccountURL: "http://127.0.0.1:1/" + devAccount, SASToken: "sig=SECRETSIG"}})
+	dead, err := azure.New(ctx, azure.Config{ID: "d", Container: name, AccountURL: "http://127.0.0.1:1/" + devAccount, SASToken: "sig=SECRETSIG"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = dead.ListPage(ctx, "", "")
 	t.Logf("closed port: %v", err)
-	if !errors.Is(err, providers.ErrTransient) || !providers.Retryable(err) {
+	if !errors.Is(err, providers.ErrTransient) || !retryable(err) {
 		t.Errorf("list against a closed port: %v, want ErrTransient", err)
 	}
 	if err != nil && strings.Contains(err.Error(), "SECRETSIG") {
@@ -251,24 +250,24 @@ func TestErrorKinds(t *testing.T) {
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	p, err := azure.New(ctx, config.Source{ID: "c", Container: name, Azure: config.Azure{ConnectionString: connString(endpoint)}})
+	p, err := azure.New(ctx, azure.Config{ID: "c", Container: name, ConnectionString: connString(endpoint)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.ListPage(cctx, "", ""); !errors.Is(err, context.Canceled) || providers.Retryable(err) {
+	if _, err := p.ListPage(cctx, "", ""); !errors.Is(err, context.Canceled) || retryable(err) {
 		t.Errorf("cancelled listing: %v, want context.Canceled, not retryable", err)
 	}
 }
 
 func TestNewRejects(t *testing.T) {
 	ctx := context.Background()
-	for name, src := range map[string]config.Source{
-		"no container": {ID: "x", Azure: config.Azure{AccountURL: "https://a.blob.core.windows.net"}},
+	for name, src := range map[string]azure.Config{
+		"no container": {ID: "x", AccountURL: "https://a.blob.core.windows.net"},
 		"no url":       {ID: "x", Container: "c"},
-		"bad url":      {ID: "x", Container: "c", Azure: config.Azure{AccountURL: "ftp://a?sig=SECRET"}},
-		"key, no name": {ID: "x", Container: "c", Azure: config.Azure{AccountURL: "https://a.blob.core.windows.net", AccountKey: "a2V5"}},
-		"key not b64":  {ID: "x", Container: "c", Azure: config.Azure{AccountURL: "https://a.blob.core.windows.net", AccountName: "a", AccountKey: "SECRET!!"}},
-		"bad conn str": {ID: "x", Container: "c", Azure: config.Azure{ConnectionString: "AccountKey=SECRET"}},
+		"bad url":      {ID: "x", Container: "c", AccountURL: "ftp://a?sig=SECRET"},
+		"key, no name": {ID: "x", Container: "c", AccountURL: "https://a.blob.core.windows.net", AccountKey: "a2V5"},
+		"key not b64":  {ID: "x", Container: "c", AccountURL: "https://a.blob.core.windows.net", AccountName: "a", AccountKey: "SECRET!!"},
+		"bad conn str": {ID: "x", Container: "c", ConnectionString: "AccountKey=SECRET"},
 	} {
 		_, err := azure.New(ctx, src)
 		if err == nil {
@@ -279,7 +278,7 @@ func TestNewRejects(t *testing.T) {
 			t.Errorf("%s: error leaks a secret: %v", name, err)
 		}
 	}
-	if _, err := azure.New(ctx, config.Source{ID: "x", Container: "c", Azure: config.Azure{AccountURL: "https://a.blob.core.windows.net"}}, azure.WithPageSize(5001)); err == nil {
+	if _, err := azure.New(ctx, azure.Config{ID: "x", Container: "c", AccountURL: "https://a.blob.core.windows.net"}, azure.WithPageSize(5001)); err == nil {
 		t.Error("page size 5001 accepted")
 	}
 }
@@ -303,7 +302,7 @@ func (h harness) BucketNotFoundCode() string { return "ContainerNotFound" }
 
 // NewMissing implements providertest.MissingHarness: a container never made.
 func (h harness) NewMissing(t *testing.T, pageSize int) providers.Provider {
-	src := config.Source{ID: "m", Container: uniqueName("missing-"), Azure: config.Azure{ConnectionString: connString(h.endpoint)}}
+	src := azure.Config{ID: "m", Container: uniqueName("missing-"), ConnectionString: connString(h.endpoint)}
 	p, err := azure.New(context.Background(), src, azure.WithPageSize(pageSize))
 	if err != nil {
 		t.Fatal(err)
@@ -323,13 +322,13 @@ func (h harness) Denied(t *testing.T) map[string]providertest.Denied {
 	}
 	out := map[string]providertest.Denied{}
 	for label, tc := range map[string]struct {
-		az   config.Azure
+		az   azure.Config
 		stat bool
 	}{
-		"wrong account key": {config.Azure{AccountURL: h.endpoint, AccountName: devAccount, AccountKey: "AAAA" + devKey[4:]}, true},
-		"SAS without list":  {config.Azure{AccountURL: h.endpoint, SASToken: "?" + sasURL[strings.IndexByte(sasURL, '?')+1:]}, false},
+		"wrong account key": {azure.Config{AccountURL: h.endpoint, AccountName: devAccount, AccountKey: "AAAA" + devKey[4:]}, true},
+		"SAS without list":  {azure.Config{AccountURL: h.endpoint, SASToken: "?" + sasURL[strings.IndexByte(sasURL, '?')+1:]}, false},
 	} {
-		p, err := azure.New(context.Background(), config.Source{ID: "d", Container: name, Azure: tc.az})
+		p, err := azure.New(context.Background(), withContainer(tc.az, "d", name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -337,4 +336,15 @@ func (h harness) Denied(t *testing.T) map[string]providertest.Denied {
 		out[label] = providertest.Denied{Provider: p, StatDenied: tc.stat}
 	}
 	return out
+}
+
+// withContainer is az for source id over container.
+func withContainer(az azure.Config, id, container string) azure.Config {
+	az.ID, az.Container = id, container
+	return az
+}
+
+// retryable reports whether err is of a kind a later attempt may cure.
+func retryable(err error) bool {
+	return errors.Is(err, providers.ErrThrottled) || errors.Is(err, providers.ErrTransient)
 }

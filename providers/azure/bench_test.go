@@ -11,7 +11,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
-	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/providers"
 	"github.com/imgly/syncer/providers/azure"
 )
@@ -82,7 +81,7 @@ func BenchmarkList(b *testing.B) {
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "objects/s")
 	})
 	b.Run("provider-walk", func(b *testing.B) {
-		p, err := azure.New(ctx, config.Source{ID: "bench", Container: name, Azure: config.Azure{ConnectionString: connString(endpoint)}})
+		p, err := azure.New(ctx, azure.Config{ID: "bench", Container: name, ConnectionString: connString(endpoint)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/providers"
 )
 
@@ -67,8 +66,7 @@ func TestCredentialsReachTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("STORAGE_EMULATOR_HOST", "")
-	p, err := New(context.Background(), config.Source{ID: "t", Provider: "gcs", Bucket: "b",
-		GCS: config.GCS{CredentialsFile: file, Endpoint: srv.URL + "/storage/v1/"}}, WithMaxAttempts(1))
+	p, err := New(context.Background(), Config{ID: "t", Bucket: "b", CredentialsFile: file, Endpoint: srv.URL + "/storage/v1/"}, WithMaxAttempts(1))
 	if err != nil {
 		t.Fatal(err)
 	}

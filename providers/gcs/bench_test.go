@@ -10,7 +10,6 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"google.golang.org/api/iterator"
 
-	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/providers"
 )
 
@@ -44,7 +43,7 @@ func BenchmarkList(b *testing.B) {
 	ctx := context.Background()
 
 	b.Run("adapter", func(b *testing.B) {
-		p, err := New(ctx, config.Source{ID: "bench", Provider: "gcs", Bucket: "bench"})
+		p, err := New(ctx, Config{ID: "bench", Bucket: "bench"})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -32,7 +32,6 @@ import (
 	"google.golang.org/api/option/internaloption"
 	htransport "google.golang.org/api/transport/http"
 
-	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/providers"
 )
 
@@ -94,7 +93,7 @@ func WithClientOptions(opts ...option.ClientOption) Option {
 
 // New returns a provider over cfg.Bucket. It does not contact the store: a
 // missing bucket or a lack of permission shows on the first ListPage or Stat.
-func New(ctx context.Context, cfg config.Source, opts ...Option) (*Provider, error) {
+func New(ctx context.Context, cfg Config, opts ...Option) (*Provider, error) {
 	if cfg.Bucket == "" {
 		return nil, fmt.Errorf("gcs source %q: no bucket", cfg.ID)
 	}
@@ -103,7 +102,7 @@ func New(ctx context.Context, cfg config.Source, opts ...Option) (*Provider, err
 		o(&s)
 	}
 	emulator := os.Getenv("STORAGE_EMULATOR_HOST") != ""
-	copts, err := ClientOptions(cfg.GCS.CredentialsFile, emulator)
+	copts, err := ClientOptions(cfg.CredentialsFile, emulator)
 	if err != nil {
 		return nil, fmt.Errorf("gcs source %q: %w", cfg.ID, err)
 	}
@@ -122,8 +121,8 @@ func New(ctx context.Context, cfg config.Source, opts ...Option) (*Provider, err
 		}
 	}
 	copts = append(copts, option.WithHTTPClient(&http.Client{Transport: trans}))
-	if cfg.GCS.Endpoint != "" {
-		copts = append(copts, option.WithEndpoint(cfg.GCS.Endpoint))
+	if cfg.Endpoint != "" {
+		copts = append(copts, option.WithEndpoint(cfg.Endpoint))
 	}
 	client, err := storage.NewClient(ctx, copts...)
 	if err != nil {
@@ -135,7 +134,7 @@ func New(ctx context.Context, cfg config.Source, opts ...Option) (*Provider, err
 		bucket:   client.Bucket(cfg.Bucket),
 		name:     cfg.Bucket,
 		pageSize: s.pageSize,
-		sign:     s.sign.withInsecure(emulator, cfg.GCS.Endpoint),
+		sign:     s.sign.withInsecure(emulator, cfg.Endpoint),
 	}, nil
 }
 

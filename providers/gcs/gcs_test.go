@@ -16,7 +16,6 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
-	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/testkit"
 	"github.com/imgly/syncer/providers"
 	"github.com/imgly/syncer/providers/providertest"
@@ -64,7 +63,7 @@ func (h *harness) New(t *testing.T, pageSize int) providertest.Store {
 	name := fmt.Sprintf("bucket-%d", h.n.Add(1))
 	h.srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: name})
 	ctx := context.Background()
-	p, err := New(ctx, config.Source{ID: "t", Provider: "gcs", Bucket: name}, WithPageSize(pageSize))
+	p, err := New(ctx, Config{ID: "t", Bucket: name}, WithPageSize(pageSize))
 	if err != nil {
 		t.Fatalf("new provider: %v", err)
 	}
@@ -85,7 +84,7 @@ func (h *harness) NewBehindProxy(t *testing.T, pageSize int) (providertest.Store
 	h.srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: name})
 	proxy := testkit.StartFaultProxy(t, h.srv.URL(), 1)
 	ctx := context.Background()
-	p, err := New(ctx, config.Source{ID: "t", Provider: "gcs", Bucket: name, GCS: config.GCS{Endpoint: proxy.URL + "/storage/v1/"}},
+	p, err := New(ctx, Config{ID: "t", Bucket: name, Endpoint: proxy.URL + "/storage/v1/"},
 		WithPageSize(pageSize))
 	if err != nil {
 		t.Fatalf("new provider: %v", err)
@@ -178,7 +177,7 @@ func TestVersionIsGeneration(t *testing.T) {
 
 func TestMissingBucket(t *testing.T) {
 	startFake(t)
-	p, err := New(context.Background(), config.Source{ID: "t", Provider: "gcs", Bucket: "no-such-bucket"})
+	p, err := New(context.Background(), Config{ID: "t", Bucket: "no-such-bucket"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +215,7 @@ func TestErrorKinds(t *testing.T) {
 			}))
 			defer srv.Close()
 			t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(srv.URL, "http://"))
-			p, err := New(context.Background(), config.Source{ID: "t", Provider: "gcs", Bucket: "b"}, WithMaxAttempts(1))
+			p, err := New(context.Background(), Config{ID: "t", Bucket: "b"}, WithMaxAttempts(1))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -255,8 +254,7 @@ func TestCredentialsFile(t *testing.T) {
 		{"unknown type", write("odd.json", `{"type":"mystery","private_key":"hunter2"}`), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := New(context.Background(), config.Source{ID: "t", Provider: "gcs", Bucket: "b",
-				GCS: config.GCS{CredentialsFile: tc.path}})
+			_, err := New(context.Background(), Config{ID: "t", Bucket: "b", CredentialsFile: tc.path})
 			if (err == nil) != tc.ok {
 				t.Fatalf("err = %v", err)
 			}
@@ -283,7 +281,7 @@ func (h *harness) BucketNotFoundCode() string { return "" }
 // fake-gcs-server checks no credentials, so there is no DeniedHarness: the
 // 401/403 mapping is checked through the fault proxy (StatusKinds).
 func (h *harness) NewMissing(t *testing.T, pageSize int) providers.Provider {
-	p, err := New(context.Background(), config.Source{ID: "t", Provider: "gcs", Bucket: fmt.Sprintf("missing-%d", h.n.Add(1))}, WithPageSize(pageSize))
+	p, err := New(context.Background(), Config{ID: "t", Bucket: fmt.Sprintf("missing-%d", h.n.Add(1))}, WithPageSize(pageSize))
 	if err != nil {
 		t.Fatal(err)
 	}

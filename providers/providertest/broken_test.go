@@ -144,9 +144,9 @@ type s3Harness struct {
 }
 
 func (h *s3Harness) open(t *testing.T, endpoint, bucket string, pageSize int) providers.Provider {
-	src := h.srv.SourceConfig("t", bucket)
+	src := h.srv.ProviderConfig(bucket)
 	if endpoint != "" {
-		src.S3.Endpoint = endpoint
+		src.Endpoint = endpoint
 	}
 	p, err := s3.New(context.Background(), src, s3.WithPageSize(pageSize))
 	if err != nil {

@@ -56,7 +56,7 @@ func testCancelDirect(t *testing.T, h Harness) {
 		start := time.Now()
 		err := call()
 		took := time.Since(start)
-		if !errors.Is(err, context.Canceled) || providers.Retryable(err) {
+		if !errors.Is(err, context.Canceled) || retryable(err) {
 			t.Errorf("%s with a cancelled context: %v, want context.Canceled, not retryable", what, err)
 		}
 		// Generous for a loaded machine; an SDK retrying would take longer.
@@ -92,11 +92,11 @@ func testMissingBucket(t *testing.T, h Harness) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	pg, err := p.ListPage(ctx, "", "")
-	if !errors.Is(err, providers.ErrBucketNotFound) || providers.Retryable(err) {
+	if !errors.Is(err, providers.ErrBucketNotFound) || retryable(err) {
 		t.Errorf("list of a missing bucket: page %+v, %v; want ErrBucketNotFound, not retryable", pg, err)
 	}
 	_, err = p.Stat(ctx, "k")
-	if !errors.Is(err, providers.ErrBucketNotFound) && !errors.Is(err, providers.ErrNotFound) || providers.Retryable(err) {
+	if !errors.Is(err, providers.ErrBucketNotFound) && !errors.Is(err, providers.ErrNotFound) || retryable(err) {
 		t.Errorf("stat in a missing bucket: %v; want ErrBucketNotFound or ErrNotFound, not retryable", err)
 	}
 	t.Logf("stat in a missing bucket: bucket not found %v, not found %v: %v",
@@ -114,12 +114,12 @@ func testPermission(t *testing.T, h Harness) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			pg, err := d.Provider.ListPage(ctx, "", "")
-			if !errors.Is(err, providers.ErrPermission) || providers.Retryable(err) {
+			if !errors.Is(err, providers.ErrPermission) || retryable(err) {
 				t.Errorf("list: page %+v, %v; want ErrPermission, not retryable", pg, err)
 			}
 			_, err = d.Provider.Stat(ctx, "k")
 			switch {
-			case d.StatDenied && (!errors.Is(err, providers.ErrPermission) || providers.Retryable(err)):
+			case d.StatDenied && (!errors.Is(err, providers.ErrPermission) || retryable(err)):
 				t.Errorf("stat: %v; want ErrPermission, not retryable", err)
 			case !d.StatDenied && err != nil:
 				t.Errorf("stat: %v; want it allowed", err)

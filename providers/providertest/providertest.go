@@ -150,7 +150,7 @@ func testNotListing(t *testing.T, h Harness) {
 			proxy.Clear()
 			proxy.Rate(1, testkit.IsGET, bodies[name])
 			pg, err := s.Provider().ListPage(ctx, "", "")
-			if !errors.Is(err, providers.ErrNotListing) || !providers.Retryable(err) {
+			if !errors.Is(err, providers.ErrNotListing) || !retryable(err) {
 				t.Fatalf("page %+v, error %v: want ErrNotListing (retryable)", pg, err)
 			}
 			t.Logf("%s: %v", name, err)

@@ -2,6 +2,7 @@
 package s3
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +15,6 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/providers"
 )
 
@@ -51,15 +51,15 @@ func WithAWSOptions(opts ...func(*awsconfig.LoadOptions) error) Option {
 // WithHTTPClient sets the HTTP client the SDK uses.
 func WithHTTPClient(c aws.HTTPClient) Option { return func(o *options) { o.httpClient = c } }
 
-// New returns a provider for src. Credentials come from the default AWS chain
+// New returns a provider for cfg. Credentials come from the default AWS chain
 // (environment, shared config, web identity / IRSA).
-func New(ctx context.Context, src config.Source, opts ...Option) (*Provider, error) {
+func New(ctx context.Context, cfg Config, opts ...Option) (*Provider, error) {
 	o := options{pageSize: DefaultPageSize}
 	for _, fn := range opts {
 		fn(&o)
 	}
 	load := []func(*awsconfig.LoadOptions) error{
-		awsconfig.WithRegion(src.S3.Region),
+		awsconfig.WithRegion(cmp.Or(cfg.Region, DefaultRegion)),
 		// Checksums only where S3 requires them: S3-compatible stores
 		// differ in what trailing-checksum uploads they understand, and
 		// syncer only lists and heads.
@@ -69,20 +69,20 @@ func New(ctx context.Context, src config.Source, opts ...Option) (*Provider, err
 	if o.httpClient != nil {
 		load = append(load, awsconfig.WithHTTPClient(o.httpClient))
 	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, append(load, o.awsOptions...)...)
+	acfg, err := awsconfig.LoadDefaultConfig(ctx, append(load, o.awsOptions...)...)
 	if err != nil {
-		return nil, fmt.Errorf("s3 %s: load AWS config: %w", src.Bucket, err)
+		return nil, fmt.Errorf("s3 %s: load AWS config: %w", cfg.Bucket, err)
 	}
-	client := awss3.NewFromConfig(cfg, func(so *awss3.Options) {
-		if src.S3.Endpoint != "" {
-			so.BaseEndpoint = aws.String(src.S3.Endpoint)
+	client := awss3.NewFromConfig(acfg, func(so *awss3.Options) {
+		if cfg.Endpoint != "" {
+			so.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
-		so.UsePathStyle = src.S3.PathStyle
+		so.UsePathStyle = cfg.PathStyle
 	})
 	if o.pageSize < 1 || o.pageSize > DefaultPageSize {
 		o.pageSize = DefaultPageSize
 	}
-	return &Provider{client: client, bucket: src.Bucket, pageSize: int32(o.pageSize)}, nil
+	return &Provider{client: client, bucket: cfg.Bucket, pageSize: int32(o.pageSize)}, nil
 }
 
 // KeyOrder is the order the adapter lists keys in (S3 lists in UTF-8 byte order). The

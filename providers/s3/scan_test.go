@@ -23,8 +23,8 @@ func TestScanThroughFaults(t *testing.T) {
 	srv := testkit.StartS3(t, nil)
 	srv.CreateBucket(t, "bkt")
 	proxy := testkit.StartFaultProxy(t, srv.URL, 1)
-	src := srv.SourceConfig("s", "bkt")
-	src.S3.Endpoint = proxy.URL
+	src := srv.ProviderConfig("bkt")
+	src.Endpoint = proxy.URL
 	ap, err := s3.New(context.Background(), src)
 	if err != nil {
 		t.Fatal(err)
@@ -103,8 +103,8 @@ func TestScanBacksOffAThrottlingStore(t *testing.T) {
 	srv.CreateBucket(t, "bkt")
 	srv.Put(t, "bkt", "a.txt", []byte("a"), "")
 	proxy := testkit.StartFaultProxy(t, srv.URL, 1)
-	src := srv.SourceConfig("s", "bkt")
-	src.S3.Endpoint = proxy.URL
+	src := srv.ProviderConfig("bkt")
+	src.Endpoint = proxy.URL
 	ap, err := s3.New(context.Background(), src)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,78 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/imgly/syncer/providers"
+)
+
+// keyOrder, in a source's bucket, holds the key order (providers.Order's
+// String) its keys are laid out in.
+var keyOrder = []byte("order")
+
+// ErrOrderMismatch marks a source opened with another key order than the
+// one its keys are stored in.
+var ErrOrderMismatch = errors.New("key order differs from the one the catalog records")
+
+// CheckOrder records the source's key order at its first open and checks it
+// at every later one. Keys are stored so that the catalog's byte order is the
+// provider's; opened in another order, every listing would be diffed against
+// a wrongly laid out catalog. So a mismatch is an error naming the source and
+// both orders, never a silent re-layout. A source recorded before orders
+// were (no key yet) takes the order it is opened with.
+func (s *Source) CheckOrder(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	stored, ok, err := s.c.RecordedOrder(ctx, s.id)
+	switch {
+	case err != nil:
+		return err
+	case ok && stored != s.order:
+		return fmt.Errorf("catalog: source %s: %w: stored in %s order, configured for %s order (was its provider changed? a source of another kind needs a new id)",
+			s.id, ErrOrderMismatch, stored, s.order)
+	case ok:
+		return nil
+	}
+	err = s.c.db.Update(func(tx *bolt.Tx) error {
+		src, err := tx.Bucket(rootBucket).CreateBucketIfNotExists(s.bid)
+		if err != nil {
+			return err
+		}
+		return src.Put(keyOrder, []byte(s.order.String()))
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: record key order of %s: %w", s.id, err)
+	}
+	return nil
+}
+
+// RecordedOrder returns the key order recorded for source id; ok is false
+// when none is (a source never opened, or last opened before orders were
+// recorded).
+func (c *Catalog) RecordedOrder(ctx context.Context, id string) (o providers.Order, ok bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, false, err
+	}
+	err = c.db.View(func(tx *bolt.Tx) error {
+		src := tx.Bucket(rootBucket).Bucket([]byte(id))
+		if src == nil {
+			return nil
+		}
+		v := src.Get(keyOrder)
+		if v == nil {
+			return nil
+		}
+		o, err = providers.ParseOrder(string(v))
+		ok = err == nil
+		return err
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("catalog: key order of %s: %w", id, err)
+	}
+	return o, ok, nil
+}
