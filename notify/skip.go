@@ -59,6 +59,9 @@ type Skip struct {
 	ID     string
 	Bucket string
 	Key    string
+	// Code is the parser's own finer reason ("bad_payload"), when it has
+	// one: logged, and counted in the in-process Tally.
+	Code string
 	// Detail says what exactly was wrong or ignored.
 	Detail string
 }
@@ -97,6 +100,7 @@ const EventsTaken = "event"
 type Tally struct {
 	Deliveries *prometheus.CounterVec // label: a Delivery* outcome
 	Events     *prometheus.CounterVec // label: EventsTaken or a SkipReason
+	Codes      *prometheus.CounterVec // label: a parser's Skip.Code
 }
 
 func newTally() *Tally {
@@ -106,6 +110,7 @@ func newTally() *Tally {
 			DeliveryDeadLettered, DeliveryUnauthorized, DeliveryHandshake),
 		Events: NewCounterVec(nil, prometheus.CounterOpts{Name: "events"}, "outcome",
 			EventsTaken, string(SkipMalformed), string(SkipUnsupported), string(SkipTest)),
+		Codes: NewCounterVec(nil, prometheus.CounterOpts{Name: "codes"}, "code"),
 	}
 }
 
@@ -152,12 +157,15 @@ func (in *Intake) Take(ctx context.Context, p Parsed, attrs ...any) []Event {
 	for _, s := range p.Skips {
 		in.Tally.Events.WithLabelValues(string(s.Reason)).Inc()
 		in.T.Count(s.Reason.outcome(), 1)
+		if s.Code != "" {
+			in.Tally.Codes.WithLabelValues(s.Code).Inc()
+		}
 		level := slog.LevelInfo
 		if s.Reason == SkipMalformed {
 			level = slog.LevelWarn
 		}
-		in.once.Log(ctx, level, fmt.Sprintf("%s:%s:%s", s.Reason, s.Type, s.Detail), "notification skipped",
-			append(attrs, "reason", s.Reason, "format", p.Format, "type", s.Type, "id", s.ID,
+		in.once.Log(ctx, level, fmt.Sprintf("%s:%s:%s:%s", s.Reason, s.Code, s.Type, s.Detail), "notification skipped",
+			append(attrs, "reason", s.Reason, "code", s.Code, "format", p.Format, "type", s.Type, "id", s.ID,
 				"bucket", s.Bucket, "key", s.Key, "detail", s.Detail)...)
 	}
 	in.Tally.Events.WithLabelValues(EventsTaken).Add(float64(len(p.Events)))

@@ -24,7 +24,7 @@ func parse(body []byte) (notify.Parsed, error) {
 		p.Format += "/" + string(res.Inner)
 	}
 	for i, s := range res.Skips {
-		p.Skips[i] = notify.Skip{Reason: skipReasons[s.Kind], Type: s.Name, Bucket: s.Bucket, Key: s.Key, Detail: s.Reason}
+		p.Skips[i] = notify.Skip{Reason: skipReasons[s.Kind], Code: string(s.Kind), Type: s.Name, Bucket: s.Bucket, Key: s.Key, Detail: s.Reason}
 	}
 	return p, nil
 }
