@@ -30,6 +30,15 @@ const (
 	PoisonQueueSuffix        = "-poison"
 	// MaxBatch is the most messages one Get Messages call returns.
 	MaxBatch = 32
+	// DefaultPollMin is the wait after a non-empty dequeue: bursts are
+	// read at once.
+	DefaultPollMin = 100 * time.Millisecond
+	// DefaultPollMax is the longest wait between dequeues of an idle
+	// queue: waits are drawn from [250 ms, 500 ms], so a notification to a
+	// queue idle for any time waits about 190 ms for its dequeue on
+	// average (at most 500 ms), for about 86,400 s / 0.375 s = 230,400
+	// dequeues a day per idle queue and consumer.
+	DefaultPollMax = 500 * time.Millisecond
 )
 
 // QueueConsumer reads Event Grid events from an Azure Storage Queue and
@@ -44,15 +53,13 @@ const (
 // poison queue (created on first use, messages never expire there) and
 // deleted. Messages that cannot be read at all, or that hold only ignored
 // event types, are logged, counted and deleted.
-type QueueConsumer struct {
-	*notify.Consumer
-	pollMin, pollMax time.Duration
-}
+type QueueConsumer struct{ *notify.Consumer }
 
 type queueOptions struct {
 	batch            int
 	pollMin, pollMax time.Duration
 	workLimit        time.Duration
+	wrap             func(notify.Driver) notify.Driver // tests: a deliberately broken driver
 }
 
 // QueueOption tunes a QueueConsumer.
@@ -63,10 +70,10 @@ type QueueOption func(*queueOptions)
 func WithBatchSize(n int) QueueOption { return func(o *queueOptions) { o.batch = n } }
 
 // WithPollInterval sets how long an idle consumer waits before asking again:
-// min after a non-empty batch, doubling to max while the queue stays empty.
-// Storage Queues have no long polling, so max bounds the latency of a
-// notification to an idle consumer. Defaults 100 ms and 1 s: at most about
-// 90k requests a day per idle queue.
+// min after a non-empty batch, doubling (jittered, see notify.IdlePoll) to
+// max while the queue stays empty. Storage Queues have no long polling, so
+// max bounds the latency of a notification to an idle consumer and sets the
+// idle request rate. Defaults DefaultPollMin and DefaultPollMax.
 func WithPollInterval(min, max time.Duration) QueueOption {
 	return func(o *queueOptions) { o.pollMin, o.pollMax = min, max }
 }
@@ -92,7 +99,7 @@ func NewQueueConsumer(ctx context.Context, src config.Source, app notify.Applier
 	if app == nil {
 		return nil, fmt.Errorf("azure source %q: no applier", src.ID)
 	}
-	o := queueOptions{batch: MaxBatch, pollMin: 100 * time.Millisecond, pollMax: time.Second, workLimit: 5 * time.Minute}
+	o := queueOptions{batch: MaxBatch, pollMin: DefaultPollMin, pollMax: DefaultPollMax, workLimit: 5 * time.Minute}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -138,11 +145,15 @@ func NewQueueConsumer(ctx context.Context, src config.Source, app notify.Applier
 		vt:          vt,
 		callTimeout: cmp.Or(src.RequestTimeout, providers.DefaultRequestTimeout),
 	}
+	var driver notify.Driver = d
+	if o.wrap != nil {
+		driver = o.wrap(d)
+	}
 	in := notify.NewIntake(reg, log, src.ID, notify.TransportStorageQueue, "queue", sq.Queue)
 	in.Log.InfoContext(ctx, "azure queue consumer configured", "visibility_timeout", vt,
 		"max_dequeue_count", maxDQ, "poison_queue", poisonName)
 	kc, err := notify.NewConsumer(notify.ConsumerConfig{
-		Driver: d,
+		Driver: driver,
 		Parse:  parseQueueMessage,
 		App:    app,
 		Intake: in,
@@ -162,7 +173,7 @@ func NewQueueConsumer(ctx context.Context, src config.Source, app notify.Applier
 	if err != nil {
 		return nil, fmt.Errorf("azure source %q: %w", src.ID, err)
 	}
-	return &QueueConsumer{Consumer: kc, pollMin: o.pollMin, pollMax: o.pollMax}, nil
+	return &QueueConsumer{kc}, nil
 }
 
 // parseQueueMessage decodes a queue message (base64 or plain JSON) and
