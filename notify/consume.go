@@ -222,25 +222,28 @@ func (c *Consumer) deadLetter(ctx context.Context, dl DeadLetterer, it *pending)
 }
 
 // heartbeat extends the batch's visibility every Heartbeat until the
-// returned function is called (which waits for it to stop, so that what a
-// driver renewed in the messages' handles is safe to read after).
+// returned function is called, which waits for an extension under way to
+// finish rather than cancel it: a cancelled renewal may have been made by
+// the service all the same, and the receipt it returned (Storage Queues
+// renew the pop receipt) is what the acknowledgement needs.
 func (c *Consumer) heartbeat(ctx context.Context, msgs []*Message) (stop func()) {
 	if c.cfg.Heartbeat <= 0 {
 		return func() {}
 	}
-	hbCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
+	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		t := time.NewTicker(c.cfg.Heartbeat)
 		defer t.Stop()
 		for {
 			select {
-			case <-hbCtx.Done():
+			case <-quit:
+				return
+			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
-			if err := c.cfg.Driver.Extend(hbCtx, msgs); err != nil && hbCtx.Err() == nil {
+			if err := c.cfg.Driver.Extend(ctx, msgs); err != nil && ctx.Err() == nil {
 				c.in.T.Error("extend")
 				c.in.Log.WarnContext(ctx, "notification visibility not extended; it may be redelivered",
 					"err", err, "messages", len(msgs))
@@ -248,7 +251,7 @@ func (c *Consumer) heartbeat(ctx context.Context, msgs []*Message) (stop func())
 		}
 	}()
 	return func() {
-		cancel()
+		close(quit)
 		<-done
 	}
 }

@@ -24,7 +24,7 @@ const conformanceVT = time.Second
 
 func queueHarness(wrap func(notify.Driver) notify.Driver) notifytest.Harness {
 	return notifytest.Harness{
-		Provider: "azure", Transport: notify.TransportStorageQueue, Redelivery: conformanceVT,
+		Provider: "azure", Transport: notify.TransportStorageQueue, Redelivery: conformanceVT, MinRedelivery: conformanceVT,
 		New: func(t *testing.T) notifytest.Queue { return &conformanceQueue{tq: newTestQueue(t), wrap: wrap} },
 	}
 }

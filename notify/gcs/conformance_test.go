@@ -24,7 +24,7 @@ import (
 // for as long as the subscription's retention keeps it).
 func TestPubSubConformance(t *testing.T) {
 	notifytest.Run(t, notifytest.Harness{
-		Provider: "gcs", Transport: notify.TransportPubSub, Redelivery: time.Second,
+		Provider: "gcs", Transport: notify.TransportPubSub, Redelivery: time.Second, MinRedelivery: 100 * time.Millisecond,
 		New: newConformanceSub,
 	})
 }
@@ -38,7 +38,7 @@ const (
 type conformanceSub struct {
 	ps   *pstest.Server
 	dlq  *pubsub.Client // pulls the dead-letter topic's subscription
-	dead int           // dead-lettered messages pulled so far
+	dead int            // dead-lettered messages pulled so far
 }
 
 func newConformanceSub(t *testing.T) notifytest.Queue {
@@ -119,8 +119,10 @@ func (q *conformanceSub) Unsettled(t *testing.T) int {
 // DeadLettered counts the messages that reached the dead-letter topic's
 // subscription.
 func (q *conformanceSub) DeadLettered(t *testing.T) int {
-	resp, err := q.dlq.SubscriptionAdminClient.Pull(t.Context(), &pubsubpb.PullRequest{
-		Subscription: "projects/" + project + "/subscriptions/" + confSub + "-dlq", MaxMessages: 10, ReturnImmediately: true})
+	req := &pubsubpb.PullRequest{Subscription: "projects/" + project + "/subscriptions/" + confSub + "-dlq", MaxMessages: 10}
+	//lint:ignore SA1019 without it pstest's Pull waits for a message
+	req.ReturnImmediately = true
+	resp, err := q.dlq.SubscriptionAdminClient.Pull(t.Context(), req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package gcs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -391,100 +390,6 @@ func TestSkippedMessagesAreAcked(t *testing.T) {
 		if m.Deliveries != 1 {
 			t.Errorf("message %s delivered %d times", m.ID, m.Deliveries)
 		}
-	}
-}
-
-// TestApplyFailureRedelivers fails Apply twice: the message is nacked,
-// redelivered, and acked once the third Apply commits it.
-func TestApplyFailureRedelivers(t *testing.T) {
-	e := newEnv(t)
-	b := e.notifyingBucket(t, bucket, storage.JSONPayload)
-	rec := &recorder{fail: func(call int, _ []notify.Event) error {
-		if call <= 2 {
-			return errors.New("catalog unavailable")
-		}
-		return nil
-	}}
-	c := e.start(t, rec)
-
-	gen := put(t, b, "a.png", "abc")
-	waitFor(t, "applied after two failures", func() bool { return len(rec.snapshot()) == 1 })
-	e.allAcked(t)
-	if got := kinds(rec.snapshot()); got != fmt.Sprintf("upsert@%d", gen) {
-		t.Errorf("applied %s", got)
-	}
-	msgs := e.ps.Messages()
-	if len(msgs) != 1 || msgs[0].Deliveries != 3 || msgs[0].Acks != 1 {
-		for _, m := range msgs {
-			t.Errorf("message %s: %d deliveries, %d acks; want 3 and 1", m.ID, m.Deliveries, m.Acks)
-		}
-	}
-	if c.count(outcomeApplyFailed) != 2 || c.count(outcomeApplied) != 1 {
-		t.Errorf("apply_failed %v applied %v, want 2 and 1", c.count(outcomeApplyFailed), c.count(outcomeApplied))
-	}
-}
-
-// TestShutdownFinishesInFlight cancels Run while Apply is committing: Run
-// waits for it, and the message is acked rather than redelivered.
-func TestShutdownFinishesInFlight(t *testing.T) {
-	e := newEnv(t)
-	rec := &recorder{block: make(chan struct{}), entered: make(chan struct{}, 1)}
-	src := config.Source{ID: "src1", Provider: "gcs", Bucket: bucket,
-		Notifications: config.Notifications{PubSub: &config.PubSub{Project: project, Subscription: subID}}}
-	c, err := NewConsumer(context.Background(), src, rec, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-
-	id := e.ps.Publish("projects/"+project+"/topics/"+topicID, nil, map[string]string{
-		"eventType": "OBJECT_DELETE", "payloadFormat": "NONE", "bucketId": bucket, "objectId": "k", "objectGeneration": "5"})
-	select {
-	case <-rec.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Apply not called")
-	}
-	cancel()
-	select {
-	case err := <-done:
-		t.Fatalf("Run returned %v while Apply was in flight", err)
-	default:
-	}
-	close(rec.block)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Run did not return")
-	}
-	if got := kinds(rec.snapshot()); got != "delete@5" {
-		t.Errorf("applied %s", got)
-	}
-	waitFor(t, "ack", func() bool { return e.ps.Message(id).Acks == 1 })
-}
-
-func TestMissingSubscription(t *testing.T) {
-	newEnv(t)
-	src := config.Source{ID: "src1", Provider: "gcs", Bucket: bucket,
-		Notifications: config.Notifications{PubSub: &config.PubSub{Project: project, Subscription: "nope"}}}
-	c, err := NewConsumer(context.Background(), src, &recorder{}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	err = c.Run(ctx)
-	if err == nil || ctx.Err() != nil {
-		t.Fatalf("Run on a missing subscription: %v (ctx %v), want an error at once", err, ctx.Err())
-	}
-	if !strings.Contains(err.Error(), "nope") {
-		t.Errorf("error does not name the subscription: %v", err)
 	}
 }
 

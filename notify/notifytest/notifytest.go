@@ -45,6 +45,12 @@ type Harness struct {
 	// Redelivery bounds how long a message whose apply failed takes to
 	// come back (its visibility timeout, a nack delay).
 	Redelivery time.Duration
+	// MinRedelivery is how long a failed message stays away at least (its
+	// visibility timeout, the nack delay): it is not redelivered sooner.
+	MinRedelivery time.Duration
+	// IsMissing, when set, tells the SDK's own error for a missing queue,
+	// which the start-up error must wrap.
+	IsMissing func(err error) bool
 	// New makes a fresh queue (subscription) for one case.
 	New func(t *testing.T) Queue
 	// NoDeadLetter, when set, says why the transport has no dead-letter
@@ -92,14 +98,13 @@ func Run(t *testing.T, h Harness) {
 // env is one case: a queue, a catalog behind a Router, and a gate in front
 // of it that can hold or fail applies.
 type env struct {
-	h     Harness
-	q     Queue
-	reg   *prometheus.Registry
-	cat   *catalog.Source
-	gate  *Gate
-	done  chan error
-	stop  context.CancelFunc
-	owned bool // the cleanup stops the consumer
+	h    Harness
+	q    Queue
+	reg  *prometheus.Registry
+	cat  *catalog.Source
+	gate *Gate
+	done chan error
+	stop context.CancelFunc
 }
 
 func newEnv(t *testing.T, h Harness) *env {

@@ -2,6 +2,7 @@ package s3
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -21,8 +22,9 @@ import (
 // itself: the consumer only leaves a failing message in the queue.
 func TestSQSConformance(t *testing.T) {
 	notifytest.Run(t, notifytest.Harness{
-		Provider: "s3", Transport: notify.TransportSQS, Redelivery: time.Second,
-		New: func(t *testing.T) notifytest.Queue { return newConformanceQueue(t) },
+		Provider: "s3", Transport: notify.TransportSQS, Redelivery: time.Second, MinRedelivery: time.Second,
+		IsMissing: func(err error) bool { var m *types.QueueDoesNotExist; return errors.As(err, &m) },
+		New:       func(t *testing.T) notifytest.Queue { return newConformanceQueue(t) },
 	})
 }
 
