@@ -32,6 +32,7 @@ func queueHarness(wrap func(notify.Driver) notify.Driver) notifytest.Harness {
 type conformanceQueue struct {
 	tq   *testQueue
 	wrap func(notify.Driver) notify.Driver
+	sent map[string]string // key and sequencer → message: a duplicate is the same message
 }
 
 func (q *conformanceQueue) consumer(t *testing.T, name string, app notify.Applier, reg prometheus.Registerer) notifytest.Runner {
@@ -61,8 +62,15 @@ func (q *conformanceQueue) Missing(t *testing.T) (notifytest.Runner, string) {
 
 func (q *conformanceQueue) Send(t *testing.T, bucket, key string, seq int) {
 	t.Helper()
-	body := blobCreated(bucket, key, key, fmt.Sprintf("0x%X", seq), 1, fmt.Sprintf("%02x", seq))
-	q.tq.send(t, base64.StdEncoding.EncodeToString([]byte(body)))
+	id := fmt.Sprintf("%s/%s@%d", bucket, key, seq)
+	if q.sent == nil {
+		q.sent = map[string]string{}
+	}
+	if _, ok := q.sent[id]; !ok {
+		body := blobCreated(bucket, key, key, fmt.Sprintf("0x%X", seq), 1, fmt.Sprintf("%02x", seq))
+		q.sent[id] = base64.StdEncoding.EncodeToString([]byte(body))
+	}
+	q.tq.send(t, q.sent[id])
 }
 
 func (q *conformanceQueue) Unsettled(t *testing.T) int    { return int(count(t, q.tq.q)) }

@@ -39,6 +39,7 @@ type conformanceSub struct {
 	ps   *pstest.Server
 	dlq  *pubsub.Client // pulls the dead-letter topic's subscription
 	dead int            // dead-lettered messages pulled so far
+	now  string         // the event time of every message: a duplicate is the same message
 }
 
 func newConformanceSub(t *testing.T) notifytest.Queue {
@@ -68,7 +69,7 @@ func newConformanceSub(t *testing.T) notifytest.Queue {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return &conformanceSub{ps: ps, dlq: admin}
+	return &conformanceSub{ps: ps, dlq: admin, now: time.Now().UTC().Format(time.RFC3339Nano)}
 }
 
 func (q *conformanceSub) consumer(t *testing.T, sub string, app notify.Applier, reg prometheus.Registerer) notifytest.Runner {
@@ -96,10 +97,10 @@ func (q *conformanceSub) Missing(t *testing.T) (notifytest.Runner, string) {
 func (q *conformanceSub) Send(t *testing.T, bucket, key string, seq int) {
 	gen := strconv.Itoa(seq)
 	payload := fmt.Sprintf(`{"name":%q,"bucket":%q,"generation":%q,"metageneration":"1","size":"1","etag":"e%d","updated":%q}`,
-		key, bucket, gen, seq, time.Now().UTC().Format(time.RFC3339Nano))
+		key, bucket, gen, seq, q.now)
 	q.ps.Publish(confTopic, []byte(payload), map[string]string{
 		"eventType": "OBJECT_FINALIZE", "payloadFormat": "JSON_API_V1", "bucketId": bucket, "objectId": key,
-		"objectGeneration": gen, "eventTime": time.Now().UTC().Format(time.RFC3339Nano),
+		"objectGeneration": gen, "eventTime": q.now,
 	})
 }
 

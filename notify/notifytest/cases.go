@@ -12,10 +12,6 @@ import (
 	"github.com/imgly/syncer/notify"
 )
 
-// wait bounds every wait of the suite: generous, as emulators share a
-// loaded machine; a case that holds never waits this long.
-const wait = 30 * time.Second
-
 // testAckAfterApply: while the commit of a message's events is held, the
 // message stays in the queue; once committed, it is acknowledged.
 func testAckAfterApply(t *testing.T, h Harness) {
@@ -25,7 +21,7 @@ func testAckAfterApply(t *testing.T, h Harness) {
 	e.q.Send(t, Bucket, Prefix+"held.png", 1)
 	select {
 	case <-e.gate.Entered():
-	case <-time.After(wait):
+	case <-time.After(h.Wait):
 		t.Fatal("the message was not applied")
 	}
 	if n := e.q.Unsettled(t); n != 1 {
@@ -35,7 +31,7 @@ func testAckAfterApply(t *testing.T, h Harness) {
 		t.Fatal("committed while held")
 	}
 	e.gate.Release()
-	Eventually(t, wait, "the message to be acknowledged", func() bool { return e.q.Unsettled(t) == 0 })
+	Eventually(t, h.Wait, "the message to be acknowledged", func() bool { return e.q.Unsettled(t) == 0 })
 	if e.entrySeq(t, Prefix+"held.png") == 0 {
 		t.Fatal("acknowledged, not committed")
 	}
@@ -60,11 +56,11 @@ func testFailedApplyRedelivered(t *testing.T, h Harness) {
 	start := time.Now()
 	e.q.Send(t, Bucket, Prefix+"crash.png", 1)
 	e.q.Send(t, Bucket, Prefix+"fine.png", 2)
-	Eventually(t, wait+2*h.Redelivery, "the failed message to be committed", func() bool {
+	Eventually(t, h.Wait+2*h.Redelivery, "the failed message to be committed", func() bool {
 		return e.entrySeq(t, Prefix+"crash.png") != 0
 	})
 	took := time.Since(start) // polled every 10 ms: at most that late
-	Eventually(t, wait, "the queue to drain", func() bool { return e.q.Unsettled(t) == 0 })
+	Eventually(t, h.Wait, "the queue to drain", func() bool { return e.q.Unsettled(t) == 0 })
 	if e.entrySeq(t, Prefix+"fine.png") == 0 {
 		t.Error("the other message was not committed")
 	}
@@ -89,8 +85,8 @@ func testPoison(t *testing.T, h Harness) {
 	e.gate.FailWith(func([]notify.Event) error { return errors.New("always failing") })
 	e.start(t)
 	e.q.Send(t, Bucket, Prefix+"poison.png", 1)
-	Eventually(t, wait+4*h.Redelivery, "the message to be dead-lettered", func() bool { return e.q.DeadLettered(t) == 1 })
-	Eventually(t, wait, "the queue to drain", func() bool { return e.q.Unsettled(t) == 0 })
+	Eventually(t, h.Wait+4*h.Redelivery, "the message to be dead-lettered", func() bool { return e.q.DeadLettered(t) == 1 })
+	Eventually(t, h.Wait, "the queue to drain", func() bool { return e.q.Unsettled(t) == 0 })
 	if e.entrySeq(t, Prefix+"poison.png") != 0 {
 		t.Error("a failing message was committed")
 	}
@@ -105,7 +101,7 @@ func testShutdown(t *testing.T, h Harness) {
 	e.q.Send(t, Bucket, Prefix+"inflight.png", 1)
 	select {
 	case <-e.gate.Entered():
-	case <-time.After(wait):
+	case <-time.After(h.Wait):
 		t.Fatal("the message was not applied")
 	}
 	e.stop()
@@ -121,13 +117,13 @@ func testShutdown(t *testing.T, h Harness) {
 			t.Fatalf("Run: %v", err)
 		}
 		e.done <- nil // for the cleanup
-	case <-time.After(wait):
+	case <-time.After(h.Wait):
 		t.Fatal("Run did not return after the apply finished")
 	}
 	if e.entrySeq(t, Prefix+"inflight.png") == 0 {
 		t.Fatal("the apply in hand was not committed")
 	}
-	Eventually(t, wait, "the message to be acknowledged", func() bool { return e.q.Unsettled(t) == 0 })
+	Eventually(t, h.Wait, "the message to be acknowledged", func() bool { return e.q.Unsettled(t) == 0 })
 }
 
 // testMissingQueue: a consumer of a queue that does not exist fails at
@@ -135,7 +131,7 @@ func testShutdown(t *testing.T, h Harness) {
 func testMissingQueue(t *testing.T, h Harness) {
 	q := h.New(t)
 	r, name := q.Missing(t)
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), h.Wait)
 	defer cancel()
 	err := r.Run(ctx)
 	if err == nil || ctx.Err() != nil {
@@ -155,10 +151,10 @@ func testDuplicate(t *testing.T, h Harness) {
 	e.start(t)
 	e.q.Send(t, Bucket, Prefix+"dup.png", 7)
 	e.q.Send(t, Bucket, Prefix+"dup.png", 7)
-	Eventually(t, wait, "both deliveries to be decided", func() bool {
+	Eventually(t, h.Wait, "both deliveries to be decided", func() bool {
 		return e.count(notify.OutcomeApplied)+e.count(notify.OutcomeSkippedStale) == 2
 	})
-	Eventually(t, wait, "the queue to drain", func() bool { return e.q.Unsettled(t) == 0 })
+	Eventually(t, h.Wait, "the queue to drain", func() bool { return e.q.Unsettled(t) == 0 })
 	if n := e.count(notify.OutcomeApplied); n != 1 {
 		t.Errorf("applied %d, want 1", n)
 	}
@@ -172,10 +168,10 @@ func testForeignAndOutsidePrefix(t *testing.T, h Harness) {
 	e.start(t)
 	e.q.Send(t, "other-bucket", Prefix+"a.png", 1)
 	e.q.Send(t, Bucket, "elsewhere/b.png", 2)
-	Eventually(t, wait, "both counted", func() bool {
+	Eventually(t, h.Wait, "both counted", func() bool {
 		return e.count(notify.OutcomeSkippedForeign) == 1 && e.count(notify.OutcomeSkippedFiltered) == 1
 	})
-	Eventually(t, wait, "both acknowledged", func() bool { return e.q.Unsettled(t) == 0 })
+	Eventually(t, h.Wait, "both acknowledged", func() bool { return e.q.Unsettled(t) == 0 })
 	if n := e.count(notify.OutcomeApplied); n != 0 {
 		t.Errorf("applied %d, want 0", n)
 	}

@@ -53,6 +53,10 @@ type Harness struct {
 	IsMissing func(err error) bool
 	// New makes a fresh queue (subscription) for one case.
 	New func(t *testing.T) Queue
+	// Wait bounds each wait of a case (default 30 s: emulators share a
+	// loaded machine; a case that holds never waits this long). A
+	// meta-test running cases expected to fail may shorten it.
+	Wait time.Duration
 	// NoDeadLetter, when set, says why the transport has no dead-letter
 	// path the suite can observe; the Poison case is then skipped with it.
 	NoDeadLetter string
@@ -79,6 +83,9 @@ type Queue interface {
 
 // Run runs every case against h.
 func Run(t *testing.T, h Harness) {
+	if h.Wait <= 0 {
+		h.Wait = 30 * time.Second
+	}
 	for _, c := range []struct {
 		name string
 		fn   func(*testing.T, Harness)
@@ -141,7 +148,7 @@ func (e *env) start(t *testing.T) {
 			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
-		case <-time.After(30 * time.Second):
+		case <-time.After(e.h.Wait):
 			t.Error("Run did not return after cancel")
 		}
 	})
