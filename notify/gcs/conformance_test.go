@@ -44,31 +44,10 @@ type conformanceSub struct {
 
 func newConformanceSub(t *testing.T) notifytest.Queue {
 	t.Helper()
-	ctx := context.Background()
-	ps := pstest.NewServer()
-	t.Cleanup(func() { ps.Close() })
-	t.Setenv("PUBSUB_EMULATOR_HOST", ps.Addr)
-	admin, err := pubsub.NewClient(ctx, project)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	for _, topic := range []string{confTopic, confDLQ} {
-		if _, err := admin.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := admin.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
-		Name: "projects/" + project + "/subscriptions/" + confSub, Topic: confTopic, AckDeadlineSeconds: 10,
-		DeadLetterPolicy: &pubsubpb.DeadLetterPolicy{DeadLetterTopic: confDLQ, MaxDeliveryAttempts: 2},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
-		Name: "projects/" + project + "/subscriptions/" + confSub + "-dlq", Topic: confDLQ, AckDeadlineSeconds: 10,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	ps, admin := newPubSub(t, []string{confTopic, confDLQ},
+		&pubsubpb.Subscription{Name: "projects/" + project + "/subscriptions/" + confSub, Topic: confTopic, AckDeadlineSeconds: 10,
+			DeadLetterPolicy: &pubsubpb.DeadLetterPolicy{DeadLetterTopic: confDLQ, MaxDeliveryAttempts: 2}},
+		&pubsubpb.Subscription{Name: "projects/" + project + "/subscriptions/" + confSub + "-dlq", Topic: confDLQ, AckDeadlineSeconds: 10})
 	return &conformanceSub{ps: ps, dlq: admin, now: time.Now().UTC().Format(time.RFC3339Nano)}
 }
 

@@ -93,26 +93,10 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	ps := pstest.NewServer()
-	t.Cleanup(func() { ps.Close() })
-	// Both our consumer and fake-gcs-server's publisher find the fake
-	// through the variable, as they would find a real emulator.
-	t.Setenv("PUBSUB_EMULATOR_HOST", ps.Addr)
-
-	admin, err := pubsub.NewClient(ctx, project)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
 	topic := "projects/" + project + "/topics/" + topicID
-	if _, err := admin.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+	ps, _ := newPubSub(t, []string{topic}, &pubsubpb.Subscription{
 		Name: "projects/" + project + "/subscriptions/" + subID, Topic: topic, AckDeadlineSeconds: 10,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 
 	var logw io.Writer = io.Discard
 	if testing.Verbose() {
@@ -135,6 +119,35 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { sc.Close() })
 	return &env{ps: ps, gcs: gcs, storage: sc, reg: prometheus.NewRegistry()}
+}
+
+// newPubSub starts pstest with topics and subscriptions, points the clients
+// of the test at it (PUBSUB_EMULATOR_HOST) and returns it with an admin
+// client.
+func newPubSub(t *testing.T, topics []string, subs ...*pubsubpb.Subscription) (*pstest.Server, *pubsub.Client) {
+	t.Helper()
+	ctx := context.Background()
+	ps := pstest.NewServer()
+	t.Cleanup(func() { ps.Close() })
+	// Our consumers and fake-gcs-server's publisher find the fake through
+	// the variable, as they would find a real emulator.
+	t.Setenv("PUBSUB_EMULATOR_HOST", ps.Addr)
+	admin, err := pubsub.NewClient(ctx, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	for _, topic := range topics {
+		if _, err := admin.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sub := range subs {
+		if _, err := admin.SubscriptionAdminClient.CreateSubscription(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ps, admin
 }
 
 // notifyingBucket creates a bucket whose notifications go to the topic.

@@ -90,21 +90,22 @@ func message(h *pubsubHandle) *notify.Message {
 }
 
 func (d *pubsubDriver) Ack(_ context.Context, msgs []*notify.Message) error {
-	for _, m := range msgs {
-		h := m.Handle.(*pubsubHandle)
-		h.m.Ack()
-		close(h.settled)
-	}
+	settle(msgs, (*pubsub.Message).Ack)
 	return nil
 }
 
 func (d *pubsubDriver) Nack(_ context.Context, msgs []*notify.Message) error {
+	settle(msgs, (*pubsub.Message).Nack)
+	return nil
+}
+
+// settle acks or nacks each message and ends its callback.
+func settle(msgs []*notify.Message, how func(*pubsub.Message)) {
 	for _, m := range msgs {
 		h := m.Handle.(*pubsubHandle)
-		h.m.Nack()
+		how(h.m)
 		close(h.settled)
 	}
-	return nil
 }
 
 // Extend does nothing: the client library extends the leases itself.

@@ -12,18 +12,26 @@ import (
 	"github.com/imgly/syncer/notify"
 )
 
-// testAckAfterApply: while the commit of a message's events is held, the
-// message stays in the queue; once committed, it is acknowledged.
-func testAckAfterApply(t *testing.T, h Harness) {
+// startHeld starts a consumer whose applies are held, sends key and waits
+// until its apply is in hand.
+func startHeld(t *testing.T, h Harness, key string) *env {
+	t.Helper()
 	e := newEnv(t, h)
 	e.gate.Hold()
 	e.start(t)
-	e.q.Send(t, Bucket, Prefix+"held.png", 1)
+	e.q.Send(t, Bucket, key, 1)
 	select {
 	case <-e.gate.Entered():
 	case <-time.After(h.Wait):
 		t.Fatal("the message was not applied")
 	}
+	return e
+}
+
+// testAckAfterApply: while the commit of a message's events is held, the
+// message stays in the queue; once committed, it is acknowledged.
+func testAckAfterApply(t *testing.T, h Harness) {
+	e := startHeld(t, h, Prefix+"held.png")
 	if n := e.q.Unsettled(t); n != 1 {
 		t.Fatalf("%d messages unsettled while the apply is held, want 1: acknowledged before apply", n)
 	}
@@ -95,15 +103,7 @@ func testPoison(t *testing.T, h Harness) {
 // testShutdown: Run asked to stop while an apply is in hand waits for it,
 // and the message is committed and acknowledged rather than redelivered.
 func testShutdown(t *testing.T, h Harness) {
-	e := newEnv(t, h)
-	e.gate.Hold()
-	e.start(t)
-	e.q.Send(t, Bucket, Prefix+"inflight.png", 1)
-	select {
-	case <-e.gate.Entered():
-	case <-time.After(h.Wait):
-		t.Fatal("the message was not applied")
-	}
+	e := startHeld(t, h, Prefix+"inflight.png")
 	e.stop()
 	select {
 	case err := <-e.done:
