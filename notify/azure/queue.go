@@ -109,30 +109,9 @@ func NewQueueConsumer(ctx context.Context, src config.Source, app notify.Applier
 	if o.pollMin <= 0 || o.pollMax < o.pollMin || o.workLimit <= 0 {
 		return nil, fmt.Errorf("azure source %q: invalid queue poll interval or work limit", src.ID)
 	}
-	poisonName := sq.PoisonQueue
-	if poisonName == "" {
-		poisonName = sq.Queue + PoisonQueueSuffix
-	}
-	for _, q := range []string{sq.Queue, poisonName} {
-		if err := checkQueueName(q); err != nil {
-			return nil, fmt.Errorf("azure source %q: notifications.storageQueue: %w", src.ID, err)
-		}
-	}
-	if poisonName == sq.Queue {
-		return nil, fmt.Errorf("azure source %q: notifications.storageQueue.poisonQueue must differ from the queue", src.ID)
-	}
-	vt := sq.VisibilityTimeout
-	if vt <= 0 {
-		vt = DefaultVisibilityTimeout
-	}
-	// The service counts whole seconds, at least one, at most seven days.
-	vt = max(vt.Round(time.Second), time.Second)
-	if vt > 7*24*time.Hour {
-		return nil, fmt.Errorf("azure source %q: notifications.storageQueue.visibilityTimeout %v exceeds 7 days", src.ID, vt)
-	}
-	maxDQ := sq.MaxDequeueCount
-	if maxDQ <= 0 {
-		maxDQ = DefaultMaxDequeueCount
+	poisonName, vt, maxDQ, err := queueSettings(sq)
+	if err != nil {
+		return nil, fmt.Errorf("azure source %q: notifications.storageQueue: %w", src.ID, err)
 	}
 	svc, err := queueService(src, sq)
 	if err != nil {
@@ -174,6 +153,37 @@ func NewQueueConsumer(ctx context.Context, src config.Source, app notify.Applier
 		return nil, fmt.Errorf("azure source %q: %w", src.ID, err)
 	}
 	return &QueueConsumer{kc}, nil
+}
+
+// queueSettings checks the queue's settings and fills in the defaults: the
+// poison queue's name, the visibility timeout and the max dequeue count.
+func queueSettings(sq *config.StorageQueue) (poison string, vt time.Duration, maxDQ int, err error) {
+	poison = sq.PoisonQueue
+	if poison == "" {
+		poison = sq.Queue + PoisonQueueSuffix
+	}
+	for _, q := range []string{sq.Queue, poison} {
+		if err := checkQueueName(q); err != nil {
+			return "", 0, 0, err
+		}
+	}
+	if poison == sq.Queue {
+		return "", 0, 0, errors.New("poisonQueue must differ from the queue")
+	}
+	vt = sq.VisibilityTimeout
+	if vt <= 0 {
+		vt = DefaultVisibilityTimeout
+	}
+	// The service counts whole seconds, at least one, at most seven days.
+	vt = max(vt.Round(time.Second), time.Second)
+	if vt > 7*24*time.Hour {
+		return "", 0, 0, fmt.Errorf("visibilityTimeout %v exceeds 7 days", vt)
+	}
+	maxDQ = sq.MaxDequeueCount
+	if maxDQ <= 0 {
+		maxDQ = DefaultMaxDequeueCount
+	}
+	return poison, vt, maxDQ, nil
 }
 
 // parseQueueMessage decodes a queue message (base64 or plain JSON) and
