@@ -197,7 +197,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"source", "transport"}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncer_notification_transport_errors_total",
-			Help: "Failed queue operations (receive, delete, heartbeat, update, poison) of notification consumers.",
+			Help: "Failed queue operations (receive, ack, nack, extend, dead_letter) of notification consumers.",
 		}, []string{"source", "transport", "op"}),
 	}
 	if reg == nil {

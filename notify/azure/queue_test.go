@@ -180,37 +180,6 @@ func TestQueueMalformedAndIgnoredAreDeleted(t *testing.T) {
 	}
 }
 
-// An Apply error leaves the message on the queue; it comes back when its
-// visibility timeout lapses and is deleted once applied.
-func TestQueueApplyErrorRedelivers(t *testing.T) {
-	t.Parallel()
-	tq := newTestQueue(t)
-	tq.send(t, egDeleted)
-	rec := newRecorder()
-	rec.fail = func(call int, _ []notify.Event) error {
-		if call == 1 {
-			return errors.New("catalog unavailable")
-		}
-		return nil
-	}
-	reg := prometheus.NewRegistry()
-	start(t, tq.source(time.Second, 5), rec, reg)
-
-	rec.waitFor(t, 10*time.Second, "first, failing apply", func(calls int, _ []notify.Event) bool { return calls >= 1 })
-	if n := count(t, tq.q); n != 1 {
-		t.Fatalf("after a failed apply the queue holds %d messages, want 1", n)
-	}
-	rec.waitFor(t, 10*time.Second, "redelivery", func(calls int, _ []notify.Event) bool { return calls >= 2 })
-	eventually(t, 5*time.Second, "queue drained", func() bool { return count(t, tq.q) == 0 })
-	if got := counter(t, reg, "syncer_notifications_total", notify.OutcomeFailed); got != 1 {
-		t.Errorf("apply failures counted %v, want 1", got)
-	}
-	// Applied is counted by the Router (here a recorder), not the transport.
-	if got := counter(t, reg, "syncer_notifications_total", notify.OutcomeApplied); got != 0 {
-		t.Errorf("applied counted %v by the transport, want 0", got)
-	}
-}
-
 func TestQueuePoison(t *testing.T) {
 	t.Parallel()
 	tq := newTestQueue(t)
@@ -274,36 +243,6 @@ func TestQueueVisibilityExtended(t *testing.T) {
 	}
 }
 
-// Cancelling Run while a batch is being applied finishes the batch: the
-// message is deleted and Run returns nil.
-func TestQueueFinishesInFlightOnCancel(t *testing.T) {
-	t.Parallel()
-	tq := newTestQueue(t)
-	tq.send(t, egDeleted)
-	rec := newRecorder()
-	rec.hold()
-	stop, done := start(t, tq.source(30*time.Second, 5), rec, nil)
-	t.Cleanup(rec.release)
-
-	select {
-	case <-rec.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Apply not called")
-	}
-	stopped := make(chan struct{})
-	go func() { stop(); close(stopped) }()
-	select {
-	case err := <-done:
-		t.Fatalf("Run returned (%v) before its batch was applied", err)
-	case <-time.After(200 * time.Millisecond):
-	}
-	rec.release()
-	<-stopped
-	if n := count(t, tq.q); n != 0 {
-		t.Errorf("queue holds %d messages after the in-flight batch was finished", n)
-	}
-}
-
 // Without settings of its own the queue uses the source's connection string.
 func TestQueueAuthFromSourceConnectionString(t *testing.T) {
 	t.Parallel()
@@ -320,29 +259,6 @@ func TestQueueAuthFromSourceConnectionString(t *testing.T) {
 	rec.waitFor(t, 10*time.Second, "delete event", func(_ int, evs []notify.Event) bool {
 		return keysOf(evs, notify.Delete)["photos/old.png"] == 1
 	})
-}
-
-func TestQueueMissingIsFatal(t *testing.T) {
-	t.Parallel()
-	endpoint := azuriteQueue(t)
-	src := config.Source{
-		ID: "az", Provider: "azure", Container: "assets",
-		Azure: config.Azure{AccountName: devAccount, AccountKey: devKey},
-		Notifications: config.Notifications{StorageQueue: &config.StorageQueue{
-			Queue: uniqueName("missing-"), AccountURL: endpoint,
-		}},
-	}
-	c, err := NewQueueConsumer(context.Background(), src, newRecorder(), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Run(ctx); err == nil || ctx.Err() != nil {
-		t.Fatalf("Run on a missing queue: %v (ctx %v), want an error at once", err, ctx.Err())
-	} else {
-		t.Logf("missing queue: %v", err)
-	}
 }
 
 func TestNewQueueConsumerRejects(t *testing.T) {

@@ -2,14 +2,10 @@ package azure
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,16 +17,9 @@ import (
 // batch, at 1 MB.
 const MaxBodySize = 1 << 20
 
-// webhook receives Event Grid deliveries over HTTP. The lead mounts it at
-// /webhooks/eventgrid/<source id>.
-type webhook struct {
-	app    notify.Applier
-	p      *processor
-	secret notify.Secret
-	header string
-}
-
-// NewWebhook returns the handler of src.Notifications.EventGrid.
+// NewWebhook returns the handler of src.Notifications.EventGrid: Event Grid
+// deliveries over HTTP, mounted at /webhooks/eventgrid/<source id>. It is
+// notify.NewWebhook with Event Grid's parser, authentication and handshakes:
 //
 //   - Every request, handshakes included, must carry the configured secret:
 //     in the header named by EventGrid.Header when set (a "Bearer " prefix
@@ -48,127 +37,90 @@ type webhook struct {
 //     so that Event Grid retries, 400 for a malformed body and 413 for one
 //     over MaxBodySize (both counted; Event Grid does not retry those).
 func NewWebhook(src config.Source, app notify.Applier, log *slog.Logger, reg prometheus.Registerer) http.Handler {
-	h := &webhook{app: app, p: newProcessor(src, notify.TransportEventGrid, log, reg)}
+	in := notify.NewIntake(reg, log, src.ID, notify.TransportEventGrid)
+	var secret notify.Secret
+	var header string
 	if eg := src.Notifications.EventGrid; eg != nil {
-		h.secret, h.header = notify.NewSecret(eg.Secret), eg.Header
+		secret, header = notify.NewSecret(eg.Secret), eg.Header
 	}
-	if !h.secret.IsSet() {
-		h.p.log.Error("event grid webhook has no secret configured: refusing every request")
+	if !secret.IsSet() {
+		in.Log.Error("event grid webhook has no secret configured: refusing every request")
 	}
-	return h
+	hs := handshakes{in: in}
+	return notify.NewWebhook(notify.WebhookConfig{
+		App:        app,
+		Intake:     in,
+		Name:       "event grid webhook",
+		Authorized: func(r *http.Request) bool { return authorized(r, secret, header) },
+		Allow:      "OPTIONS, POST",
+		Preflight:  hs.abuseProtection,
+		Handshake:  hs.validate,
+		Parse:      parse,
+		MaxBody:    MaxBodySize,
+		FailedHint: "Event Grid will retry",
+	})
 }
 
-func (h *webhook) authorized(r *http.Request) bool {
+// authorized finds the secret in the configured header (optionally as a
+// bearer token) or, without one, in the query parameter "code".
+func authorized(r *http.Request, secret notify.Secret, header string) bool {
 	var got string
-	if h.header != "" {
-		got = strings.TrimSpace(r.Header.Get(h.header))
+	if header != "" {
+		got = strings.TrimSpace(r.Header.Get(header))
 	} else {
 		got = r.URL.Query().Get("code")
 	}
 	if got == "" {
 		return false
 	}
-	ok := h.secret.Match(got)
-	if scheme, token, found := strings.Cut(got, " "); found && strings.EqualFold(scheme, "Bearer") {
-		ok = h.secret.Match(strings.TrimSpace(token)) || ok
+	ok := secret.Match(got)
+	if token := notify.BearerToken(got); token != "" {
+		ok = secret.Match(token) || ok
 	}
 	return ok
 }
 
-func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	attrs := []any{"remote", r.RemoteAddr}
-	if !h.authorized(r) {
-		h.p.m.messages.WithLabelValues(outUnauthorized).Inc()
-		h.p.m.t.Count(notify.OutcomeUnauthorized, 1)
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
-		h.p.once.Log(ctx, slog.LevelWarn, "unauthorized:"+host, "event grid webhook request without a valid secret refused",
-			append(attrs, "method", r.Method)...)
-		// Before reading any of the body: an unauthenticated sender gets
-		// its answer at once and costs nothing more.
-		notify.RefuseUnread(w, r)
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
-		return
-	}
-	switch r.Method {
-	case http.MethodPost:
-	case http.MethodOptions:
-		h.abuseProtection(w, r)
-		return
-	default:
-		notify.RefuseUnread(w, r)
-		w.Header().Set("Allow", "OPTIONS, POST")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			h.p.refused(ctx, outTooLarge, fmt.Errorf("body over %d bytes", MaxBodySize), nil,
-				append(attrs, "content_length", r.ContentLength)...)
-			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		// The client went away or sent a broken body: nothing to apply.
-		h.p.log.DebugContext(ctx, "event grid webhook body unreadable", append(attrs, "err", err)...)
-		http.Error(w, "unreadable body", http.StatusBadRequest)
-		return
-	}
-	if strings.EqualFold(r.Header.Get("aeg-event-type"), "SubscriptionValidation") {
-		h.validate(w, r, body, attrs)
-		return
-	}
-	events, err := h.p.prepare(ctx, body, attrs...)
-	if err != nil {
-		http.Error(w, "malformed event grid delivery", http.StatusBadRequest)
-		return
-	}
-	if len(events) == 0 {
-		h.p.m.messages.WithLabelValues(outSkipped).Inc()
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	if err := h.app.Apply(h.p.m.t.Context(ctx), events); err != nil {
-		h.p.m.messages.WithLabelValues(outApplyFailed).Inc()
-		h.p.m.t.Count(notify.OutcomeFailed, len(events))
-		h.p.log.WarnContext(ctx, "event grid delivery not applied; Event Grid will retry",
-			append(attrs, "err", err, "events", len(events), "container", events[0].Bucket, "key", events[0].Key)...)
-		http.Error(w, "not applied", http.StatusInternalServerError)
-		return
-	}
-	h.p.m.messages.WithLabelValues(outApplied).Inc()
-	w.WriteHeader(http.StatusOK)
-}
+// handshakes are Event Grid's two subscription handshakes.
+type handshakes struct{ in *notify.Intake }
 
-// abuseProtection answers the CloudEvents webhook validation handshake.
-func (h *webhook) abuseProtection(w http.ResponseWriter, r *http.Request) {
+// abuseProtection answers the CloudEvents webhook validation handshake
+// (OPTIONS).
+func (h handshakes) abuseProtection(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodOptions {
+		return false
+	}
 	origin := strings.TrimSpace(r.Header.Get("WebHook-Request-Origin"))
 	w.Header().Set("Allow", "OPTIONS, POST")
 	if origin != "" {
-		h.p.m.messages.WithLabelValues(outValidation).Inc()
-		h.p.log.InfoContext(r.Context(), "event grid cloudevents handshake answered", "origin", origin)
+		h.in.Deliver(notify.DeliveryHandshake)
+		h.in.Log.InfoContext(r.Context(), "event grid cloudevents handshake answered", "origin", origin)
 		w.Header().Set("WebHook-Allowed-Origin", origin)
 		w.Header().Set("WebHook-Allowed-Rate", "*")
 	}
 	w.WriteHeader(http.StatusOK)
+	return true
 }
 
 // validate answers the Event Grid schema's subscription validation.
-func (h *webhook) validate(w http.ResponseWriter, r *http.Request, body []byte, attrs []any) {
+func (h handshakes) validate(w http.ResponseWriter, r *http.Request, body []byte) bool {
+	if !strings.EqualFold(r.Header.Get("aeg-event-type"), "SubscriptionValidation") {
+		return false
+	}
 	ctx := r.Context()
 	code, err := validationCode(body)
 	if err != nil {
-		h.p.refused(ctx, outMalformed, err, body, attrs...)
+		h.in.T.Received()
+		h.in.Refused(ctx, notify.DeliveryMalformed, err, body, "remote", r.RemoteAddr)
 		http.Error(w, "malformed subscription validation", http.StatusBadRequest)
-		return
+		return true
 	}
-	h.p.m.messages.WithLabelValues(outValidation).Inc()
-	h.p.log.InfoContext(ctx, "event grid subscription validation answered", attrs...)
+	h.in.Deliver(notify.DeliveryHandshake)
+	h.in.Log.InfoContext(ctx, "event grid subscription validation answered", "remote", r.RemoteAddr)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(struct {
 		ValidationResponse string `json:"validationResponse"`
 	}{code})
+	return true
 }
 
 // validationCode finds the code of a SubscriptionValidationEvent.
@@ -193,7 +145,3 @@ func validationCode(body []byte) (string, error) {
 	}
 	return "", fmt.Errorf("%w: no SubscriptionValidationEvent with a validationCode", ErrMalformed)
 }
-
-// LastMessageAt is when the last authorized delivery arrived; zero before
-// the first.
-func (h *webhook) LastMessageAt() time.Time { return h.p.LastMessageAt() }

@@ -14,18 +14,8 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/imgly/syncer/config"
-	"github.com/imgly/syncer/internal/retry"
 	"github.com/imgly/syncer/notify"
 	gcsprovider "github.com/imgly/syncer/providers/gcs"
-)
-
-// Outcomes of a message besides the parser's Reasons; label values of the
-// in-process messages tally (the exported counts are
-// syncer_notifications_total, through Consumer.t).
-const (
-	outcomeApplied       = "applied"
-	outcomeForeignBucket = "foreign_bucket"
-	outcomeApplyFailed   = "apply_failed"
 )
 
 // Defaults of the consumer options.
@@ -37,21 +27,16 @@ const (
 
 // Consumer reads the GCS notifications of one source from an existing Pub/Sub
 // subscription, hands them to a notify.Applier and acknowledges each message
-// only after Apply returned nil. A message Apply fails on is nacked and
-// redelivered. Messages that cannot be applied — malformed, of another
-// bucket, the skipped half of an overwrite — are logged, counted and acked,
-// so they never come back.
+// only after Apply returned nil: the notification kernel (notify.Consumer)
+// driving Pub/Sub's streaming pull. A message Apply fails on is nacked and
+// redelivered (a dead-letter topic on the subscription, if any, takes it after
+// its max delivery attempts). Messages that cannot be applied — malformed, the
+// skipped half of an overwrite — are logged, counted and acked, so they never
+// come back; events of buckets no source watches are counted and acked by the
+// Router.
 type Consumer struct {
-	id        string
-	bucket    string
-	app       notify.Applier
-	log       *slog.Logger
-	client    *pubsub.Client
-	sub       *pubsub.Subscriber
-	msgs      *prometheus.CounterVec // unregistered tally per message, for tests
-	t         *notify.Transport
-	nackDelay time.Duration
-	grace     time.Duration
+	*notify.Consumer
+	client *pubsub.Client
 }
 
 // ConsumerOption tunes NewConsumer.
@@ -130,7 +115,6 @@ func NewConsumer(ctx context.Context, src config.Source, app notify.Applier, log
 	for _, o := range opts {
 		o(&s)
 	}
-	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gcs_messages"}, []string{"source", "outcome"})
 	copts, err := gcsprovider.ClientOptions(src.GCS.CredentialsFile, os.Getenv("PUBSUB_EMULATOR_HOST") != "")
 	if err != nil {
 		return nil, fmt.Errorf("gcs notifications for source %q: %w", src.ID, err)
@@ -145,94 +129,50 @@ func NewConsumer(ctx context.Context, src config.Source, app notify.Applier, log
 	}
 	sub := client.Subscriber(ps.Subscription)
 	sub.ReceiveSettings.MaxOutstandingMessages = s.maxOutstanding
-	return &Consumer{
-		id:        src.ID,
-		bucket:    src.Bucket,
-		app:       app,
-		log:       log.With("source", src.ID, "subscription", sub.String()),
-		client:    client,
-		sub:       sub,
-		msgs:      msgs,
-		t:         notify.NewTransport(reg, src.ID, notify.TransportPubSub),
-		nackDelay: s.nackDelay,
-		grace:     s.grace,
-	}, nil
-}
-
-// Run receives messages until ctx ends, then waits for the messages in flight
-// and returns nil. It returns an error when the subscription cannot be read
-// (missing, no permission).
-func (c *Consumer) Run(ctx context.Context) error {
-	c.log.Info("gcs notifications: receiving")
-	if err := c.sub.Receive(ctx, c.handle); err != nil {
-		return fmt.Errorf("gcs notifications for source %q: receive from %s: %w", c.id, c.sub, err)
+	// Loops enough that up to maxOutstanding messages are worked on at
+	// once, each batch one catalog commit.
+	loops := min(s.maxOutstanding, 8)
+	kc, err := notify.NewConsumer(notify.ConsumerConfig{
+		Driver:      &pubsubDriver{sub: sub, name: fmt.Sprintf("gcs notifications for source %q: receive from %s", src.ID, sub)},
+		Parse:       parseMessage,
+		App:         app,
+		Intake:      notify.NewIntake(reg, log, src.ID, notify.TransportPubSub, "subscription", sub.String()),
+		Concurrency: loops,
+		Batch:       max(s.maxOutstanding/loops, 1),
+		// The client library extends the leases of messages in hand.
+		Grace:      s.grace,
+		NackDelay:  s.nackDelay,
+		FailedHint: "it will be redelivered",
+	})
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("gcs notifications for source %q: %w", src.ID, err)
 	}
-	c.log.Info("gcs notifications: stopped")
-	return nil
+	return &Consumer{Consumer: kc, client: client}, nil
 }
-
-// LastMessageAt is when the last message was received; zero before the
-// first.
-func (c *Consumer) LastMessageAt() time.Time { return c.t.LastMessageAt() }
 
 // Close releases the Pub/Sub client. Call it after Run returned.
 func (c *Consumer) Close() error { return c.client.Close() }
 
-func (c *Consumer) handle(ctx context.Context, m *pubsub.Message) {
-	c.t.Received()
-	evs, err := Parse(m.Attributes, m.Data)
-	if err != nil {
-		var se *SkipError
-		if !errors.As(err, &se) { // Parse promises only *SkipError
-			se = &SkipError{Reason: ReasonBadPayload, Detail: err.Error()}
-		}
-		level, outcome := slog.LevelDebug, notify.OutcomeSkippedIgnored
-		if se.Malformed() {
-			level, outcome = slog.LevelWarn, notify.OutcomeMalformed
-		}
-		c.t.Count(outcome, 1)
-		c.log.Log(ctx, level, "gcs notification skipped",
-			"message", m.ID, "reason", string(se.Reason), "detail", se.Detail,
-			"eventType", clip(m.Attributes[attrEventType]), "bucket", clip(m.Attributes[attrBucket]),
-			"object", clip(m.Attributes[attrObject]))
-		c.done(m, string(se.Reason))
-		return
+// parseMessage is Parse in notify's vocabulary: a message Parse skips as a
+// whole is one Skip (malformed or unsupported), acknowledged like any other.
+func parseMessage(m *notify.Message) (notify.Parsed, error) {
+	evs, err := Parse(m.Attributes, m.Body)
+	if err == nil {
+		return notify.Parsed{Events: evs, Format: "pubsub"}, nil
 	}
-	if b := evs[0].Bucket; b != c.bucket {
-		c.log.Warn("gcs notification for another bucket skipped; does the subscription belong to this source?",
-			"message", m.ID, "bucket", clip(b), "object", clip(evs[0].Key))
-		c.t.Count(notify.OutcomeSkippedForeign, len(evs))
-		c.done(m, outcomeForeignBucket)
-		return
+	var se *SkipError
+	if !errors.As(err, &se) { // Parse promises only *SkipError
+		se = &SkipError{Reason: ReasonBadPayload, Detail: err.Error()}
 	}
-	for i := range evs {
-		evs[i].ID = m.ID
+	reason := notify.SkipUnsupported
+	if se.Malformed() {
+		reason = notify.SkipMalformed
 	}
-
-	// Let a commit that is under way finish when Run is asked to stop, rather
-	// than abandon it half done: Receive waits for this callback anyway.
-	actx, cancel := notify.Detach(ctx, c.grace)
-	defer cancel()
-	actx = c.t.Context(actx)
-
-	if err := c.app.Apply(actx, evs); err != nil {
-		c.msgs.WithLabelValues(c.id, outcomeApplyFailed).Inc()
-		c.t.Count(notify.OutcomeFailed, len(evs))
-		if ctx.Err() == nil {
-			c.log.Warn("gcs notification not applied; it will be redelivered",
-				"message", m.ID, "object", clip(evs[0].Key), "err", err)
-			retry.Sleep(ctx, c.nackDelay)
-		}
-		m.Nack()
-		return
-	}
-	c.done(m, outcomeApplied)
-}
-
-// done counts and acks a message that needs no redelivery.
-func (c *Consumer) done(m *pubsub.Message, outcome string) {
-	c.msgs.WithLabelValues(c.id, outcome).Inc()
-	m.Ack()
+	return notify.Parsed{Format: "pubsub", Skips: []notify.Skip{{
+		Reason: reason, Code: string(se.Reason), Detail: se.Detail, ID: m.ID,
+		Type: clip(m.Attributes[attrEventType]), Bucket: clip(m.Attributes[attrBucket]), Key: clip(m.Attributes[attrObject]),
+	}}}, nil
 }
 
 // clip bounds attacker-sized attribute values in log lines.
