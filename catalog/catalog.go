@@ -366,57 +366,28 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 				}
 				exists = true
 			}
-			if m.Guard && cur.Seq != m.IfSeq {
-				continue
-			}
-			if exists && !m.EventTime.IsZero() && cur.LastModified.Sub(m.EventTime) > staleMargin {
-				continue
-			}
-			notified := m.Sequencer != "" || m.Origin == Notification
 			var (
 				mk marker
 				ok bool
 			)
-			if marks != nil && (notified || !m.ListedAt.IsZero()) {
-				if mk, ok = decodeMarker(marks.Get(sk)); !ok {
-					mk = marker{}
-				}
+			if marks != nil && m.NeedsMarker() {
+				mk, ok = decodeMarker(marks.Get(sk))
 			}
-			if ok && !m.ListedAt.IsZero() && mk.at.After(m.ListedAt) {
-				continue
-			}
-			if notified {
+			d := Decide(m, cur, exists, mk.exported(), ok, now)
+			if d.PutMarker {
 				if marks == nil {
 					if marks, err = src.CreateBucketIfNotExists(markerBucket); err != nil {
 						return err
 					}
 				}
-				if m.Sequencer != "" {
-					if ok && !newer(m.Sequencer, m.Delete, mk) {
-						continue
-					}
-					mk.seq, mk.delete = m.Sequencer, m.Delete
-				}
-				// An unsequenced notification is applied as it comes and
-				// keeps the key's last sequencer, but it still stamps the
-				// key, so that ListedAt protects it from an older listing.
-				if err := marks.Put(sk, encodeMarker(mk.seq, mk.delete, now)); err != nil {
+				if err := marks.Put(sk, encodeMarker(d.Marker.Seq, d.Marker.Delete, d.Marker.At)); err != nil {
 					return err
 				}
 			}
-			ch := Change{Origin: m.Origin, Object: m.Object, At: now}
-			switch {
-			case m.Delete && !exists:
-				continue
-			case m.Delete:
-				ch.Op, ch.Object = Deleted, cur.Object
-			case !exists:
-				ch.Op = Added
-			case Changed(cur.Object, m.Object):
-				ch.Op = Modified
-			default:
+			if d.Skip != Applied {
 				continue
 			}
+			ch := d.Change
 			seq++
 			ch.Seq = seq
 			if exists {
