@@ -216,3 +216,6 @@ func (sn *Snapshot) Indexed() bool { return sn.r.Indexed() }
 func (sn *Snapshot) Walk(ctx context.Context, ix Index, desc bool, skip int, fn func(Entry) error) error {
 	return sn.r.Walk(ctx, ix, desc, skip, fn)
 }
+
+// BackendOf returns the backend under c, for wrappers (tests, tools).
+func BackendOf(c *Catalog) Backend { return c.b }
