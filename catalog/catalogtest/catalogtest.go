@@ -59,7 +59,9 @@ func obj(key string, v int) providers.Object {
 		Version: "", ContentType: "image/png"}
 }
 
-func scan(o providers.Object) catalog.Mutation { return catalog.Mutation{Object: o, Origin: catalog.Scan} }
+func scan(o providers.Object) catalog.Mutation {
+	return catalog.Mutation{Object: o, Origin: catalog.Scan}
+}
 
 func del(key string) catalog.Mutation {
 	return catalog.Mutation{Object: providers.Object{Key: key}, Delete: true, Origin: catalog.Scan}
