@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/api/option"
 
+	"github.com/imgly/syncer/catalog"
+	"github.com/imgly/syncer/catalog/pgcatalog"
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/retry"
 	"github.com/imgly/syncer/internal/sdklog"
@@ -345,4 +347,13 @@ func OrderOf(provider string) providers.Order {
 		return s3.KeyOrder
 	}
 	return local.KeyOrder
+}
+
+// OpenCatalog opens the catalog cfg names: PostgreSQL for catalog.url, the
+// embedded bbolt file in catalog.path otherwise.
+func OpenCatalog(ctx context.Context, cfg config.Catalog, log *slog.Logger) (*catalog.Catalog, error) {
+	if cfg.URL != "" {
+		return pgcatalog.Open(ctx, cfg.URL, pgcatalog.Options{Log: log})
+	}
+	return catalog.Open(cfg.Path)
 }
