@@ -3,6 +3,7 @@ package catalogtest
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"path"
 	"slices"
 	"strings"
@@ -167,6 +168,43 @@ func testMatch(t *testing.T, c *catalog.Catalog) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		_ = sn.RangeMatch(ctx, func([]byte) bool { return true }, func(catalog.Entry) error { return nil })
+		return nil
+	})
+}
+
+// Long ranges and walks (more entries than a backend reads at once) keep
+// their order, lose nothing and repeat nothing.
+func testLong(t *testing.T, c *catalog.Catalog) {
+	s := c.Source("s", providers.ByteOrder).Indexed(true)
+	const n = 20_000
+	var muts []catalog.Mutation
+	var all []string
+	for i := range n {
+		k := fmt.Sprintf("k%06d", (i*7919)%n)
+		muts = append(muts, scan(providers.Object{Key: k, ETag: "e", Size: int64(i % 10), LastModified: t0}))
+		all = append(all, k)
+	}
+	commit(t, s, muts...)
+	slices.Sort(all)
+	want(t, "range", keys(t, s, ""), all)
+	want(t, "range after", keys(t, s, all[4999]), all[5000:])
+	view(t, s, func(sn *catalog.Snapshot) error {
+		got, err := collect(func(fn func(catalog.Entry) error) error { return sn.Walk(t.Context(), catalog.IndexKey, false, 1000, fn) })
+		if err != nil {
+			return err
+		}
+		want(t, "walk", got, all[1000:])
+		got, err = collect(func(fn func(catalog.Entry) error) error { return sn.Range(t.Context(), "k010", fn) })
+		if err != nil {
+			return err
+		}
+		want(t, "prefix", got, all[10000:11000])
+		got, err = collect(func(fn func(catalog.Entry) error) error {
+			return sn.RangeMatch(t.Context(), func(k []byte) bool { return k[len(k)-1] == '7' }, fn)
+		})
+		if err != nil || len(got) != n/10 || !slices.IsSorted(got) {
+			t.Errorf("match: %d keys, sorted %v, %v", len(got), slices.IsSorted(got), err)
+		}
 		return nil
 	})
 }

@@ -41,6 +41,7 @@ func Run(t *testing.T, open Open) {
 		{"View", testView},
 		{"AssetWalk", testWalk},
 		{"AssetMatch", testMatch},
+		{"LongRanges", testLong},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -86,9 +87,18 @@ func ops(chs []catalog.Change) []string {
 
 func want(t *testing.T, what string, got, want []string) {
 	t.Helper()
-	if !slices.Equal(got, want) {
+	if slices.Equal(got, want) {
+		return
+	}
+	if len(got)+len(want) <= 40 {
 		t.Fatalf("%s:\n got  %q\n want %q", what, got, want)
 	}
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	t.Fatalf("%s: got %d, want %d; first difference at %d: got %q, want %q", what, len(got), len(want), i,
+		got[i:min(i+3, len(got))], want[i:min(i+3, len(want))])
 }
 
 func keys(t *testing.T, s *catalog.Source, after string) []string {

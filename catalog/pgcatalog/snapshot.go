@@ -40,11 +40,7 @@ func (sn *snapshot) Get(key string) (catalog.Entry, bool, error) { return sn.s.g
 
 func (sn *snapshot) Range(ctx context.Context, prefix string, fn func(catalog.Entry) error) error {
 	sp := []byte(sn.s.order.SortKey(prefix))
-	const q = "SELECT " + entryColumns + " FROM syncer_objects WHERE source = $1 AND sk >= $2"
-	if end := prefixEnd(sp); end != nil {
-		return sn.s.each(ctx, sn.tx, fn, q+" AND sk < $3 ORDER BY sk", sn.s.id, sp, end)
-	}
-	return sn.s.each(ctx, sn.tx, fn, q+" ORDER BY sk", sn.s.id, sp)
+	return sn.s.keyRange(ctx, sn.tx, sp, true, prefixEnd(sp), fn)
 }
 
 // prefixEnd is the least byte string greater than every one starting with
@@ -61,37 +57,52 @@ func prefixEnd(p []byte) []byte {
 }
 
 // RangeMatch filters in the client, as the bbolt backend does: the key
-// filter is Go code (the asset API's query), not SQL.
+// filter is Go code (the asset API's query), not SQL. It reads the keys in
+// chunks of maxChunk and decodes only the matches.
 func (sn *snapshot) RangeMatch(ctx context.Context, match func(key []byte) bool, fn func(catalog.Entry) error) error {
-	rows, err := sn.tx.Query(ctx, "SELECT "+entryColumns+" FROM syncer_objects WHERE source = $1 ORDER BY sk", sn.s.id)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
 	utf16 := sn.s.order == providers.UTF16Order
-	var buf []byte
+	var buf, from []byte
+	for op := ">="; ; op = ">" {
+		rows, err := sn.tx.Query(ctx, "SELECT "+entryColumns+" FROM syncer_objects WHERE source = $1 AND sk "+op+" $2 ORDER BY sk LIMIT $3",
+			sn.s.id, append([]byte{}, from...), maxChunk)
+		if err != nil {
+			return err
+		}
+		n, stop, err := sn.matchRows(rows, utf16, &buf, &from, match, fn)
+		if stop || err != nil || n < maxChunk {
+			return err
+		}
+	}
+}
+
+// matchRows is one chunk of RangeMatch: it returns the rows read, and stop
+// when fn ended the walk.
+func (sn *snapshot) matchRows(rows pgx.Rows, utf16 bool, buf, from *[]byte, match func([]byte) bool, fn func(catalog.Entry) error) (n int, stop bool, err error) {
+	defer rows.Close()
 	for rows.Next() {
+		n++
 		sk := rows.RawValues()[0]
+		*from = append((*from)[:0], sk...)
 		key := sk
 		if utf16 {
-			buf = append(buf[:0], sn.s.order.FromSortKey(string(sk))...)
-			key = buf
+			*buf = append((*buf)[:0], sn.s.order.FromSortKey(string(sk))...)
+			key = *buf
 		}
 		if !match(key) {
 			continue
 		}
 		e, _, err := sn.s.scanEntry(rows)
 		if err != nil {
-			return err
+			return n, true, err
 		}
 		if err := fn(e); err != nil {
 			if errors.Is(err, catalog.ErrStop) {
-				return nil
+				return n, true, nil
 			}
-			return err
+			return n, true, err
 		}
 	}
-	return rows.Err()
+	return n, false, rows.Err()
 }
 
 // Indexed: the SQL indexes exist for every source.
@@ -111,6 +122,8 @@ var walkOrderDesc = map[catalog.Index]string{
 	catalog.IndexName:         "name DESC, sk DESC",
 }
 
+// Walk pages with OFFSET in growing chunks, all in the View's
+// transaction, so the pages are of one state.
 func (sn *snapshot) Walk(ctx context.Context, ix catalog.Index, desc bool, skip int, fn func(catalog.Entry) error) error {
 	by, ok := walkOrder[ix]
 	if desc {
@@ -119,6 +132,19 @@ func (sn *snapshot) Walk(ctx context.Context, ix catalog.Index, desc bool, skip 
 	if !ok {
 		return fmt.Errorf("catalog: no index %d", ix)
 	}
-	return sn.s.each(ctx, sn.tx, fn, "SELECT "+entryColumns+" FROM syncer_objects WHERE source = $1 ORDER BY "+by+" OFFSET $2",
-		sn.s.id, skip)
+	sql := "SELECT " + entryColumns + " FROM syncer_objects WHERE source = $1 ORDER BY " + by + " OFFSET $2 LIMIT $3"
+	for limit := firstChunk; ; limit = min(2*limit, maxChunk) {
+		n := 0
+		err := sn.s.each(ctx, sn.tx, func(e catalog.Entry, _ []byte) error {
+			n++
+			return fn(e)
+		}, sql, sn.s.id, skip, limit)
+		if errors.Is(err, catalog.ErrStop) {
+			return nil
+		}
+		if err != nil || n < limit {
+			return err
+		}
+		skip += n
+	}
 }

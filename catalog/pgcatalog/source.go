@@ -63,32 +63,65 @@ func (s *source) scanEntry(rows pgx.Rows) (catalog.Entry, []byte, error) {
 	return e, sk, nil
 }
 
-// each streams the entries of a query to fn; ErrStop ends it cleanly.
-func (s *source) each(ctx context.Context, q queryer, fn func(catalog.Entry) error, sql string, args ...any) error {
+// each streams the entries of a query to fn, with each one's stored sort
+// key; ErrStop ends it cleanly. The query must be bounded (LIMIT): rows
+// left unread when fn stops are still read off the wire by pgx.
+func (s *source) each(ctx context.Context, q queryer, fn func(catalog.Entry, []byte) error, sql string, args ...any) error {
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		e, _, err := s.scanEntry(rows)
+		e, sk, err := s.scanEntry(rows)
 		if err != nil {
 			return err
 		}
-		if err := fn(e); err != nil {
-			if errors.Is(err, catalog.ErrStop) {
-				return nil
-			}
+		if err := fn(e, sk); err != nil {
 			return err
 		}
 	}
 	return rows.Err()
 }
 
+// Chunks of a range: the first small, because the reconciler reads one
+// listing page's worth (~1,000 keys) per Range and stops, then doubling,
+// so that a long range costs few round trips.
+const firstChunk, maxChunk = 256, 8192
+
+// keyRange calls fn for the entries with sort keys after from (from
+// itself too when inclusive) and before end (nil: no end), in order, a
+// chunk per query.
+func (s *source) keyRange(ctx context.Context, q queryer, from []byte, inclusive bool, end []byte, fn func(catalog.Entry) error) error {
+	op := ">"
+	if inclusive {
+		op = ">="
+	}
+	for limit := firstChunk; ; limit = min(2*limit, maxChunk) {
+		sql := "SELECT " + entryColumns + " FROM syncer_objects WHERE source = $1 AND sk " + op + " $2"
+		args := []any{s.id, from, limit}
+		if end != nil {
+			sql += " AND sk < $4"
+			args = append(args, end)
+		}
+		n := 0
+		err := s.each(ctx, q, func(e catalog.Entry, sk []byte) error {
+			n++
+			from = sk
+			return fn(e)
+		}, sql+" ORDER BY sk LIMIT $3", args...)
+		if errors.Is(err, catalog.ErrStop) {
+			return nil
+		}
+		if err != nil || n < limit {
+			return err
+		}
+		op = ">"
+	}
+}
+
 func (s *source) Range(ctx context.Context, after string, fn func(catalog.Entry) error) error {
-	err := s.each(ctx, s.b.pool, fn, "SELECT "+entryColumns+" FROM syncer_objects WHERE source = $1 AND sk > $2 ORDER BY sk",
-		s.id, []byte(s.order.SortKey(after)))
-	if err != nil {
+	if err := s.keyRange(ctx, s.b.pool, []byte(s.order.SortKey(after)), false, nil, fn); err != nil {
 		return fmt.Errorf("catalog: range %s: %w", s.id, err)
 	}
 	return nil
@@ -107,9 +140,9 @@ func (s *source) get(ctx context.Context, q queryer, key string) (catalog.Entry,
 		e  catalog.Entry
 		ok bool
 	)
-	err := s.each(ctx, q, func(got catalog.Entry) error {
+	err := s.each(ctx, q, func(got catalog.Entry, _ []byte) error {
 		e, ok = got, true
-		return catalog.ErrStop
+		return nil
 	}, "SELECT "+entryColumns+" FROM syncer_objects WHERE source = $1 AND sk = $2", s.id, []byte(s.order.SortKey(key)))
 	return e, ok, err
 }
