@@ -189,7 +189,9 @@ func testLong(t *testing.T, c *catalog.Catalog) {
 	want(t, "range", keys(t, s, ""), all)
 	want(t, "range after", keys(t, s, all[4999]), all[5000:])
 	view(t, s, func(sn *catalog.Snapshot) error {
-		got, err := collect(func(fn func(catalog.Entry) error) error { return sn.Walk(t.Context(), catalog.IndexKey, false, 1000, fn) })
+		got, err := collect(func(fn func(catalog.Entry) error) error {
+			return sn.Walk(t.Context(), catalog.IndexKey, false, 1000, fn)
+		})
 		if err != nil {
 			return err
 		}
