@@ -210,3 +210,29 @@ func testLong(t *testing.T, c *catalog.Catalog) {
 		return nil
 	})
 }
+
+// A source committed without indexes has none; committed with them again,
+// every entry is back in them.
+func testIndexToggle(t *testing.T, c *catalog.Catalog) {
+	on := c.Source("s", providers.ByteOrder).Indexed(true)
+	objs := fill(t, on)
+	off := c.Source("s", providers.ByteOrder)
+	commit(t, off, scan(obj("zz", 1)))
+	view(t, off, func(sn *catalog.Snapshot) error {
+		if sn.Indexed() {
+			t.Error("indexes kept by a commit without them")
+		}
+		return nil
+	})
+	commit(t, on, scan(obj("zy", 1)))
+	view(t, on, func(sn *catalog.Snapshot) error {
+		if !sn.Indexed() {
+			t.Fatal("no indexes after an indexed commit")
+		}
+		got, err := collect(func(fn func(catalog.Entry) error) error { return sn.Walk(t.Context(), catalog.IndexSize, false, 0, fn) })
+		if err != nil || len(got) != len(objs)+2 {
+			t.Errorf("size index holds %d entries (%v), want %d", len(got), err, len(objs)+2)
+		}
+		return nil
+	})
+}

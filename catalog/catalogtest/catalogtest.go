@@ -42,6 +42,7 @@ func Run(t *testing.T, open Open) {
 		{"AssetWalk", testWalk},
 		{"AssetMatch", testMatch},
 		{"LongRanges", testLong},
+		{"IndexToggle", testIndexToggle},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -105,18 +105,29 @@ func (s *source) commit(ctx context.Context, tx pgx.Tx, muts []catalog.Mutation,
 	return changes, nil
 }
 
-// lock takes the source's row for the transaction, creating it first.
+// lock takes the source's row for the transaction, creating it first. A
+// source whose indexing was turned on or off has its rows moved into or out
+// of the indexes here, so that an index is never stale or partial.
 func (s *source) lock(ctx context.Context, tx pgx.Tx) (seq, count int64, err error) {
-	const q = "SELECT seq, objects FROM syncer_sources WHERE id = $1 FOR UPDATE"
-	err = tx.QueryRow(ctx, q, s.id).Scan(&seq, &count)
+	const q = "SELECT seq, objects, indexed FROM syncer_sources WHERE id = $1 FOR UPDATE"
+	var indexed bool
+	err = tx.QueryRow(ctx, q, s.id).Scan(&seq, &count, &indexed)
 	if errors.Is(err, pgx.ErrNoRows) {
-		if _, err = tx.Exec(ctx, "INSERT INTO syncer_sources (id) VALUES ($1) ON CONFLICT (id) DO NOTHING", s.id); err != nil {
+		if _, err = tx.Exec(ctx, "INSERT INTO syncer_sources (id, indexed) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING", s.id, s.indexed); err != nil {
 			return 0, 0, err
 		}
-		err = tx.QueryRow(ctx, q, s.id).Scan(&seq, &count)
+		err = tx.QueryRow(ctx, q, s.id).Scan(&seq, &count, &indexed)
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("lock source: %w", err)
+	}
+	if indexed != s.indexed {
+		if _, err := tx.Exec(ctx, "UPDATE syncer_objects SET ix = $2 WHERE source = $1", s.id, s.indexed); err != nil {
+			return 0, 0, fmt.Errorf("reindex: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "UPDATE syncer_sources SET indexed = $2 WHERE id = $1", s.id, s.indexed); err != nil {
+			return 0, 0, fmt.Errorf("reindex: %w", err)
+		}
 	}
 	return seq, count, nil
 }

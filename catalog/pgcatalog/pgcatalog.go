@@ -123,7 +123,7 @@ func (b *backend) Sources(ctx context.Context) ([]string, error) {
 }
 
 func (b *backend) Source(id string, order providers.Order, indexed bool) catalog.SourceBackend {
-	return &source{b: b, id: id, order: order}
+	return &source{b: b, id: id, order: order, indexed: indexed}
 }
 
 // waiter is source id's wake-up channel.

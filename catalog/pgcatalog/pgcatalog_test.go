@@ -15,7 +15,7 @@ import (
 	"github.com/imgly/syncer/providers"
 )
 
-func open(t *testing.T, dsn string) *catalog.Catalog {
+func open(t testing.TB, dsn string) *catalog.Catalog {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()

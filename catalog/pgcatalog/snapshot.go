@@ -16,12 +16,15 @@ import (
 // the snapshot sees the same committed state, the one its Seq names.
 func (s *source) View(ctx context.Context, fn func(*catalog.Snapshot) error) error {
 	err := pgx.BeginTxFunc(ctx, s.b.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		var seq, count int64
-		err := tx.QueryRow(ctx, "SELECT seq, objects FROM syncer_sources WHERE id = $1", s.id).Scan(&seq, &count)
+		var (
+			seq, count int64
+			indexed    bool
+		)
+		err := tx.QueryRow(ctx, "SELECT seq, objects, indexed FROM syncer_sources WHERE id = $1", s.id).Scan(&seq, &count, &indexed)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		return fn(catalog.NewSnapshot(uint64(seq), uint64(count), &snapshot{s: s, tx: tx, ctx: ctx}))
+		return fn(catalog.NewSnapshot(uint64(seq), uint64(count), &snapshot{s: s, tx: tx, ctx: ctx, indexed: indexed}))
 	})
 	if err != nil {
 		return fmt.Errorf("catalog: view %s: %w", s.id, err)
@@ -34,6 +37,9 @@ type snapshot struct {
 	s   *source
 	tx  pgx.Tx
 	ctx context.Context // the View's, for Get, which has none of its own
+	// indexed: the source's rows are in the asset API's indexes, as of
+	// its last commit.
+	indexed bool
 }
 
 func (sn *snapshot) Get(key string) (catalog.Entry, bool, error) { return sn.s.get(sn.ctx, sn.tx, key) }
@@ -105,9 +111,10 @@ func (sn *snapshot) matchRows(rows pgx.Rows, utf16 bool, buf, from *[]byte, matc
 	return n, false, rows.Err()
 }
 
-// Indexed: the SQL indexes exist for every source.
-func (sn *snapshot) Indexed() bool { return true }
+func (sn *snapshot) Indexed() bool { return sn.indexed }
 
+// walkOrder and walkOrderDesc match the partial indexes, whose condition
+// (ix) Walk repeats so that the planner uses them.
 var walkOrder = map[catalog.Index]string{
 	catalog.IndexKey:          "sk",
 	catalog.IndexLastModified: "mtime, sk",
@@ -132,7 +139,14 @@ func (sn *snapshot) Walk(ctx context.Context, ix catalog.Index, desc bool, skip 
 	if !ok {
 		return fmt.Errorf("catalog: no index %d", ix)
 	}
-	sql := "SELECT " + entryColumns + " FROM syncer_objects WHERE source = $1 ORDER BY " + by + " OFFSET $2 LIMIT $3"
+	where := "source = $1"
+	if ix != catalog.IndexKey {
+		if !sn.indexed {
+			return errors.New("catalog: source has no index yet")
+		}
+		where += " AND ix"
+	}
+	sql := "SELECT " + entryColumns + " FROM syncer_objects WHERE " + where + " ORDER BY " + by + " OFFSET $2 LIMIT $3"
 	for limit := firstChunk; ; limit = min(2*limit, maxChunk) {
 		n := 0
 		err := sn.s.each(ctx, sn.tx, func(e catalog.Entry, _ []byte) error {

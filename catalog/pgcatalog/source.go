@@ -2,12 +2,14 @@ package pgcatalog
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/providers"
@@ -15,9 +17,10 @@ import (
 
 // source is one source's part of the catalog.
 type source struct {
-	b     *backend
-	id    string
-	order providers.Order
+	b       *backend
+	id      string
+	order   providers.Order
+	indexed bool // its rows go into the asset API's (partial) indexes
 }
 
 // unknownTime stands for an unknown LastModified: it sorts first.
@@ -46,9 +49,44 @@ type queryer interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// scanEntry reads one row of entryColumns; sk is returned for callers that
-// need the stored form.
+// scanEntry reads one row of entryColumns, decoding the binary values
+// itself (a rescan reads every row; pgx's Scan costs more than the rest of
+// the row's handling). It returns the stored sort key too, valid only until
+// the next row.
 func (s *source) scanEntry(rows pgx.Rows) (catalog.Entry, []byte, error) {
+	raw := rows.RawValues()
+	if !binaryEntry(rows.FieldDescriptions(), raw) {
+		return s.scanEntrySlow(rows)
+	}
+	e := catalog.Entry{Object: providers.Object{
+		Key:  s.order.FromSortKey(string(raw[0])),
+		Size: int64(binary.BigEndian.Uint64(raw[2])), LastModified: toTime(int64(binary.BigEndian.Uint64(raw[3]))),
+		ETag: string(raw[4]), Version: string(raw[5]), ContentType: string(raw[6]),
+	}, Seq: binary.BigEndian.Uint64(raw[1])}
+	return e, raw[0], nil
+}
+
+// binaryEntry says the row came in the binary format scanEntry decodes:
+// no NULL (the columns are NOT NULL), 8-byte integers.
+func binaryEntry(fds []pgconn.FieldDescription, raw [][]byte) bool {
+	if len(raw) != 7 || len(fds) != 7 {
+		return false
+	}
+	for i, v := range raw {
+		if v == nil {
+			return false
+		}
+		switch i {
+		case 1, 2, 3:
+			if fds[i].Format != pgx.BinaryFormatCode || len(v) != 8 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (s *source) scanEntrySlow(rows pgx.Rows) (catalog.Entry, []byte, error) {
 	var (
 		e     catalog.Entry
 		sk    []byte
@@ -87,7 +125,7 @@ func (s *source) each(ctx context.Context, q queryer, fn func(catalog.Entry, []b
 // Chunks of a range: the first small, because the reconciler reads one
 // listing page's worth (~1,000 keys) per Range and stops, then doubling,
 // so that a long range costs few round trips.
-const firstChunk, maxChunk = 256, 8192
+const firstChunk, maxChunk = 1024, 8192
 
 // keyRange calls fn for the entries with sort keys after from (from
 // itself too when inclusive) and before end (nil: no end), in order, a
@@ -107,7 +145,7 @@ func (s *source) keyRange(ctx context.Context, q queryer, from []byte, inclusive
 		n := 0
 		err := s.each(ctx, q, func(e catalog.Entry, sk []byte) error {
 			n++
-			from = sk
+			from = append(from[:0:0], sk...)
 			return fn(e)
 		}, sql+" ORDER BY sk LIMIT $3", args...)
 		if errors.Is(err, catalog.ErrStop) {

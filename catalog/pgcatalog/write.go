@@ -65,11 +65,11 @@ func (s *source) write(ctx context.Context, tx pgx.Tx, state map[string]*keyStat
 		batch.Queue("DELETE FROM syncer_objects WHERE source = $1 AND sk = ANY($2)", s.id, gone)
 	}
 	if len(up.sk) > 0 {
-		batch.Queue(`INSERT INTO syncer_objects (source, sk, name, seq, size, mtime, etag, version, ctype)
-			SELECT $1, * FROM unnest($2::bytea[], $3::bytea[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[])
+		batch.Queue(`INSERT INTO syncer_objects (source, ix, sk, name, seq, size, mtime, etag, version, ctype)
+			SELECT $1, $10, * FROM unnest($2::bytea[], $3::bytea[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[])
 			ON CONFLICT (source, sk) DO UPDATE SET name = EXCLUDED.name, seq = EXCLUDED.seq, size = EXCLUDED.size,
 				mtime = EXCLUDED.mtime, etag = EXCLUDED.etag, version = EXCLUDED.version, ctype = EXCLUDED.ctype`,
-			s.id, up.sk, up.name, up.seq, up.size, up.mtime, up.etag, up.version, up.ctype)
+			s.id, up.sk, up.name, up.seq, up.size, up.mtime, up.etag, up.version, up.ctype, s.indexed)
 	}
 	queueOutbox(batch, s.id, changes)
 	batch.Queue("UPDATE syncer_sources SET seq = $2, objects = $3 WHERE id = $1", s.id, seq, count)
