@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/imgly/syncer/providers"
@@ -86,6 +87,7 @@ type Source struct {
 	id      string
 	order   providers.Order
 	indexed bool
+	fence   *Fence // kept through Indexed
 }
 
 // Indexed returns s keeping the asset API's secondary indexes (newest
@@ -98,6 +100,9 @@ func (s *Source) Indexed(on bool) *Source {
 	c := *s
 	c.indexed = on
 	c.b = s.c.b.Source(s.id, s.order, on)
+	if s.fence != nil {
+		return c.Fenced(*s.fence)
+	}
 	return &c
 }
 
@@ -219,3 +224,35 @@ func (sn *Snapshot) Walk(ctx context.Context, ix Index, desc bool, skip int, fn 
 
 // BackendOf returns the backend under c, for wrappers (tests, tools).
 func BackendOf(c *Catalog) Backend { return c.b }
+
+// ErrFenced is returned (wrapped) by a fenced source's Commit or Ack when
+// its fence is no longer the source's lease: another replica owns the
+// source now, and this one must stop writing for it.
+var ErrFenced = errors.New("fenced: this replica no longer holds the source's lease")
+
+// Fence is a replica's claim on a source: its id and its lease's token.
+type Fence struct {
+	Owner string
+	Token uint64
+}
+
+// Fencer is a SourceBackend that can check a Fence inside each commit's
+// transaction (PostgreSQL, shared by replicas).
+type Fencer interface {
+	Fenced(Fence) SourceBackend
+}
+
+// Fenced returns s committing and acknowledging only while f holds: each
+// Commit and Ack checks it in its own transaction and fails with
+// ErrFenced otherwise. A backend with one process per catalog (bbolt: its
+// file lock already excludes every other) returns s as it is.
+func (s *Source) Fenced(f Fence) *Source {
+	fb, ok := s.b.(Fencer)
+	if !ok {
+		return s
+	}
+	c := *s
+	c.b = fb.Fenced(f)
+	c.fence = &f
+	return &c
+}

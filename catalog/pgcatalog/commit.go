@@ -56,6 +56,9 @@ func (s *source) commit(ctx context.Context, tx pgx.Tx, muts []catalog.Mutation,
 			marked = append(marked, sks[i])
 		}
 	}
+	if err := s.checkFence(ctx, tx); err != nil {
+		return nil, err
+	}
 	seq, count, err := s.lock(ctx, tx)
 	if err != nil {
 		return nil, err

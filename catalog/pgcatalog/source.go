@@ -20,7 +20,8 @@ type source struct {
 	b       *backend
 	id      string
 	order   providers.Order
-	indexed bool // its rows go into the asset API's (partial) indexes
+	indexed bool           // its rows go into the asset API's (partial) indexes
+	fence   *catalog.Fence // nil: commits unfenced (see Fenced)
 }
 
 // unknownTime stands for an unknown LastModified: it sorts first.
@@ -241,7 +242,14 @@ func (s *source) Outbox(ctx context.Context, from uint64, limit int) ([]catalog.
 }
 
 func (s *source) Ack(ctx context.Context, through uint64) error {
-	if _, err := s.b.pool.Exec(ctx, "DELETE FROM syncer_outbox WHERE source = $1 AND seq <= $2", s.id, int64(through)); err != nil {
+	err := pgx.BeginFunc(ctx, s.b.pool, func(tx pgx.Tx) error {
+		if err := s.checkFence(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "DELETE FROM syncer_outbox WHERE source = $1 AND seq <= $2", s.id, int64(through))
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("catalog: ack %s through %d: %w", s.id, through, err)
 	}
 	return nil
