@@ -59,9 +59,12 @@ func (s *source) commit(ctx context.Context, tx pgx.Tx, muts []catalog.Mutation,
 	if err := s.checkFence(ctx, tx); err != nil {
 		return nil, err
 	}
-	seq, count, err := s.lock(ctx, tx)
+	seq, count, hasMarkers, err := s.lock(ctx, tx)
 	if err != nil {
 		return nil, err
+	}
+	if !hasMarkers {
+		marked = nil
 	}
 	state, err := s.read(ctx, tx, sks, marked)
 	if err != nil {
@@ -111,28 +114,31 @@ func (s *source) commit(ctx context.Context, tx pgx.Tx, muts []catalog.Mutation,
 // lock takes the source's row for the transaction, creating it first. A
 // source whose indexing was turned on or off has its rows moved into or out
 // of the indexes here, so that an index is never stale or partial.
-func (s *source) lock(ctx context.Context, tx pgx.Tx) (seq, count int64, err error) {
-	const q = "SELECT seq, objects, indexed FROM syncer_sources WHERE id = $1 FOR UPDATE"
+//
+// marked says the source has markers at all: until its first notification
+// a commit reads none.
+func (s *source) lock(ctx context.Context, tx pgx.Tx) (seq, count int64, marked bool, err error) {
+	const q = "SELECT seq, objects, indexed, marked FROM syncer_sources WHERE id = $1 FOR UPDATE"
 	var indexed bool
-	err = tx.QueryRow(ctx, q, s.id).Scan(&seq, &count, &indexed)
+	err = tx.QueryRow(ctx, q, s.id).Scan(&seq, &count, &indexed, &marked)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if _, err = tx.Exec(ctx, "INSERT INTO syncer_sources (id, indexed) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING", s.id, s.indexed); err != nil {
-			return 0, 0, err
+			return 0, 0, false, err
 		}
-		err = tx.QueryRow(ctx, q, s.id).Scan(&seq, &count, &indexed)
+		err = tx.QueryRow(ctx, q, s.id).Scan(&seq, &count, &indexed, &marked)
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("lock source: %w", err)
+		return 0, 0, false, fmt.Errorf("lock source: %w", err)
 	}
 	if indexed != s.indexed {
 		if _, err := tx.Exec(ctx, "UPDATE syncer_objects SET ix = $2 WHERE source = $1", s.id, s.indexed); err != nil {
-			return 0, 0, fmt.Errorf("reindex: %w", err)
+			return 0, 0, false, fmt.Errorf("reindex: %w", err)
 		}
 		if _, err := tx.Exec(ctx, "UPDATE syncer_sources SET indexed = $2 WHERE id = $1", s.id, s.indexed); err != nil {
-			return 0, 0, fmt.Errorf("reindex: %w", err)
+			return 0, 0, false, fmt.Errorf("reindex: %w", err)
 		}
 	}
-	return seq, count, nil
+	return seq, count, marked, nil
 }
 
 // read returns the current state of the keys sks, with the markers of

@@ -10,91 +10,127 @@ import (
 	"github.com/imgly/syncer/catalog"
 )
 
-// upserts are the columns of syncer_objects rows to write, one slice per
-// column, sent as arrays and unnested by the server: one statement for a
-// whole batch.
-type upserts struct {
+// write sends the commit's writes: keys new to the catalog and the outbox
+// records by COPY (plain inserts: no other commit of the source can insert
+// the same key while this one holds the source's row), everything else in
+// one batch. Measured per 5,000 rows into a 200,000-row table: COPY 13-28
+// ms, INSERT ... ON CONFLICT from unnest 37-61 ms (docs/benchmarks.md).
+func (s *source) write(ctx context.Context, tx pgx.Tx, state map[string]*keyState, order []string,
+	changes []catalog.Change, seq, count int64) error {
+	var (
+		fresh [][]any // rows of keys absent before the commit
+		up    objectColumns
+		gone  [][]byte
+		mk    markerColumns
+	)
+	for _, k := range order {
+		st := state[k]
+		if st.mdirty {
+			mk.add([]byte(k), st.mk)
+		}
+		switch {
+		case !st.dirty:
+		case st.exists && !st.had:
+			o := &st.cur.Object
+			fresh = append(fresh, []any{s.id, s.indexed, []byte(k), []byte(path.Base(o.Key)), int64(st.cur.Seq), o.Size,
+				fromTime(o.LastModified), o.ETag, o.Version, o.ContentType})
+		case st.exists:
+			up.add([]byte(k), &st.cur)
+		case st.had:
+			gone = append(gone, []byte(k))
+		}
+	}
+	batch := &pgx.Batch{}
+	if mk.queue(batch, s.id) {
+		batch.Queue("UPDATE syncer_sources SET marked = true WHERE id = $1 AND NOT marked", s.id)
+	}
+	if len(changes) > 0 {
+		if len(gone) > 0 {
+			batch.Queue("DELETE FROM syncer_objects WHERE source = $1 AND sk = ANY($2)", s.id, gone)
+		}
+		up.queue(batch, s.id)
+		batch.Queue("UPDATE syncer_sources SET seq = $2, objects = $3 WHERE id = $1", s.id, seq, count)
+		batch.Queue("SELECT pg_notify($1, $2)", notifyChannel, s.id)
+	}
+	if err := sendBatch(ctx, tx, batch); err != nil {
+		return err
+	}
+	if len(fresh) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"syncer_objects"},
+			[]string{"source", "ix", "sk", "name", "seq", "size", "mtime", "etag", "version", "ctype"}, pgx.CopyFromRows(fresh)); err != nil {
+			return fmt.Errorf("write objects: %w", err)
+		}
+	}
+	return copyOutbox(ctx, tx, s.id, changes)
+}
+
+// objectColumns are rows of syncer_objects to update, one slice per
+// column, sent as arrays and unnested by the server: one statement.
+type objectColumns struct {
 	sk, name             [][]byte
 	seq, size, mtime     []int64
 	etag, version, ctype []string
 }
 
-// write queues the commit's writes in one batch and sends them.
-func (s *source) write(ctx context.Context, tx pgx.Tx, state map[string]*keyState, order []string,
-	changes []catalog.Change, seq, count int64) error {
-	var (
-		up    upserts
-		gone  [][]byte
-		mkSK  [][]byte
-		mkSeq []string
-		mkDel []bool
-		mkAt  []int64
-	)
-	for _, k := range order {
-		st := state[k]
-		if st.dirty {
-			switch {
-			case st.exists:
-				o := &st.cur.Object
-				up.sk = append(up.sk, []byte(k))
-				up.name = append(up.name, []byte(path.Base(o.Key)))
-				up.seq = append(up.seq, int64(st.cur.Seq))
-				up.size = append(up.size, o.Size)
-				up.mtime = append(up.mtime, fromTime(o.LastModified))
-				up.etag, up.version, up.ctype = append(up.etag, o.ETag), append(up.version, o.Version), append(up.ctype, o.ContentType)
-			case st.had:
-				gone = append(gone, []byte(k))
-			}
-		}
-		if st.mdirty {
-			mkSK, mkSeq, mkDel = append(mkSK, []byte(k)), append(mkSeq, st.mk.Seq), append(mkDel, st.mk.Delete)
-			mkAt = append(mkAt, st.mk.At.UnixNano())
-		}
-	}
-	batch := &pgx.Batch{}
-	if len(mkSK) > 0 {
-		batch.Queue(`INSERT INTO syncer_markers (source, sk, seq, del, at)
-			SELECT $1, * FROM unnest($2::bytea[], $3::text[], $4::boolean[], $5::bigint[])
-			ON CONFLICT (source, sk) DO UPDATE SET seq = EXCLUDED.seq, del = EXCLUDED.del, at = EXCLUDED.at`,
-			s.id, mkSK, mkSeq, mkDel, mkAt)
-	}
-	if len(changes) == 0 {
-		return sendBatch(ctx, tx, batch)
-	}
-	if len(gone) > 0 {
-		batch.Queue("DELETE FROM syncer_objects WHERE source = $1 AND sk = ANY($2)", s.id, gone)
-	}
-	if len(up.sk) > 0 {
-		batch.Queue(`INSERT INTO syncer_objects (source, ix, sk, name, seq, size, mtime, etag, version, ctype)
-			SELECT $1, $10, * FROM unnest($2::bytea[], $3::bytea[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[])
-			ON CONFLICT (source, sk) DO UPDATE SET name = EXCLUDED.name, seq = EXCLUDED.seq, size = EXCLUDED.size,
-				mtime = EXCLUDED.mtime, etag = EXCLUDED.etag, version = EXCLUDED.version, ctype = EXCLUDED.ctype`,
-			s.id, up.sk, up.name, up.seq, up.size, up.mtime, up.etag, up.version, up.ctype, s.indexed)
-	}
-	queueOutbox(batch, s.id, changes)
-	batch.Queue("UPDATE syncer_sources SET seq = $2, objects = $3 WHERE id = $1", s.id, seq, count)
-	batch.Queue("SELECT pg_notify($1, $2)", notifyChannel, s.id)
-	return sendBatch(ctx, tx, batch)
+func (c *objectColumns) add(sk []byte, e *catalog.Entry) {
+	o := &e.Object
+	c.sk, c.name = append(c.sk, sk), append(c.name, []byte(path.Base(o.Key)))
+	c.seq, c.size, c.mtime = append(c.seq, int64(e.Seq)), append(c.size, o.Size), append(c.mtime, fromTime(o.LastModified))
+	c.etag, c.version, c.ctype = append(c.etag, o.ETag), append(c.version, o.Version), append(c.ctype, o.ContentType)
 }
 
-func queueOutbox(batch *pgx.Batch, id string, changes []catalog.Change) {
-	n := len(changes)
-	var (
-		seq, at, size, mtime = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		op, origin           = make([]int16, n), make([]int16, n)
-		key                  = make([][]byte, n)
-		etag, ver, ct        = make([]string, n), make([]string, n), make([]string, n)
-	)
+func (c *objectColumns) queue(batch *pgx.Batch, id string) {
+	if len(c.sk) == 0 {
+		return
+	}
+	batch.Queue(`UPDATE syncer_objects o SET name = u.name, seq = u.seq, size = u.size, mtime = u.mtime,
+			etag = u.etag, version = u.version, ctype = u.ctype
+		FROM unnest($2::bytea[], $3::bytea[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[])
+			AS u(sk, name, seq, size, mtime, etag, version, ctype)
+		WHERE o.source = $1 AND o.sk = u.sk`,
+		id, c.sk, c.name, c.seq, c.size, c.mtime, c.etag, c.version, c.ctype)
+}
+
+// markerColumns are markers to upsert.
+type markerColumns struct {
+	sk  [][]byte
+	seq []string
+	del []bool
+	at  []int64
+}
+
+func (c *markerColumns) add(sk []byte, m catalog.Marker) {
+	c.sk, c.seq, c.del, c.at = append(c.sk, sk), append(c.seq, m.Seq), append(c.del, m.Delete), append(c.at, m.At.UnixNano())
+}
+
+// queue queues the upsert, if any, and says so.
+func (c *markerColumns) queue(batch *pgx.Batch, id string) bool {
+	if len(c.sk) == 0 {
+		return false
+	}
+	batch.Queue(`INSERT INTO syncer_markers (source, sk, seq, del, at)
+		SELECT $1, * FROM unnest($2::bytea[], $3::text[], $4::boolean[], $5::bigint[])
+		ON CONFLICT (source, sk) DO UPDATE SET seq = EXCLUDED.seq, del = EXCLUDED.del, at = EXCLUDED.at`,
+		id, c.sk, c.seq, c.del, c.at)
+	return true
+}
+
+func copyOutbox(ctx context.Context, tx pgx.Tx, id string, changes []catalog.Change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	rows := make([][]any, len(changes))
 	for i := range changes {
 		c := &changes[i]
-		seq[i], at[i], size[i], mtime[i] = int64(c.Seq), c.At.UnixNano(), c.Object.Size, fromTime(c.Object.LastModified)
-		op[i], origin[i], key[i] = int16(c.Op), int16(c.Origin), []byte(c.Object.Key)
-		etag[i], ver[i], ct[i] = c.Object.ETag, c.Object.Version, c.Object.ContentType
+		rows[i] = []any{id, int64(c.Seq), int16(c.Op), int16(c.Origin), c.At.UnixNano(), []byte(c.Object.Key), c.Object.Size,
+			fromTime(c.Object.LastModified), c.Object.ETag, c.Object.Version, c.Object.ContentType}
 	}
-	batch.Queue(`INSERT INTO syncer_outbox (source, seq, op, origin, at, key, size, mtime, etag, version, ctype)
-		SELECT $1, * FROM unnest($2::bigint[], $3::smallint[], $4::smallint[], $5::bigint[], $6::bytea[], $7::bigint[],
-			$8::bigint[], $9::text[], $10::text[], $11::text[])`,
-		id, seq, op, origin, at, key, size, mtime, etag, ver, ct)
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"syncer_outbox"},
+		[]string{"source", "seq", "op", "origin", "at", "key", "size", "mtime", "etag", "version", "ctype"}, pgx.CopyFromRows(rows))
+	if err != nil {
+		return fmt.Errorf("write outbox: %w", err)
+	}
+	return nil
 }
 
 func sendBatch(ctx context.Context, tx pgx.Tx, batch *pgx.Batch) error {

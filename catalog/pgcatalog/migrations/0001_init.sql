@@ -18,6 +18,7 @@ CREATE TABLE syncer_sources (
 	objects bigint NOT NULL DEFAULT 0,
 	listed  boolean NOT NULL DEFAULT false,
 	indexed boolean NOT NULL DEFAULT false, -- its objects' ix: the asset API's indexes hold them
+	marked  boolean NOT NULL DEFAULT false, -- it has markers (most sources never see a notification)
 	resume  bytea -- NULL: no first listing in progress
 );
 
