@@ -299,117 +299,24 @@ func (s *boltSource) Commit(ctx context.Context, muts []Mutation, now time.Time)
 	if notificationsOnly(muts) {
 		update = s.c.group.update
 	}
-	changes := make([]Change, 0, len(muts))
+	var w *boltCommit
 	err := update(func(tx *bolt.Tx) error {
-		changes = changes[:0]
-		// bbolt holds on to keys and values until the commit, so they are
-		// carved from one growing arena instead of allocated one by one; a
-		// reallocation leaves the earlier slices on the old array, intact.
-		arena := make([]byte, 0, 160*len(muts))
-		carve := func(start int) []byte { return arena[start:len(arena):len(arena)] }
-		src, objs, out, err := s.writable(tx)
+		var err error
+		w, err = s.begin(tx, len(muts), now)
 		if err != nil {
 			return err
 		}
-		objs.FillPercent = 0.9
-		var ix *indexes
-		if s.indexed {
-			ix, err = openIndexes(src, objs, s.order)
-		} else {
-			err = dropIndexes(src)
-		}
-		if err != nil {
-			return fmt.Errorf("indexes: %w", err)
-		}
-		marks := src.Bucket(markerBucket) // nil until first needed: most sources never see a notification
-		out.FillPercent = 1
-		seq := getU64(src, keySeq)
-		count := getU64(src, keyCount)
 		for i := range muts {
-			m := &muts[i]
-			if m.Object.Key == "" {
-				return fmt.Errorf("mutation %d: empty key", i)
-			}
-			start := len(arena)
-			arena = append(arena, s.order.SortKey(m.Object.Key)...)
-			sk := carve(start)
-			var (
-				cur    Entry
-				exists bool
-			)
-			if v := objs.Get(sk); v != nil {
-				if cur, err = decodeEntry(m.Object.Key, v); err != nil {
-					return fmt.Errorf("key %q: %w", m.Object.Key, err)
-				}
-				exists = true
-			}
-			var (
-				mk marker
-				ok bool
-			)
-			if marks != nil && m.NeedsMarker() {
-				mk, ok = decodeMarker(marks.Get(sk))
-			}
-			d := Decide(m, cur, exists, mk.exported(), ok, now)
-			if d.PutMarker {
-				if marks == nil {
-					if marks, err = src.CreateBucketIfNotExists(markerBucket); err != nil {
-						return err
-					}
-				}
-				if err := marks.Put(sk, encodeMarker(d.Marker.Seq, d.Marker.Delete, d.Marker.At)); err != nil {
-					return err
-				}
-			}
-			if d.Skip != Applied {
-				continue
-			}
-			ch := d.Change
-			seq++
-			ch.Seq = seq
-			if exists {
-				if err := ix.remove(sk, &cur.Object); err != nil {
-					return err
-				}
-			}
-			if ch.Op != Deleted {
-				if err := ix.add(sk, &ch.Object); err != nil {
-					return err
-				}
-			}
-			if ch.Op == Deleted {
-				if err := objs.Delete(sk); err != nil {
-					return err
-				}
-				count--
-			} else {
-				start := len(arena)
-				arena = encodeEntry(arena, seq, &ch.Object)
-				if err := objs.Put(sk, carve(start)); err != nil {
-					return err
-				}
-				if ch.Op == Added {
-					count++
-				}
-			}
-			start = len(arena)
-			arena = binary.BigEndian.AppendUint64(arena, seq)
-			k := carve(start)
-			start = len(arena)
-			arena = encodeChange(arena, &ch)
-			if err := out.Put(k, carve(start)); err != nil {
+			if err := w.apply(i, &muts[i]); err != nil {
 				return err
 			}
-			changes = append(changes, ch)
 		}
-		if len(changes) == 0 {
-			return nil
-		}
-		if err := src.Put(keySeq, u64(seq)); err != nil {
-			return err
-		}
-		return src.Put(keyCount, u64(count))
+		return w.finish()
 	})
+	var changes []Change
+	if w != nil {
+		changes = w.changes
+	}
 	if err != nil {
 		return nil, fmt.Errorf("catalog: commit %s: %w", s.id, err)
 	}
