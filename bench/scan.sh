@@ -21,6 +21,13 @@
 # and the bbolt transaction id unchanged (opening an existing catalog writes
 # nothing).
 #
+# With --catalog-url URL (a PostgreSQL server whose user may create
+# databases, e.g. postgres://postgres@127.0.0.1:5432/postgres), the catalogs
+# are PostgreSQL databases created on that server (one per run, dropped at
+# the end) instead of bbolt files, and the rescan check counts the rows the
+# rescan inserted, updated or deleted (pg_stat_user_tables) instead of
+# bbolt's pages. psql must be on PATH or in /usr/lib/postgresql/*/bin.
+#
 # Environment: ROUNDS (default 2); WORK (scratch dir, default a new temp dir;
 # its catalogs and binaries are removed at the end unless KEEP=1, the report
 # and the runs' logs stay); OUT (report file, default $WORK/report.md, also
@@ -30,6 +37,11 @@
 # getrusage (bench/measure), so /usr/bin/time is not needed.
 set -euo pipefail
 
+PGURL=
+if [[ ${1:-} == --catalog-url ]]; then
+	PGURL=$2
+	shift 2
+fi
 N=${1:-1000000}
 ROUNDS=${ROUNDS:-2}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,7 +61,14 @@ cleanup() {
 		rm -rf "$WORK/cat"* "$BIN"
 	fi
 }
-trap cleanup EXIT
+PGDBS=()
+pgcleanup() {
+	for db in "${PGDBS[@]}"; do psql -q "$PGURL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true; done
+}
+trap 'cleanup; [[ -z $PGURL ]] || pgcleanup' EXIT
+if [[ -n $PGURL ]] && ! command -v psql >/dev/null; then
+	PATH=$PATH:$(dirname "$(ls -d /usr/lib/postgresql/*/bin/psql | sort -V | tail -1)")
+fi
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -76,11 +95,34 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 # No shared config or IMDS lookups on the way to the local server.
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
 
+# pgdb ROUND: the database name of a round's catalog.
+pgdb() { echo "syncer_bench_$(basename "$WORK" | tr -c 'a-zA-Z0-9\n' _)_$1" | tr 'A-Z' 'a-z'; }
+pgurl() { # pgurl DB: $PGURL with its database replaced
+	local base=${PGURL%%\?*} query=
+	[[ $PGURL == *\?* ]] && query="?${PGURL#*\?}"
+	echo "${base%/*}/$1$query"
+}
+catalog_of() { # catalog_of ROUND: the catalog's config, creating its database
+	if [[ -z $PGURL ]]; then
+		echo "path: \"$WORK/cat$1\""
+		return
+	fi
+	local db
+	db=$(pgdb "$1")
+	psql -q "$PGURL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >&2
+	PGDBS+=("$db")
+	echo "url: \"$(pgurl "$db")\""
+}
+# pgwrites ROUND: rows inserted, updated and deleted in the round's database.
+pgwrites() {
+	psql -qtA "$(pgurl "$(pgdb "$1")")" -c "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables"
+}
+
 config() { # config ROUND [NATSPORT]: a config whose catalog lives in $WORK/catROUND
 	cat >"$WORK/cfg$1.yaml" <<EOF
 # NATS is used by the import runs only; the others run with --publish=false.
 nats: {url: embedded, listen: "127.0.0.1:${2:-4222}"}
-catalog: {path: "$WORK/cat$1"}
+catalog: {$(catalog_of "$1")}
 sources:
   - id: bench
     provider: s3
@@ -122,6 +164,18 @@ for r in $(seq 1 "$ROUNDS"); do
 	config "$r"
 	baseline "$r"
 	scan "first$r" "$r"
+	if [[ -n $PGURL ]]; then
+		s0=$(stats "$r") w0=$(pgwrites "$r")
+		scan "rescan$r" "$r"
+		s1=$(stats "$r") w1=$(pgwrites "$r")
+		ok=yes
+		[[ $s0 == "$s1" && $w0 == "$w1" ]] || ok=NO
+		printf 'rescan%s zero-writes=%s stats: %s -> %s; rows inserted+updated+deleted %s -> %s\n' \
+			"$r" "$ok" "$s0" "$s1" "$w0" "$w1" >>"$CHECKS"
+		config "i$r" $((20000 + RANDOM % 20000))
+		import_ "import$r" "i$r"
+		continue
+	fi
 	s0=$(stats "$r") t0=$(txid "$r") h0=$(datahash "$r") z0=$(stat -c %s "$WORK/cat$r/catalog.db")
 	scan "rescan$r" "$r"
 	# catalog.Open of an existing catalog writes nothing: the transaction id
@@ -140,7 +194,11 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 baseline $((ROUNDS + 1))
 measure open "$BIN/syncer" catalog stats --config "$WORK/cfg$ROUNDS.yaml"
-DBSIZE=$(stat -c %s "$WORK/cat$ROUNDS/catalog.db")
+if [[ -n $PGURL ]]; then
+	DBSIZE=$(psql -qtA "$PGURL" -c "SELECT pg_database_size('$(pgdb "$ROUNDS")')")
+else
+	DBSIZE=$(stat -c %s "$WORK/cat$ROUNDS/catalog.db")
+fi
 
 # Reconcile's own duration, from the scan summary ("... in 1.234s").
 for f in "$WORK"/first*.out "$WORK"/rescan*.out "$WORK"/import*.out; do
@@ -148,11 +206,11 @@ for f in "$WORK"/first*.out "$WORK"/rescan*.out "$WORK"/import*.out; do
 done >"$WORK/internal.txt"
 
 {
-	echo "## syncer scan benchmark: $N objects"
+	echo "## syncer scan benchmark: $N objects, catalog: $([[ -n $PGURL ]] && echo PostgreSQL || echo bbolt)"
 	echo
 	echo "$(date -u +%FT%TZ), $(nproc) cores, $(uname -srm), $(go version | cut -d' ' -f3), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 	echo "Fill: $READY"
-	echo "Catalog file after the first scan: $((DBSIZE / 1048576)) MiB"
+	echo "Catalog after the first scan: $((DBSIZE / 1048576)) MiB"
 	echo
 	awk -v n="$N" -v rounds="$ROUNDS" -v internal="$WORK/internal.txt" '
 	function med(arr, m,  i, j, t, s) { # median of arr[1..m]

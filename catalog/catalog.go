@@ -38,16 +38,15 @@ var (
 	keyInstance  = []byte("instance")
 )
 
-// Catalog is the embedded, durable catalog: one bbolt file.
+// boltCatalog is the embedded, durable catalog: one bbolt file.
 //
 // bbolt was chosen for its ordered cursor scans (the diff's hot path), cheap
 // read transactions and a single-writer model that matches one worker per
 // catalog; see docs/design.md for the measurements behind the choice.
-type Catalog struct {
+type boltCatalog struct {
 	db       *bolt.DB
 	group    *groupCommit
 	instance string
-	now      func() time.Time
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{}
@@ -111,19 +110,19 @@ func Open(dir string) (*Catalog, error) {
 }
 
 func newCatalog(db *bolt.DB, instance string) *Catalog {
-	return &Catalog{db: db, group: &groupCommit{db: db}, instance: instance, now: time.Now, waiters: map[string]chan struct{}{}}
+	return New(&boltCatalog{db: db, group: &groupCommit{db: db}, instance: instance, waiters: map[string]chan struct{}{}})
 }
 
 // InstanceID is a random id fixed when the catalog was created. Event ids
 // include it, so that a catalog recreated from scratch — whose sequence
 // numbers start again at 1 — never reuses an id the bus still remembers.
-func (c *Catalog) InstanceID() string { return c.instance }
+func (c *boltCatalog) InstanceID() string { return c.instance }
 
 // Close closes the file.
-func (c *Catalog) Close() error { return c.db.Close() }
+func (c *boltCatalog) Close() error { return c.db.Close() }
 
 // Sources lists the ids of the sources the catalog holds.
-func (c *Catalog) Sources() ([]string, error) {
+func (c *boltCatalog) Sources(ctx context.Context) ([]string, error) {
 	var ids []string
 	err := c.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(rootBucket).ForEachBucket(func(k []byte) error {
@@ -134,26 +133,14 @@ func (c *Catalog) Sources() ([]string, error) {
 	return ids, err
 }
 
-// Source returns the handle of one source. order must be the order the
-// source's provider lists in; it fixes how keys are laid out on disk.
-func (c *Catalog) Source(id string, order providers.Order) *Source {
-	return &Source{c: c, id: id, bid: []byte(id), order: order}
-}
-
-// Indexed returns s keeping the asset API's secondary indexes (newest
-// first, by name, by size) in every commit. They make a sorted page of a
-// huge source a cursor walk instead of a pass over every object, and cost
-// about 2.75x the catalog's bytes and a first import's memory (each insert
-// lands at a random place in three more trees). A source opened without
-// them drops any it has, so an index is never stale.
-func (s *Source) Indexed(on bool) *Source {
-	c := *s
-	c.indexed = on
-	return &c
+// Source returns the handle of one source, keeping the asset API's
+// secondary indexes when indexed (see Source.Indexed).
+func (c *boltCatalog) Source(id string, order providers.Order, indexed bool) SourceBackend {
+	return &boltSource{c: c, id: id, bid: []byte(id), order: order, indexed: indexed}
 }
 
 // signal wakes whoever waits for outbox records of source id.
-func (c *Catalog) signal(id string) {
+func (c *boltCatalog) signal(id string) {
 	c.mu.Lock()
 	ch := c.waiters[id]
 	c.mu.Unlock()
@@ -165,7 +152,7 @@ func (c *Catalog) signal(id string) {
 	}
 }
 
-func (c *Catalog) waiter(id string) chan struct{} {
+func (c *boltCatalog) waiter(id string) chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch := c.waiters[id]
@@ -176,9 +163,9 @@ func (c *Catalog) waiter(id string) chan struct{} {
 	return ch
 }
 
-// Source is one source's part of the catalog.
-type Source struct {
-	c       *Catalog
+// boltSource is one source's part of a bbolt catalog.
+type boltSource struct {
+	c       *boltCatalog
 	id      string
 	bid     []byte
 	order   providers.Order
@@ -186,13 +173,13 @@ type Source struct {
 }
 
 // ID is the source id.
-func (s *Source) ID() string { return s.id }
+func (s *boltSource) ID() string { return s.id }
 
-func (s *Source) bucket(tx *bolt.Tx) *bolt.Bucket {
+func (s *boltSource) bucket(tx *bolt.Tx) *bolt.Bucket {
 	return tx.Bucket(rootBucket).Bucket(s.bid)
 }
 
-func (s *Source) writable(tx *bolt.Tx) (src, objs, out *bolt.Bucket, err error) {
+func (s *boltSource) writable(tx *bolt.Tx) (src, objs, out *bolt.Bucket, err error) {
 	if src, err = tx.Bucket(rootBucket).CreateBucketIfNotExists(s.bid); err != nil {
 		return
 	}
@@ -206,7 +193,7 @@ func (s *Source) writable(tx *bolt.Tx) (src, objs, out *bolt.Bucket, err error) 
 // Range calls fn for each entry whose key comes after `after` in the
 // source's order ("" for the start), in that order, until fn returns an error.
 // ErrStop ends the range cleanly. fn must not call back into the catalog.
-func (s *Source) Range(ctx context.Context, after string, fn func(Entry) error) error {
+func (s *boltSource) Range(ctx context.Context, after string, fn func(Entry) error) error {
 	err := s.c.db.View(func(tx *bolt.Tx) error {
 		src := s.bucket(tx)
 		if src == nil {
@@ -251,7 +238,7 @@ func (s *Source) Range(ctx context.Context, after string, fn func(Entry) error) 
 }
 
 // Get returns the entry of key, and whether it exists.
-func (s *Source) Get(ctx context.Context, key string) (Entry, bool, error) {
+func (s *boltSource) Get(ctx context.Context, key string) (Entry, bool, error) {
 	var (
 		e  Entry
 		ok bool
@@ -284,7 +271,7 @@ type Stats struct {
 }
 
 // Stats returns the source's counters.
-func (s *Source) Stats(ctx context.Context) (Stats, error) {
+func (s *boltSource) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
 	err := s.c.db.View(func(tx *bolt.Tx) error {
 		src := s.bucket(tx)
@@ -301,17 +288,8 @@ func (s *Source) Stats(ctx context.Context) (Stats, error) {
 	return st, err
 }
 
-// Commit applies muts in one transaction, in order, and appends one outbox
-// record per resulting change, numbered with the source's next sequence
-// numbers. Mutations that change nothing, or whose guard fails, are skipped.
-// It returns the changes it committed.
-func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) {
-	if len(muts) == 0 {
-		return nil, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+// Commit implements SourceBackend.Commit.
+func (s *boltSource) Commit(ctx context.Context, muts []Mutation, now time.Time) ([]Change, error) {
 	// Notifications arrive one message at a time from many goroutines; the
 	// group commit folds concurrent ones into one transaction and one
 	// fsync. A scan commits large batches from one goroutine and commits
@@ -321,147 +299,24 @@ func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) 
 	if notificationsOnly(muts) {
 		update = s.c.group.update
 	}
-	changes := make([]Change, 0, len(muts))
+	var w *boltCommit
 	err := update(func(tx *bolt.Tx) error {
-		changes = changes[:0]
-		// bbolt holds on to keys and values until the commit, so they are
-		// carved from one growing arena instead of allocated one by one; a
-		// reallocation leaves the earlier slices on the old array, intact.
-		arena := make([]byte, 0, 160*len(muts))
-		carve := func(start int) []byte { return arena[start:len(arena):len(arena)] }
-		src, objs, out, err := s.writable(tx)
+		var err error
+		w, err = s.begin(tx, len(muts), now)
 		if err != nil {
 			return err
 		}
-		objs.FillPercent = 0.9
-		var ix *indexes
-		if s.indexed {
-			ix, err = openIndexes(src, objs, s.order)
-		} else {
-			err = dropIndexes(src)
-		}
-		if err != nil {
-			return fmt.Errorf("indexes: %w", err)
-		}
-		marks := src.Bucket(markerBucket) // nil until first needed: most sources never see a notification
-		out.FillPercent = 1
-		seq := getU64(src, keySeq)
-		count := getU64(src, keyCount)
-		now := s.c.now().UTC()
 		for i := range muts {
-			m := &muts[i]
-			if m.Object.Key == "" {
-				return fmt.Errorf("mutation %d: empty key", i)
-			}
-			start := len(arena)
-			arena = append(arena, s.order.SortKey(m.Object.Key)...)
-			sk := carve(start)
-			var (
-				cur    Entry
-				exists bool
-			)
-			if v := objs.Get(sk); v != nil {
-				if cur, err = decodeEntry(m.Object.Key, v); err != nil {
-					return fmt.Errorf("key %q: %w", m.Object.Key, err)
-				}
-				exists = true
-			}
-			if m.Guard && cur.Seq != m.IfSeq {
-				continue
-			}
-			if exists && !m.EventTime.IsZero() && cur.LastModified.Sub(m.EventTime) > staleMargin {
-				continue
-			}
-			notified := m.Sequencer != "" || m.Origin == Notification
-			var (
-				mk marker
-				ok bool
-			)
-			if marks != nil && (notified || !m.ListedAt.IsZero()) {
-				if mk, ok = decodeMarker(marks.Get(sk)); !ok {
-					mk = marker{}
-				}
-			}
-			if ok && !m.ListedAt.IsZero() && mk.at.After(m.ListedAt) {
-				continue
-			}
-			if notified {
-				if marks == nil {
-					if marks, err = src.CreateBucketIfNotExists(markerBucket); err != nil {
-						return err
-					}
-				}
-				if m.Sequencer != "" {
-					if ok && !newer(m.Sequencer, m.Delete, mk) {
-						continue
-					}
-					mk.seq, mk.delete = m.Sequencer, m.Delete
-				}
-				// An unsequenced notification is applied as it comes and
-				// keeps the key's last sequencer, but it still stamps the
-				// key, so that ListedAt protects it from an older listing.
-				if err := marks.Put(sk, encodeMarker(mk.seq, mk.delete, now)); err != nil {
-					return err
-				}
-			}
-			ch := Change{Origin: m.Origin, Object: m.Object, At: now}
-			switch {
-			case m.Delete && !exists:
-				continue
-			case m.Delete:
-				ch.Op, ch.Object = Deleted, cur.Object
-			case !exists:
-				ch.Op = Added
-			case Changed(cur.Object, m.Object):
-				ch.Op = Modified
-			default:
-				continue
-			}
-			seq++
-			ch.Seq = seq
-			if exists {
-				if err := ix.remove(sk, &cur.Object); err != nil {
-					return err
-				}
-			}
-			if ch.Op != Deleted {
-				if err := ix.add(sk, &ch.Object); err != nil {
-					return err
-				}
-			}
-			if ch.Op == Deleted {
-				if err := objs.Delete(sk); err != nil {
-					return err
-				}
-				count--
-			} else {
-				start := len(arena)
-				arena = encodeEntry(arena, seq, &ch.Object)
-				if err := objs.Put(sk, carve(start)); err != nil {
-					return err
-				}
-				if ch.Op == Added {
-					count++
-				}
-			}
-			start = len(arena)
-			arena = binary.BigEndian.AppendUint64(arena, seq)
-			k := carve(start)
-			start = len(arena)
-			arena = encodeChange(arena, &ch)
-			if err := out.Put(k, carve(start)); err != nil {
+			if err := w.apply(i, &muts[i]); err != nil {
 				return err
 			}
-			changes = append(changes, ch)
 		}
-		if len(changes) == 0 {
-			return nil
-		}
-		if err := src.Put(keySeq, u64(seq)); err != nil {
-			return err
-		}
-		return src.Put(keyCount, u64(count))
+		return w.finish()
 	})
+	var changes []Change
+	if w != nil {
+		changes = w.changes
+	}
 	if err != nil {
 		return nil, fmt.Errorf("catalog: commit %s: %w", s.id, err)
 	}
@@ -480,12 +335,11 @@ func notificationsOnly(muts []Mutation) bool {
 	return true
 }
 
-// Wait returns a channel that receives after a commit adds outbox records.
-// One waiter per source: the source's publisher.
-func (s *Source) Wait() <-chan struct{} { return s.c.waiter(s.id) }
+// Wait implements SourceBackend.Wait.
+func (s *boltSource) Wait() <-chan struct{} { return s.c.waiter(s.id) }
 
 // Outbox returns up to limit unpublished changes with Seq >= from, in order.
-func (s *Source) Outbox(ctx context.Context, from uint64, limit int) ([]Change, error) {
+func (s *boltSource) Outbox(ctx context.Context, from uint64, limit int) ([]Change, error) {
 	var changes []Change
 	err := s.c.db.View(func(tx *bolt.Tx) error {
 		src := s.bucket(tx)
@@ -518,7 +372,7 @@ func (s *Source) Outbox(ctx context.Context, from uint64, limit int) ([]Change, 
 // most. An ack that covers the whole outbox (a first import flushed by `scan`)
 // drops the outbox bucket instead, which frees its pages without visiting
 // every record.
-func (s *Source) Ack(ctx context.Context, through uint64) error {
+func (s *boltSource) Ack(ctx context.Context, through uint64) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -582,7 +436,7 @@ func ackChunk(src *bolt.Bucket, through uint64) (done bool, err error) {
 
 // LastSeq returns the sequence number of the source's latest change, 0 if
 // it has none.
-func (s *Source) LastSeq(ctx context.Context) (uint64, error) {
+func (s *boltSource) LastSeq(ctx context.Context) (uint64, error) {
 	var seq uint64
 	err := s.c.db.View(func(tx *bolt.Tx) error {
 		if src := s.bucket(tx); src != nil {
@@ -622,7 +476,7 @@ type ListingState struct {
 }
 
 // ListingState returns what the catalog records of the source's listings.
-func (s *Source) ListingState(ctx context.Context) (ListingState, error) {
+func (s *boltSource) ListingState(ctx context.Context) (ListingState, error) {
 	var st ListingState
 	err := s.c.db.View(func(tx *bolt.Tx) error {
 		src := s.bucket(tx)
@@ -644,7 +498,7 @@ func (s *Source) ListingState(ctx context.Context) (ListingState, error) {
 // SetListingProgress records that a first listing has committed every key
 // up to and including after ("": it has begun), so that a restart resumes
 // it there instead of listing a huge first import from the start again.
-func (s *Source) SetListingProgress(ctx context.Context, after string) error {
+func (s *boltSource) SetListingProgress(ctx context.Context, after string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -664,7 +518,7 @@ func (s *Source) SetListingProgress(ctx context.Context, after string) error {
 // SetListingComplete records that a listing of the source reached its end
 // and forgets a first listing's progress. It writes only when that changes
 // something, so that rescans leave the file untouched.
-func (s *Source) SetListingComplete(ctx context.Context) error {
+func (s *boltSource) SetListingComplete(ctx context.Context) error {
 	if st, err := s.ListingState(ctx); err != nil || st.Complete && !st.InProgress {
 		return err
 	}

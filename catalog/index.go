@@ -154,13 +154,13 @@ func sortKeyOf(ix Index, k []byte) []byte {
 
 // Indexed says the snapshot's source has its secondary indexes (a catalog
 // written before them gets them with its next commit).
-func (sn *Snapshot) Indexed() bool { return sn.objs != nil && sn.ix[0] != nil }
+func (sn *boltSnapshot) Indexed() bool { return sn.objs != nil && sn.ix[0] != nil }
 
 // Walk calls fn for the entries in the order of ix (ties by key; desc
 // reverses the whole order), after skipping the first skip, until fn
 // returns an error; ErrStop ends it cleanly. Skipped entries are not
 // decoded, so a page costs its offset in cursor steps plus its size.
-func (sn *Snapshot) Walk(ctx context.Context, ix Index, desc bool, skip int, fn func(Entry) error) error {
+func (sn *boltSnapshot) Walk(ctx context.Context, ix Index, desc bool, skip int, fn func(Entry) error) error {
 	if sn.objs == nil {
 		return nil
 	}

@@ -88,7 +88,7 @@ func TestIndexesFollowCommits(t *testing.T) {
 	check("maintained")
 	// Drop the indexes, as a catalog from before them; the next commit
 	// rebuilds them.
-	if err := c.db.Update(func(tx *bolt.Tx) error {
+	if err := c.bolt().Update(func(tx *bolt.Tx) error {
 		src := tx.Bucket(rootBucket).Bucket([]byte("s"))
 		for _, n := range [][]byte{ixMtime, ixSize, ixName} {
 			if err := src.DeleteBucket(n); err != nil {

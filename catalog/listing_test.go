@@ -35,12 +35,12 @@ func TestListingState(t *testing.T) {
 	if st, err := s.ListingState(ctx); err != nil || st != (ListingState{Complete: true}) {
 		t.Fatalf("complete: %+v %v", st, err)
 	}
-	st := c.db.Stats()
+	st := c.bolt().Stats()
 	writes := st.TxStats.GetWrite()
 	if err := s.SetListingComplete(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st = c.db.Stats()
+	st = c.bolt().Stats()
 	if got := st.TxStats.GetWrite(); got != writes {
 		t.Errorf("marking a complete source complete again wrote %d pages", got-writes)
 	}

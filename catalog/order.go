@@ -28,25 +28,13 @@ func (s *Source) CheckOrder(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	stored, ok, err := s.c.RecordedOrder(ctx, s.id)
+	stored, had, err := s.b.RecordOrder(ctx)
 	switch {
 	case err != nil:
-		return err
-	case ok && stored != s.order:
+		return fmt.Errorf("catalog: record key order of %s: %w", s.id, err)
+	case had && stored != s.order:
 		return fmt.Errorf("catalog: source %s: %w: stored in %s order, configured for %s order (was its provider changed? a source of another kind needs a new id)",
 			s.id, ErrOrderMismatch, stored, s.order)
-	case ok:
-		return nil
-	}
-	err = s.c.db.Update(func(tx *bolt.Tx) error {
-		src, err := tx.Bucket(rootBucket).CreateBucketIfNotExists(s.bid)
-		if err != nil {
-			return err
-		}
-		return src.Put(keyOrder, []byte(s.order.String()))
-	})
-	if err != nil {
-		return fmt.Errorf("catalog: record key order of %s: %w", s.id, err)
 	}
 	return nil
 }
@@ -58,6 +46,32 @@ func (c *Catalog) RecordedOrder(ctx context.Context, id string) (o providers.Ord
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}
+	if o, ok, err = c.b.RecordedOrder(ctx, id); err != nil {
+		return 0, false, fmt.Errorf("catalog: key order of %s: %w", id, err)
+	}
+	return o, ok, nil
+}
+
+// RecordOrder records the source's order unless one is recorded, and
+// returns the one that was (had: whether there was one).
+func (s *boltSource) RecordOrder(ctx context.Context) (stored providers.Order, had bool, err error) {
+	err = s.c.db.Update(func(tx *bolt.Tx) error {
+		src, err := tx.Bucket(rootBucket).CreateBucketIfNotExists(s.bid)
+		if err != nil {
+			return err
+		}
+		if v := src.Get(keyOrder); v != nil {
+			stored, err = providers.ParseOrder(string(v))
+			had = err == nil
+			return err
+		}
+		return src.Put(keyOrder, []byte(s.order.String()))
+	})
+	return stored, had, err
+}
+
+// RecordedOrder reads the order recorded for source id without writing.
+func (c *boltCatalog) RecordedOrder(ctx context.Context, id string) (o providers.Order, ok bool, err error) {
 	err = c.db.View(func(tx *bolt.Tx) error {
 		src := tx.Bucket(rootBucket).Bucket([]byte(id))
 		if src == nil {
@@ -71,8 +85,5 @@ func (c *Catalog) RecordedOrder(ctx context.Context, id string) (o providers.Ord
 		ok = err == nil
 		return err
 	})
-	if err != nil {
-		return 0, false, fmt.Errorf("catalog: key order of %s: %w", id, err)
-	}
-	return o, ok, nil
+	return o, ok, err
 }

@@ -11,35 +11,27 @@ import (
 	"github.com/imgly/syncer/providers"
 )
 
-// Snapshot is a consistent read of one source: its sequence number, its
-// count and its entries, all from one bbolt read transaction. A query
-// answered from a Snapshot reflects exactly the changes through Seq — what
-// lets an API answer carry the sequence it reflects (see the asset API).
-//
-// A Snapshot is valid only inside the function given to View; it must not
-// be kept, and fn must not write to the catalog (bbolt would deadlock on a
-// read transaction held while the same goroutine waits for the writer).
-type Snapshot struct {
-	src  *Source
+// boltSnapshot reads one source inside one bbolt read transaction.
+type boltSnapshot struct {
+	src  *boltSource
 	objs *bolt.Bucket    // nil: the source has no objects yet
 	ix   [3]*bolt.Bucket // mtime, size, name; nil before the first indexed commit
-	// Seq is the sequence number of the last change the snapshot holds.
-	Seq uint64
-	// Count is the number of objects the snapshot holds.
-	Count uint64
 }
 
-// View calls fn with a snapshot of the source.
-func (s *Source) View(ctx context.Context, fn func(*Snapshot) error) error {
+// View calls fn with a snapshot of the source. bbolt would deadlock on a
+// read transaction held while the same goroutine waits for the writer, so
+// fn must not write to the catalog.
+func (s *boltSource) View(ctx context.Context, fn func(*Snapshot) error) error {
 	err := s.c.db.View(func(tx *bolt.Tx) error {
-		snap := &Snapshot{src: s}
+		snap := &boltSnapshot{src: s}
+		var seq, count uint64
 		if src := s.bucket(tx); src != nil {
-			snap.Seq = getU64(src, keySeq)
-			snap.Count = getU64(src, keyCount)
+			seq = getU64(src, keySeq)
+			count = getU64(src, keyCount)
 			snap.objs = src.Bucket(objectBucket)
 			snap.ix = [3]*bolt.Bucket{src.Bucket(ixMtime), src.Bucket(ixSize), src.Bucket(ixName)}
 		}
-		return fn(snap)
+		return fn(NewSnapshot(seq, count, snap))
 	})
 	if err != nil {
 		return fmt.Errorf("catalog: view %s: %w", s.id, err)
@@ -48,7 +40,7 @@ func (s *Source) View(ctx context.Context, fn func(*Snapshot) error) error {
 }
 
 // Get returns the entry of key, and whether it exists.
-func (sn *Snapshot) Get(key string) (Entry, bool, error) {
+func (sn *boltSnapshot) Get(key string) (Entry, bool, error) {
 	if sn.objs == nil {
 		return Entry{}, false, nil
 	}
@@ -66,7 +58,7 @@ func (sn *Snapshot) Get(key string) (Entry, bool, error) {
 // Range calls fn for each entry whose key starts with prefix, in the
 // source's key order, until fn returns an error; ErrStop ends it cleanly.
 // The entry passed to fn is decoded afresh for each call and may be kept.
-func (sn *Snapshot) Range(ctx context.Context, prefix string, fn func(Entry) error) error {
+func (sn *boltSnapshot) Range(ctx context.Context, prefix string, fn func(Entry) error) error {
 	if sn.objs == nil {
 		return nil
 	}
@@ -93,12 +85,8 @@ func (sn *Snapshot) Range(ctx context.Context, prefix string, fn func(Entry) err
 	return nil
 }
 
-// RangeAfter calls fn for each entry whose key comes strictly after key in
-// the source's key order (from the first entry when key is ""), skipping
-// those match rejects (nil: every entry), until fn returns an error; ErrStop
-// ends it cleanly. It is what a keyset cursor pages with: a page costs a seek
-// and its own entries, wherever it starts.
-func (sn *Snapshot) RangeAfter(ctx context.Context, key string, match func(key []byte) bool, fn func(Entry) error) error {
+// RangeAfter: see Snapshot.RangeAfter.
+func (sn *boltSnapshot) RangeAfter(ctx context.Context, key string, match func(key []byte) bool, fn func(Entry) error) error {
 	if sn.objs == nil {
 		return nil
 	}
@@ -119,7 +107,7 @@ func (sn *Snapshot) RangeAfter(ctx context.Context, key string, match func(key [
 // valid only during the call) and only the entries it accepts are decoded
 // and passed to fn. A filtered query over a million entries then costs a
 // cursor walk, not a million decodes.
-func (sn *Snapshot) RangeMatch(ctx context.Context, match func(key []byte) bool, fn func(Entry) error) error {
+func (sn *boltSnapshot) RangeMatch(ctx context.Context, match func(key []byte) bool, fn func(Entry) error) error {
 	if sn.objs == nil {
 		return nil
 	}
@@ -130,7 +118,7 @@ func (sn *Snapshot) RangeMatch(ctx context.Context, match func(key []byte) bool,
 
 // walkFrom goes on from cur's position (k, v) to the end; match (nil: all)
 // sees each key as bytes valid only during the call.
-func (sn *Snapshot) walkFrom(ctx context.Context, cur *bolt.Cursor, k, v []byte, match func(key []byte) bool, fn func(Entry) error) error {
+func (sn *boltSnapshot) walkFrom(ctx context.Context, cur *bolt.Cursor, k, v []byte, match func(key []byte) bool, fn func(Entry) error) error {
 	utf16 := sn.src.order == providers.UTF16Order
 	n := 0
 	var buf []byte

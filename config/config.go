@@ -4,6 +4,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	neturl "net/url"
@@ -95,9 +96,12 @@ func (t TLS) Enabled() bool {
 	return t.CA != "" || t.Cert != "" || t.Key != "" || t.InsecureSkipVerify
 }
 
-// Catalog says where the catalog lives.
+// Catalog says where the catalog lives: a directory for the embedded
+// bbolt file (Path, default ./data), or a PostgreSQL database shared by
+// replicas (URL, postgres://...; see catalog.go).
 type Catalog struct {
 	Path string `yaml:"path"`
+	URL  string `yaml:"url"`
 }
 
 // HTTP is the health, metrics and webhook listener.
@@ -468,11 +472,11 @@ func (c *Config) setDefaults() {
 	if c.NATS.Listen == "" {
 		c.NATS.Listen = "127.0.0.1:4222"
 	}
-	if c.Catalog.Path == "" {
+	if c.Catalog.Path == "" && c.Catalog.URL == "" {
 		c.Catalog.Path = "./data"
 	}
 	if c.NATS.StoreDir == "" {
-		c.NATS.StoreDir = c.Catalog.Path + "/nats"
+		c.NATS.StoreDir = cmp.Or(c.Catalog.Path, "./data") + "/nats"
 	}
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = "127.0.0.1:8080"
@@ -544,6 +548,7 @@ func (c *Config) Validate() error {
 		bad("nats.listen", "%v", err)
 	}
 	c.NATS.validate(bad)
+	c.Catalog.validate(bad)
 	if c.HTTP.Listen != "off" {
 		if err := checkListen(c.HTTP.Listen); err != nil {
 			bad("http.listen", `%v; or "off" for no listener`, err)

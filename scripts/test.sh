@@ -37,6 +37,15 @@ if [ ! -s /etc/ssl/certs/ca-certificates.crt ]; then
     || { cat "$logs/apt.log" >&2; echo "test.sh: could not install ca-certificates" >&2; exit 1; }
 fi
 
+# The PostgreSQL catalog's tests start a throwaway cluster from Debian's
+# binaries (internal/testkit/postgres.go) unless SYNCER_TEST_POSTGRES_URL
+# names a server.
+if [ -z "${SYNCER_TEST_POSTGRES_URL:-}" ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  echo "== installing postgresql (apt-get)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } >"$logs/apt-postgresql.log" 2>&1 \
+    || { cat "$logs/apt-postgresql.log" >&2; echo "test.sh: could not install postgresql" >&2; exit 1; }
+fi
+
 # npm ci wipes and reinstalls node_modules (~600 MB); skip it when the
 # installed tree came from this very lockfile.
 if cmp -s testenv/package-lock.json testenv/node_modules/.syncer-installed-lock; then

@@ -14,6 +14,8 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/imgly/syncer/catalog"
+	"github.com/imgly/syncer/catalog/pgcatalog"
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/retry"
 	"github.com/imgly/syncer/internal/sdklog"
@@ -321,4 +323,13 @@ func (w *Worker) openSource(ctx context.Context, sc config.Source, field string)
 		return nil, err
 	}
 	return &Source{Config: sc, Provider: p, Catalog: cs.Indexed(sc.Assets.Index), Kind: c}, nil
+}
+
+// OpenCatalog opens the catalog cfg names: PostgreSQL for catalog.url, the
+// embedded bbolt file in catalog.path otherwise.
+func OpenCatalog(ctx context.Context, cfg config.Catalog, log *slog.Logger) (*catalog.Catalog, error) {
+	if cfg.URL != "" {
+		return pgcatalog.Open(ctx, cfg.URL, pgcatalog.Options{Log: log})
+	}
+	return catalog.Open(cfg.Path)
 }

@@ -120,7 +120,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 			"listen", cfg.HTTP.Listen)
 	}
 
-	if w.cat, err = catalog.Open(cfg.Catalog.Path); err != nil {
+	if w.cat, err = OpenCatalog(ctx, cfg.Catalog, w.log); err != nil {
 		return nil, err
 	}
 	var routes []notify.Route

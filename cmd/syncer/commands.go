@@ -283,7 +283,7 @@ func cmdScan(ctx context.Context, path, id string, o scanFlags, remote *remoteFl
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	cat, err := catalog.Open(cfg.Catalog.Path)
+	cat, err := worker.OpenCatalog(ctx, cfg.Catalog, slog.Default())
 	if err != nil {
 		if cl := remote.client(cfg); cl != nil && errors.Is(err, catalog.ErrLocked) {
 			// The worker holds the catalog: it is the one to scan.
@@ -435,7 +435,7 @@ func cmdCatalogLs(ctx context.Context, path, id, prefix string, limit int, remot
 	if err != nil {
 		return err
 	}
-	cat, err := catalog.Open(cfg.Catalog.Path)
+	cat, err := worker.OpenCatalog(ctx, cfg.Catalog, slog.Default())
 	if err != nil {
 		if cl := remote.client(cfg); cl != nil && errors.Is(err, catalog.ErrLocked) {
 			if rerr := cl.catalogLs(ctx, id, prefix, limit, stdout); rerr != nil {
@@ -514,7 +514,7 @@ func cmdCatalogStats(ctx context.Context, path string, remote *remoteFlags, stdo
 	if err != nil {
 		return err
 	}
-	cat, err := catalog.Open(cfg.Catalog.Path)
+	cat, err := worker.OpenCatalog(ctx, cfg.Catalog, slog.Default())
 	if err != nil {
 		if cl := remote.client(cfg); cl != nil && errors.Is(err, catalog.ErrLocked) {
 			if rerr := cl.catalogStats(ctx, stdout); rerr != nil {
