@@ -59,8 +59,8 @@ func newEnv(t *testing.T, streamCfg func(*jetstream.StreamConfig), mod func(*Opt
 	}
 	opts := Options{
 		NATS: nc, Stream: testStream, SubjectPrefix: testPrefix,
-		Sources: []Source{{ID: "a"}, {ID: "b"}, {ID: "secret", Tokens: []string{"s3cr3t"}}},
-		Allowed: func(tok string) bool { return tok == "tok" },
+		Sources:        []Source{{ID: "a"}, {ID: "b"}, {ID: "secret", Tokens: []string{"s3cr3t"}}},
+		Allowed:        func(tok string) bool { return tok == "tok" },
 		AllowedOrigins: []string{"https://editor.example.com"},
 	}
 	if mod != nil {
