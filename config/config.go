@@ -113,6 +113,10 @@ type HTTP struct {
 	// (https://syncer.example.com), used in the URLs the asset API hands
 	// out for local sources; default: the request's own host.
 	PublicURL string `yaml:"publicURL"`
+	// MaxConns caps open connections (0: the default, 4,096). Event
+	// streams may hold all but 256 of them, which stay for health checks,
+	// webhooks and the APIs.
+	MaxConns int `yaml:"maxConns"`
 }
 
 // CORS is the asset API's cross-origin policy.
@@ -513,6 +517,9 @@ func (c *Config) Validate() error {
 		if err := checkListen(c.HTTP.Listen); err != nil {
 			bad("http.listen", `%v; or "off" for no listener`, err)
 		}
+	}
+	if c.HTTP.MaxConns < 0 || c.HTTP.MaxConns > 0 && c.HTTP.MaxConns < 512 {
+		bad("http.maxConns", "%d: use 0 for the default (4096) or at least 512 (256 are kept from event streams)", c.HTTP.MaxConns)
 	}
 	if c.HTTP.PublicURL != "" {
 		if err := checkHTTPURL(c.HTTP.PublicURL); err != nil {

@@ -209,3 +209,22 @@ func TestCORS(t *testing.T) {
 		}
 	}
 }
+
+// Over MaxStreams a client is told to come back later with a stream that
+// ends at once (EventSource would give up on an error status).
+func TestMaxStreams(t *testing.T) {
+	e := newEnv(t, nil, func(o *Options) {
+		o.Open = true
+		o.MaxStreams = 1
+	})
+	first := e.open("/sources/a/events", nil)
+	over := e.open("/sources/b/events", nil)
+	over.ended()
+	if p := <-over.ch; p.Comment == "" || !strings.Contains(p.Comment, "too many streams") {
+		t.Fatalf("got %+v, want the retry comment", p)
+	}
+	e.publish("a", 1)
+	if p := first.next(false); p.ID != "1" {
+		t.Fatalf("first stream got %+v", p)
+	}
+}

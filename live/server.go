@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -69,6 +70,10 @@ type Options struct {
 	// MaxReplay caps the events replayed to a reconnecting client; past
 	// it the client gets a reset (default 1000).
 	MaxReplay int
+	// MaxStreams caps the open streams (0: no cap). A stream over the cap
+	// is told to retry later: the listener's connections must not all be
+	// streams.
+	MaxStreams int
 	// Published, if set, returns the last change of a source JetStream
 	// acknowledged: it tells a client whose missed events all aged out of
 	// the stream that it missed something.
@@ -92,6 +97,7 @@ type Server struct {
 	sources map[string]*source
 	origins map[string]bool
 	anyOrig bool
+	streams atomic.Int64 // open
 	// done ends every open stream (Close).
 	done     chan struct{}
 	doneOnce sync.Once

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,6 +37,13 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request, ids []string, mu
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	if n := s.streams.Add(1); s.opts.MaxStreams > 0 && n > int64(s.opts.MaxStreams) {
+		s.streams.Add(-1)
+		s.log.Warn("live: too many event streams; told to retry", "max", s.opts.MaxStreams)
+		s.retryLater(rw, w, 10000+rand.IntN(5000), "too many streams")
+		return
+	}
+	defer s.streams.Add(-1)
 	// Subscribed before the replay reads the stream: whatever is stored
 	// after the replay's last read is in the client's queue, and what both
 	// see is sent once (by its lastSeq).
@@ -43,11 +51,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request, ids []string, mu
 	for _, src := range srcs {
 		if err := src.hub.add(ctx, c); err != nil {
 			s.log.Warn("live: events unavailable", "source", src.id, "err", err)
-			// A 200 that ends at once, with a retry delay: EventSource
-			// gives up for good on any other status.
-			rw.WriteHeader(http.StatusOK)
-			w.write([]byte("retry: 2000\n: events unavailable; retrying\n\n"))
-			w.flush() //nolint:errcheck // the client went away
+			s.retryLater(rw, w, 2000, "events unavailable")
 			return
 		}
 		defer src.hub.remove(c)
@@ -78,6 +82,15 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request, ids []string, mu
 		return
 	}
 	s.stream(ctx, w, c, floors)
+}
+
+// retryLater answers with a stream that ends at once after a retry delay
+// (ms): EventSource gives up for good on an error status, but reconnects
+// after a stream that ended.
+func (s *Server) retryLater(rw http.ResponseWriter, w *writer, ms int, why string) {
+	rw.WriteHeader(http.StatusOK)
+	w.write(fmt.Appendf(nil, "retry: %d\n: %s; retry later\n\n", ms, why))
+	w.flush() //nolint:errcheck // the client went away
 }
 
 // stream sends queued events and heartbeats until the client leaves, is

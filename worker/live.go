@@ -16,5 +16,12 @@ func (w *Worker) newLive() (*live.Server, error) {
 		NATS: w.nc, Domain: w.cfg.NATS.JSDomain, Stream: w.cfg.NATS.Stream, SubjectPrefix: w.cfg.NATS.SubjectPrefix,
 		Sources: srcs, Open: w.auth.open, Allowed: w.auth.matches, AllowedOrigins: w.cfg.HTTP.CORS.AllowedOrigins,
 		Heartbeat: w.opts.SSEHeartbeat, Published: w.pub.Published, Log: w.log,
+		MaxStreams: max(w.opts.HTTP.withDefaults().MaxConns-streamReserve, 1),
 	})
 }
+
+// streamReserve is how many of the listener's connections event streams
+// leave free: the cap closes only quiet connections to make room, and a
+// stream is never quiet, so without a reserve streams alone could fill it
+// and lock out health checks and webhooks.
+const streamReserve = 256

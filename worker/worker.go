@@ -95,6 +95,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	if opts.FlushTimeout == 0 {
 		opts.FlushTimeout = 10 * time.Second
 	}
+	if opts.HTTP.MaxConns == 0 {
+		opts.HTTP.MaxConns = cfg.HTTP.MaxConns
+	}
 	w = &Worker{
 		cfg: cfg, log: opts.Log, reg: prometheus.NewRegistry(), opts: opts,
 		consumers: map[string]Consumer{}, webhooks: map[string]http.Handler{}, consumerState: map[string]*consumerState{},
