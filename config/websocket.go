@@ -54,7 +54,7 @@ func (w Websocket) validate(n *NATS, bad func(field, format string, args ...any)
 	switch {
 	case (w.TLS.Cert == "") != (w.TLS.Key == ""):
 		bad("nats.websocket.tls", "needs both cert and key")
-	case w.TLS.Cert == "" && !loopbackListen(w.Listen):
+	case w.TLS.Cert == "" && !LoopbackListen(w.Listen):
 		bad("nats.websocket.tls", "is required: %q is not a loopback address, and plain ws:// would carry events unencrypted to other hosts; set cert and key (wss://) or listen on 127.0.0.1", w.Listen)
 	}
 	for i, o := range w.AllowedOrigins {
@@ -64,8 +64,9 @@ func (w Websocket) validate(n *NATS, bad func(field, format string, args ...any)
 	}
 }
 
-// loopbackListen says a "host:port" listens on this host only.
-func loopbackListen(listen string) bool {
+// LoopbackListen says listen ("host:port") only accepts connections from
+// this host. An empty host (":8080") listens on every interface.
+func LoopbackListen(listen string) bool {
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
 		return false
