@@ -66,27 +66,12 @@ func (f *fixture) commit(t *testing.T, keys ...string) {
 	}
 }
 
-// streamEvents returns every event in the stream.
+// streamEvents returns every event in the stream, which must be want.
 func (f *fixture) streamEvents(t *testing.T, want int) []events.CloudEvent {
 	t.Helper()
+	out := f.streamEventsAtLeast(t, want)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cons, err := f.js.OrderedConsumer(ctx, "SYNCER", jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []events.CloudEvent
-	for len(out) < want {
-		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatalf("after %d of %d events: %v", len(out), want, err)
-		}
-		ev, err := events.Decode(m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, ev)
-	}
 	info, err := f.js.Stream(ctx, "SYNCER")
 	if err != nil {
 		t.Fatal(err)
@@ -393,4 +378,68 @@ func TestLeadingEdgeCoalescing(t *testing.T) {
 	if gap := evs[1].Time.Sub(evs[0].Time); gap < window {
 		t.Fatalf("second event %v after the first, want at least the window %v", gap, window)
 	}
+}
+
+// While changes keep coming, each window waited out doubles the next, up
+// to four windows: a long burst costs a few events, not one per window.
+func TestBusyWindowStretches(t *testing.T) {
+	const window = 100 * time.Millisecond
+	f := setup(t, window, 1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); f.pub.Run(ctx, []events.Outbox{f.src}, time.Second) }()
+	f.commit(t, "first")
+	f.streamEvents(t, 1)
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond): // a steady stream of uploads
+			}
+			if _, err := f.src.Commit(context.Background(), []catalog.Mutation{{
+				Object: providers.Object{Key: fmt.Sprintf("k%d", i), Size: 1, ETag: "e"}, Origin: catalog.Scan,
+			}}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	evs := f.streamEventsAtLeast(t, 5)
+	close(stop)
+	cancel()
+	wg.Wait()
+	for i, want := range []time.Duration{window, 2 * window, 4 * window, 4 * window} {
+		if gap := evs[i+1].Time.Sub(evs[i].Time); gap < want {
+			t.Errorf("event %d came %v after event %d, want at least %v", i+2, gap, i+1, want)
+		}
+	}
+}
+
+// streamEventsAtLeast returns the first n events of the stream.
+func (f *fixture) streamEventsAtLeast(t *testing.T, n int) []events.CloudEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := f.js.OrderedConsumer(ctx, "SYNCER", jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.CloudEvent
+	for len(out) < n {
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("after %d of %d events: %v", len(out), n, err)
+		}
+		ev, err := events.Decode(m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
 }
