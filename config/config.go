@@ -75,6 +75,8 @@ type NATS struct {
 	// Embedded server settings, used when URL is "embedded".
 	Listen   string `yaml:"listen"`
 	StoreDir string `yaml:"storeDir"`
+	// Websocket is the embedded server's WebSocket listener for browsers.
+	Websocket Websocket `yaml:"websocket"`
 }
 
 // TLS secures the NATS connection. Any field set makes the connection
@@ -116,6 +118,10 @@ type HTTP struct {
 	// (https://syncer.example.com), used in the URLs the asset API hands
 	// out for local sources; default: the request's own host.
 	PublicURL string `yaml:"publicURL"`
+	// MaxConns caps open connections (0: the default, 4,096). Event
+	// streams may hold all but 256 of them, which stay for health checks,
+	// webhooks and the APIs.
+	MaxConns int `yaml:"maxConns"`
 }
 
 // CORS is the asset API's cross-origin policy.
@@ -554,6 +560,9 @@ func (c *Config) Validate() error {
 			bad("http.listen", `%v; or "off" for no listener`, err)
 		}
 	}
+	if c.HTTP.MaxConns < 0 || c.HTTP.MaxConns > 0 && c.HTTP.MaxConns < 512 {
+		bad("http.maxConns", "%d: use 0 for the default (4096) or at least 512 (256 are kept from event streams)", c.HTTP.MaxConns)
+	}
 	if c.HTTP.PublicURL != "" {
 		if err := checkHTTPURL(c.HTTP.PublicURL); err != nil {
 			bad("http.publicURL", "%v", err)
@@ -822,6 +831,7 @@ func (n *NATS) validate(bad func(field, format string, args ...any)) {
 	if n.JSDomain != "" && !streamRe.MatchString(n.JSDomain) {
 		bad("nats.jsDomain", "%q is not a valid JetStream domain (use A-Z a-z 0-9 _ -)", n.JSDomain)
 	}
+	n.Websocket.validate(n, bad)
 }
 
 // checkReadable checks that path is a regular file this process can read.

@@ -306,6 +306,12 @@ type outbox struct {
 	published atomic.Uint64
 	acked     uint64
 	ackKick   chan struct{}
+	// lastPublish is when the last event was acknowledged: the coalescing
+	// window runs from it (see gather); lastChange is when its last change
+	// was committed; stretch is log2 of the windows the next one lasts.
+	lastPublish time.Time
+	lastChange  time.Time
+	stretch     uint
 }
 
 // batch is an event and the changes of its range, listed or skipped.
@@ -604,7 +610,7 @@ func (p *Publisher) linesUp(ctx context.Context, src Outbox, last uint64, ev Clo
 
 // step publishes one event of o's outbox. It reports idle when there was
 // nothing to publish. With coalesce, it waits until the window after the
-// oldest change has passed (or a full event is there) before cutting the
+// last event has passed (or a full event is there) before cutting the
 // event.
 func (p *Publisher) step(ctx context.Context, o *outbox, coalesce bool) (idle bool, err error) {
 	if !o.resumed {
@@ -641,6 +647,7 @@ func (p *Publisher) step(ctx context.Context, o *outbox, coalesce bool) (idle bo
 	o.published.Store(d.LastSeq)
 	o.kickAcks()
 	now := time.Now()
+	o.lastPublish, o.lastChange = now, b.changes[len(b.changes)-1].At
 	for _, c := range b.changes {
 		p.m.latency.Observe(now.Sub(c.At).Seconds())
 	}
@@ -716,12 +723,22 @@ func (p *Publisher) message(sourceID string, ev CloudEvent) (*nats.Msg, error) {
 	return msg, nil
 }
 
-// gather waits until the coalescing window after the oldest pending change
-// has passed or maxChanges are pending, whichever comes first, and returns
-// the pending changes then (nil when ctx ended). A full event does not wait
-// out the window: its changes would only grow older.
+// gather applies the coalescing window on its leading edge: a change that
+// finds the source quiet (no event published within the window) goes out
+// at once; changes arriving within the window after an event are gathered
+// and go out together when it ends, or as soon as maxChanges are pending.
+// While changes keep coming, each window that had to be waited out doubles
+// the next one, up to maxStretch windows; a change after a quiet window
+// (none committed within a window before it) starts over. So an isolated
+// change waits for nothing, and a burst costs the first change's event plus
+// a few: 1 + 1 + 2 + 4 windows cover seven windows of changes (1.75 s at the
+// default 250 ms) in four events. It returns the pending changes then (nil
+// when ctx ended).
 func (p *Publisher) gather(ctx context.Context, o *outbox, changes []catalog.Change) ([]catalog.Change, error) {
-	wait := time.Until(changes[0].At.Add(p.opts.Window))
+	if changes[0].At.Sub(o.lastChange) >= p.opts.Window {
+		o.stretch = 0
+	}
+	wait := time.Until(o.lastPublish.Add(p.opts.Window << o.stretch))
 	if wait <= 0 {
 		return changes, nil
 	}
@@ -733,6 +750,7 @@ func (p *Publisher) gather(ctx context.Context, o *outbox, changes []catalog.Cha
 		case <-ctx.Done():
 			return nil, nil
 		case <-t.C:
+			o.stretch = min(o.stretch+1, maxStretch)
 			return o.src.Outbox(ctx, from, p.opts.MaxChanges)
 		case <-o.src.Wait():
 			more, err := o.src.Outbox(ctx, from, p.opts.MaxChanges)
@@ -742,6 +760,10 @@ func (p *Publisher) gather(ctx context.Context, o *outbox, changes []catalog.Cha
 		}
 	}
 }
+
+// maxStretch bounds how far a busy source's window grows: 2^2 = 4 windows,
+// 1 s at the default 250 ms, the longest a change of a long burst waits.
+const maxStretch = 2
 
 // headroom is what the headers of an event take besides its id, with
 // room for an id suffix (see publish) and what NATS adds.

@@ -3,7 +3,6 @@ package worker
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/imgly/syncer/catalog"
+	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/notify"
 	"github.com/imgly/syncer/schedule"
 )
@@ -37,6 +37,11 @@ func (w *Worker) Handler() http.Handler {
 		w.assets.Register(mux)
 	}
 	// --- end asset API ---
+	// --- server-sent events (package live): /sources/{id}/events, /events ---
+	if w.live != nil {
+		w.live.Register(mux)
+	}
+	// --- end server-sent events ---
 	return mux
 }
 
@@ -61,17 +66,7 @@ func newAuthPolicy(tokens []string, listen string) authPolicy {
 
 // isLoopback says listen ("host:port") only accepts connections from this
 // host. An empty host (":8080") listens on every interface.
-func isLoopback(listen string) bool {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func isLoopback(listen string) bool { return config.LoopbackListen(listen) }
 
 // allows says r carries one of the tokens (or none is needed). Every token
 // is compared, each in constant time (notify.Secret compares digests).

@@ -22,6 +22,7 @@ import (
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/events"
 	"github.com/imgly/syncer/internal/retry"
+	"github.com/imgly/syncer/live"
 	"github.com/imgly/syncer/notify"
 	"github.com/imgly/syncer/providers"
 	"github.com/imgly/syncer/providers/kinds"
@@ -40,6 +41,9 @@ type Options struct {
 	// Kinds are the provider kinds sources are opened with (nil: every
 	// kind of this build, kinds.All()).
 	Kinds *providers.Registry
+	// SSEHeartbeat is the interval of the event streams' heartbeat
+	// comments (0: live.DefaultHeartbeat); tests shorten it.
+	SSEHeartbeat time.Duration
 }
 
 // Source is one configured source, opened.
@@ -82,6 +86,7 @@ type Worker struct {
 	auth      authPolicy
 	admin     authPolicy // never open: see newAdminPolicy
 	assets    *assetsource.Server
+	live      *live.Server
 	started   time.Time
 	serving   atomic.Bool
 
@@ -99,6 +104,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	}
 	if opts.Kinds == nil {
 		opts.Kinds = kinds.All()
+	}
+	if opts.HTTP.MaxConns == 0 {
+		opts.HTTP.MaxConns = cfg.HTTP.MaxConns
 	}
 	w = &Worker{
 		cfg: cfg, log: opts.Log, reg: prometheus.NewRegistry(), opts: opts,
@@ -157,6 +165,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	w.natsClosed = closedSignal(w.nc)
 	if w.embedded != nil {
 		w.log.Info("embedded NATS with JetStream", "url", w.embedded.URL(), "store", cfg.NATS.StoreDir)
+		if cfg.NATS.Websocket.Enabled() {
+			w.log.Info("embedded NATS WebSocket for browsers (read-only)", "url", w.embedded.Server.WebsocketURL())
+		}
 	}
 	w.pub, err = events.NewPublisher(w.nc, events.Options{
 		Stream: cfg.NATS.Stream, SubjectPrefix: cfg.NATS.SubjectPrefix,
@@ -178,6 +189,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 		return nil, err
 	}
 	if w.assets, err = w.newAssets(); err != nil {
+		return nil, err
+	}
+	if w.live, err = w.newLive(); err != nil {
 		return nil, err
 	}
 	if err := w.registerMetrics(); err != nil {
@@ -227,6 +241,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.listener != nil {
 		var limit func(net.Listener) net.Listener
 		srv, limit = newServer(w.Handler(), w.opts.HTTP)
+		srv.RegisterOnShutdown(w.live.Close) // event streams never end by themselves
 		w.serving.Store(true)
 		go func() {
 			defer w.serving.Store(false)
@@ -327,6 +342,9 @@ func (w *Worker) Close() {
 	}
 	if w.listener != nil {
 		w.listener.Close()
+	}
+	if w.live != nil {
+		w.live.Close()
 	}
 	if w.nc != nil {
 		// Run has flushed the publisher; nothing is left to drain.
