@@ -1,0 +1,88 @@
+// The client with the real CE.SDK engine (@cesdk/node) against a running
+// syncer (driven by clients/js/js_test.go over livetest's Op protocol):
+// upload → onAssetSourceUpdated → findAssets lists it and meta.uri gives its
+// bytes; overwrite → changed; delete → gone; syncer stopped, a file added
+// while it is down, started again → the client reconnects and catches up;
+// stop() removes the source.
+//
+// Env: BASE_URL, SOURCE, TOKEN, TRANSPORT (sse|nats), NATS_URL, TESTENV.
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { op, finish, offline, waiter } from '../../../internal/livetest/ops.mjs';
+import { syncAssetSources } from '../index.js';
+
+const env = process.env;
+const req = createRequire(join(env.TESTENV, 'package.json'));
+const CreativeEngine = (await import(pathToFileURL(req.resolve('@cesdk/node')).href)).default;
+offline();
+
+const source = env.SOURCE;
+const statuses = [];
+const errors = [];
+const w = waiter();
+let opened = 0;
+let events = 0;
+const engine = await CreativeEngine.init({});
+const result = { ok: false, transport: env.TRANSPORT };
+try {
+  const stop = await syncAssetSources(engine, {
+    baseUrl: env.BASE_URL, sources: [source], token: env.TOKEN, transport: env.TRANSPORT,
+    natsUrl: env.NATS_URL,
+    // ES modules ignore NODE_PATH: hand the client the package from testenv.
+    natsModule: env.TRANSPORT === 'nats' ? await import(pathToFileURL(req.resolve('@nats-io/nats-core')).href) : undefined,
+    backoff: { initial: 100, max: 1000 },
+    onStatus: (s) => { statuses.push(s.type); if (s.type === 'open') opened++; w.nudge(); },
+    onError: (e) => errors.push(String(e.message || e)),
+    onEvent: () => { events++; },
+  });
+  const id = engine.asset.findAllSources().find((s) => s === source);
+  if (!id) throw new Error(`source ${source} not registered: ${engine.asset.findAllSources()}`);
+  let updates = 0;
+  engine.asset.onAssetSourceUpdated((sid) => { if (sid === id) { updates++; w.nudge(); } });
+  await w.until('the live connection', () => opened > 0);
+
+  const list = async () => (await engine.asset.findAssets(id, { page: 0, perPage: 100 })).assets;
+  const find = async (key) => (await list()).find((a) => a.meta.key === key);
+  const bytesOf = async (a) => Buffer.from(await (await fetch(a.meta.uri)).arrayBuffer()).toString();
+  // Each step waits for an onAssetSourceUpdated that shows the change: the
+  // engine re-queries only because the client told it to.
+  const after = async (what, check) => {
+    const from = updates;
+    return w.until(what, async () => updates > from && check());
+  };
+
+  await op({ op: 'put', bucket: source, key: 'photos/cat.png', body: 'cat v1', contentType: 'image/png' });
+  const a1 = await after('the upload', () => find('photos/cat.png'));
+  if ((await bytesOf(a1)) !== 'cat v1') throw new Error('meta.uri of the upload: wrong bytes');
+
+  await op({ op: 'put', bucket: source, key: 'photos/cat.png', body: 'cat version 2', contentType: 'image/png' });
+  const a2 = await after('the overwrite', async () => {
+    const a = await find('photos/cat.png');
+    return a && (await bytesOf(a)) === 'cat version 2' && a;
+  });
+  if (a2.id !== a1.id) throw new Error(`asset id changed on overwrite: ${a1.id} → ${a2.id}`);
+
+  await op({ op: 'delete', bucket: source, key: 'photos/cat.png' });
+  await after('the delete', async () => !(await find('photos/cat.png')));
+
+  // syncer goes away; a file lands while it is down; it comes back.
+  const openedBefore = opened;
+  await op({ op: 'stop' });
+  await op({ op: 'put', bucket: source, key: 'down/while-down.png', body: 'missed', contentType: 'image/png' });
+  await op({ op: 'start' });
+  if (env.TRANSPORT === 'sse') await w.until('the reconnect', () => opened > openedBefore);
+  await after('the catch-up after the restart', () => find('down/while-down.png'));
+
+  await op({ op: 'put', bucket: source, key: 'photos/after.png', body: 'after', contentType: 'image/png' });
+  await after('an upload after the restart', () => find('photos/after.png'));
+
+  await stop();
+  if (engine.asset.findAllSources().includes(id)) throw new Error('stop() left the source registered');
+  Object.assign(result, { ok: true, updates, events, statuses: [...new Set(statuses)], errors: errors.length });
+} catch (err) {
+  Object.assign(result, { error: String(err.stack || err), statuses, errors });
+} finally {
+  engine.dispose();
+}
+finish(result);
