@@ -37,6 +37,11 @@ func (w *Worker) Handler() http.Handler {
 		w.assets.Register(mux)
 	}
 	// --- end asset API ---
+	// --- server-sent events (package live): /sources/{id}/events, /events ---
+	if w.live != nil {
+		w.live.Register(mux)
+	}
+	// --- end server-sent events ---
 	return mux
 }
 

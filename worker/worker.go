@@ -22,6 +22,7 @@ import (
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/events"
 	"github.com/imgly/syncer/internal/retry"
+	"github.com/imgly/syncer/live"
 	"github.com/imgly/syncer/notify"
 	"github.com/imgly/syncer/providers"
 	"github.com/imgly/syncer/schedule"
@@ -36,6 +37,9 @@ type Options struct {
 	FlushTimeout time.Duration
 	// HTTP bounds the HTTP listener (zero fields: the defaults).
 	HTTP HTTPLimits
+	// SSEHeartbeat is the interval of the event streams' heartbeat
+	// comments (0: live.DefaultHeartbeat); tests shorten it.
+	SSEHeartbeat time.Duration
 }
 
 // Source is one configured source, opened.
@@ -75,6 +79,7 @@ type Worker struct {
 	auth      authPolicy
 	admin     authPolicy // never open: see newAdminPolicy
 	assets    *assetsource.Server
+	live      *live.Server
 	started   time.Time
 	serving   atomic.Bool
 
@@ -170,6 +175,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	if w.assets, err = w.newAssets(); err != nil {
 		return nil, err
 	}
+	if w.live, err = w.newLive(); err != nil {
+		return nil, err
+	}
 	if err := w.registerMetrics(); err != nil {
 		return nil, err
 	}
@@ -217,6 +225,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.listener != nil {
 		var limit func(net.Listener) net.Listener
 		srv, limit = newServer(w.Handler(), w.opts.HTTP)
+		srv.RegisterOnShutdown(w.live.Close) // event streams never end by themselves
 		w.serving.Store(true)
 		go func() {
 			defer w.serving.Store(false)
@@ -317,6 +326,9 @@ func (w *Worker) Close() {
 	}
 	if w.listener != nil {
 		w.listener.Close()
+	}
+	if w.live != nil {
+		w.live.Close()
 	}
 	if w.nc != nil {
 		// Run has flushed the publisher; nothing is left to drain.
