@@ -74,6 +74,7 @@ export class SeqTracker {
   observe(sourceId: string, firstSeq: number, lastSeq: number): 'first' | 'next' | 'gap' | 'duplicate' | 'invalid';
   knows(sourceId: string): boolean;
   forget(sourceId: string): void;
+  set(sourceId: string, lastSeq: number): void;
   lastEventId(sourceIds: string[]): string;
 }
 

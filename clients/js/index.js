@@ -51,6 +51,9 @@ export class SeqTracker {
 
   knows(sourceId) { return this.last.has(sourceId); }
 
+  /** set takes lastSeq as the position (after a reset). */
+  set(sourceId, lastSeq) { this.last.set(sourceId, lastSeq); }
+
   forget(sourceId) { this.last.delete(sourceId); }
 
   /** The multi-source Last-Event-ID: `<sourceId>:<lastSeq>` comma-joined, for the sources we know. */
@@ -249,10 +252,12 @@ function onSSE(s, e) {
   if (e.event === 'reset') {
     // The stream no longer holds what we missed: refresh the sources it
     // names (all when it names none), and forget their sequence.
+    // syncer sends {"sourceId", "lastSeq"}: the stream's position to go on from.
     let named;
     try { named = JSON.parse(e.data || '{}'); } catch { named = {}; }
-    const list = [].concat(named.sources || named.sourceId || named.data?.sourceId || []);
-    return refreshAll(s, 'reset', list.length ? (id) => list.includes(id) : undefined);
+    const id = typeof named.sourceId === 'string' ? named.sourceId : undefined;
+    refreshAll(s, 'reset', id ? (x) => x === id : undefined);
+    if (id && Number.isSafeInteger(named.lastSeq) && named.lastSeq > 0) s.tracker.set(id, named.lastSeq);
   }
 }
 

@@ -23,6 +23,9 @@ const errors = [];
 const w = waiter();
 let opened = 0;
 let events = 0;
+let updates = 0;
+let updatesAtEvent = 0; // onAssetSourceUpdated calls seen when the last event arrived
+const seqs = [];
 const engine = await CreativeEngine.init({});
 const result = { ok: false, transport: env.TRANSPORT };
 try {
@@ -34,22 +37,26 @@ try {
     backoff: { initial: 100, max: 1000 },
     onStatus: (s) => { statuses.push(s.type); if (s.type === 'open') opened++; w.nudge(); },
     onError: (e) => errors.push(String(e.message || e)),
-    onEvent: () => { events++; },
+    onEvent: (ev) => { events++; updatesAtEvent = updates; seqs.push(`${ev.data.firstSeq}-${ev.data.lastSeq}`); },
   });
   const id = engine.asset.findAllSources().find((s) => s === source);
   if (!id) throw new Error(`source ${source} not registered: ${engine.asset.findAllSources()}`);
-  let updates = 0;
   engine.asset.onAssetSourceUpdated((sid) => { if (sid === id) { updates++; w.nudge(); } });
   await w.until('the live connection', () => opened > 0);
 
   const list = async () => (await engine.asset.findAssets(id, { page: 0, perPage: 100 })).assets;
   const find = async (key) => (await list()).find((a) => a.meta.key === key);
   const bytesOf = async (a) => Buffer.from(await (await fetch(a.meta.uri)).arrayBuffer()).toString();
-  // Each step waits for an onAssetSourceUpdated that shows the change: the
-  // engine re-queries only because the client told it to.
+  // Each step waits for an event, then an onAssetSourceUpdated after it,
+  // then a findAssets that shows the change: the engine re-queries only
+  // because the client told it to (the connect refresh does not count).
   const after = async (what, check) => {
-    const from = updates;
-    return w.until(what, async () => updates > from && check());
+    const fromEvents = events;
+    let fromUpdates = Infinity;
+    return w.until(what, async () => {
+      if (events > fromEvents && fromUpdates === Infinity) fromUpdates = updatesAtEvent;
+      return updates > fromUpdates && check();
+    });
   };
 
   await op({ op: 'put', bucket: source, key: 'photos/cat.png', body: 'cat v1', contentType: 'image/png' });
@@ -79,7 +86,7 @@ try {
 
   await stop();
   if (engine.asset.findAllSources().includes(id)) throw new Error('stop() left the source registered');
-  Object.assign(result, { ok: true, updates, events, statuses: [...new Set(statuses)], errors: errors.length });
+  Object.assign(result, { ok: true, updates, events, seqs, statuses: [...new Set(statuses)], errors: errors.length });
 } catch (err) {
   Object.assign(result, { error: String(err.stack || err), statuses, errors });
 } finally {
