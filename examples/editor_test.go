@@ -18,13 +18,18 @@ func chromium(t *testing.T) {
 }
 
 // TestEditorInBrowser: examples/editor in headless chromium, offline, sees
-// an upload to the bucket appear and a delete disappear.
+// an upload to the bucket appear and a delete disappear, over SSE (through
+// serve.mjs's proxy) and over NATS WebSocket.
 func TestEditorInBrowser(t *testing.T) {
 	chromium(t)
-	node := livetest.Node(t, "playwright-core", "@cesdk/engine")
-	s := livetest.Start(t, livetest.Options{Sources: []string{"media"}})
-	cmd := exec.Command(node, "editor/test/browser.mjs")
-	cmd.Env = append(os.Environ(), "SYNCER_URL="+s.URL, "SOURCE=media")
-	res := s.Run(t, 3*time.Minute, cmd)
-	t.Logf("browser: %v", res)
+	node := livetest.Node(t, "playwright-core", "@cesdk/engine", "esbuild", "@nats-io/nats-core")
+	for _, transport := range []string{"sse", "nats"} {
+		t.Run(transport, func(t *testing.T) {
+			s := livetest.Start(t, livetest.Options{Sources: []string{"media"}})
+			cmd := exec.Command(node, "editor/test/browser.mjs")
+			cmd.Env = append(os.Environ(), "SYNCER_URL="+s.URL, "SOURCE=media", "TRANSPORT="+transport, "NATS_URL="+s.WSURL)
+			res := s.Run(t, 3*time.Minute, cmd)
+			t.Logf("browser over %s: %v", transport, res)
+		})
+	}
 }

@@ -26,7 +26,9 @@ async function sourceIds() {
 async function natsModule() {
   // @nats-io/nats-core ships CommonJS: a page loads an ESM bundle of it
   // (serve.mjs serves one at /vendor/nats-core.mjs when it has one).
-  return import('/vendor/nats-core.mjs');
+  // An ESM bundle of a CommonJS module exports it as default.
+  const m = await import('/vendor/nats-core.mjs');
+  return m.wsconnect ? m : m.default;
 }
 
 async function draw(ids) {

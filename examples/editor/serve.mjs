@@ -6,6 +6,7 @@
 //
 //   node serve.mjs        # PORT (3000), SYNCER_URL (http://127.0.0.1:8080), NODE_MODULES (./node_modules)
 import { createServer, request } from 'node:http';
+import { createRequire } from 'node:module';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname, extname, join, resolve, sep } from 'node:path';
@@ -20,19 +21,20 @@ const TYPES = {
 
 /**
  * serve starts the server; resolves to {url, close}.
- * @param {{port?: number, syncerUrl?: string, nodeModules?: string, vendor?: Record<string, string>}} o
- *   vendor: more /vendor/<name> → file mappings (the browser test adds a NATS bundle).
+ * @param {{port?: number, syncerUrl?: string, nodeModules?: string}} o
  */
 export function serve(o = {}) {
   const syncer = new URL(o.syncerUrl || 'http://127.0.0.1:8080');
+  const modules = resolve(o.nodeModules || join(here, 'node_modules'));
   const mounts = [
     ['/clients/js/', resolve(here, '../../clients/js')],
-    ['/vendor/@cesdk/engine/', resolve(o.nodeModules || join(here, 'node_modules'), '@cesdk/engine')],
+    ['/vendor/@cesdk/engine/', join(modules, '@cesdk/engine')],
     ['/', here],
   ];
   const srv = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    const file = o.vendor?.[path] ?? (isStatic(path) ? lookup(mounts, path) : undefined);
+    if (path === '/vendor/nats-core.mjs') return natsBundle(modules, res);
+    const file = isStatic(path) ? lookup(mounts, path) : undefined;
     if (file === undefined) return proxy(syncer, req, res);
     if (file === null) return void res.writeHead(404).end('not found\n');
     try {
@@ -50,6 +52,28 @@ export function serve(o = {}) {
       close: () => new Promise((done) => { srv.closeAllConnections(); srv.close(done); }),
     }));
   });
+}
+
+// natsBundle answers an ESM bundle of @nats-io/nats-core, which npm ships as
+// CommonJS only (a browser cannot import it as it is); built once with
+// esbuild when it is installed.
+let bundle;
+async function natsBundle(modules, res) {
+  try {
+    bundle ??= (async () => {
+      const req = createRequire(join(modules, 'package.json'));
+      const out = await req('esbuild').build({
+        entryPoints: [req.resolve('@nats-io/nats-core')], bundle: true, format: 'esm', platform: 'browser',
+        write: false, logLevel: 'silent',
+      });
+      return out.outputFiles[0].contents;
+    })();
+    const js = await bundle;
+    res.writeHead(200, { 'content-type': 'text/javascript', 'content-length': js.length }).end(js);
+  } catch (err) {
+    bundle = undefined;
+    res.writeHead(404, { 'content-type': 'text/plain' }).end(`no NATS bundle (npm install esbuild @nats-io/nats-core): ${err.message}\n`);
+  }
 }
 
 // Paths the server answers itself; the rest goes to syncer.

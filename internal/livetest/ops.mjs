@@ -14,8 +14,8 @@ export async function op(o) {
 
 /** finish prints the result line and ends the process (the engine keeps it alive otherwise). */
 export function finish(result) {
-  console.log(JSON.stringify(result));
-  process.exit(result.ok ? 0 : 1);
+  // process.exit does not wait for a pipe to drain: exit once written.
+  process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(result.ok ? 0 : 1));
 }
 
 /** offline rejects every fetch that is not to loopback: the tests run without a network. */

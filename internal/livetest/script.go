@@ -68,7 +68,7 @@ func (s *Syncer) Run(t testing.TB, timeout time.Duration, cmd *exec.Cmd) map[str
 	var last string
 	var transcript strings.Builder
 	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
 		line := sc.Text()
 		transcript.WriteString(line + "\n")
@@ -82,6 +82,9 @@ func (s *Syncer) Run(t testing.TB, timeout time.Duration, cmd *exec.Cmd) map[str
 		}
 		s.do(t, op)
 		io.WriteString(stdin, "ok\n") //nolint:errcheck // a dead script fails below
+	}
+	if err := sc.Err(); err != nil {
+		t.Errorf("livetest: reading the script's output: %v", err)
 	}
 	stdin.Close()
 	werr := c.Wait()

@@ -1,7 +1,7 @@
 // The editor example in a real browser (run by examples/editor_test.go over
 // livetest's Op protocol): an upload to the bucket appears in the page, a
 // delete disappears, through the client and CE.SDK's engine.
-// Env: SYNCER_URL, SOURCE, TESTENV.
+// Env: SYNCER_URL, SOURCE, TRANSPORT (sse|nats), NATS_URL, TESTENV.
 import { op, finish } from '../../../internal/livetest/ops.mjs';
 import { open } from './chromium.mjs';
 
@@ -9,7 +9,10 @@ const source = process.env.SOURCE;
 let b;
 const result = { ok: false };
 try {
-  b = await open(process.env.SYNCER_URL, { sources: source });
+  const transport = process.env.TRANSPORT || 'sse';
+  b = await open(process.env.SYNCER_URL, transport === 'nats'
+    ? { sources: source, transport, natsUrl: process.env.NATS_URL }
+    : { sources: source });
   const { page } = b;
   const shown = (key) => page.waitForSelector(`#assets li[data-key="${key}"]`, { timeout: 30000 });
   const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
@@ -31,7 +34,7 @@ try {
   if (other.length) throw new Error(`requests left loopback: ${other.join(', ')}`);
   Object.assign(result, { ok: true, updates, blockedTelemetry: telemetry.length });
 } catch (err) {
-  Object.assign(result, { error: String(err.stack || err), logs: b?.logs });
+  Object.assign(result, { error: String(err.stack || err).slice(0, 4000), logs: b?.logs.slice(-30).map((l) => l.slice(0, 300)) });
 } finally {
   await b?.close();
 }

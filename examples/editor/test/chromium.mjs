@@ -16,8 +16,8 @@ const loopback = (url) => /^(https?|wss?):\/\/127\.0\.0\.1[:/]/.test(url) || /^(
  * fresh profile and opens the page with query; resolves to
  * {page, outside, close}. outside lists requests that tried to leave loopback.
  */
-export async function open(syncerUrl, query, vendor) {
-  const server = await serve({ port: 0, syncerUrl, nodeModules: join(process.env.TESTENV, 'node_modules'), vendor });
+export async function open(syncerUrl, query) {
+  const server = await serve({ port: 0, syncerUrl, nodeModules: join(process.env.TESTENV, "node_modules") });
   const profile = await mkdtemp(join(tmpdir(), 'syncer-chromium-'));
   const ctx = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -34,7 +34,7 @@ export async function open(syncerUrl, query, vendor) {
   await page.goto(server.url + '?' + new URLSearchParams(query));
   await page.waitForFunction(() => window.syncerExample?.ready || window.syncerExample?.errors.length, null, { timeout: 60000 });
   const errors = await page.evaluate(() => window.syncerExample.errors);
-  if (errors.length) throw new Error(`page: ${errors.join('; ')}\n${logs.join('\n')}`);
+  if (errors.length) throw new Error(`page: ${errors.join('; ')}\n${logs.slice(-30).map((l) => l.slice(0, 300)).join('\n')}`);
   return {
     page, outside, logs,
     async close() {
