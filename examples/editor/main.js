@@ -14,7 +14,7 @@ const token = params.get('token') || undefined;
 const status = document.getElementById('status');
 const list = document.getElementById('assets');
 // What the tests and the benchmark read.
-const state = (window.syncerExample = { ready: false, updates: [], errors: [], keys: [] });
+const state = (window.syncerExample = { ready: false, updates: [], events: 0, errors: [], keys: [] });
 
 async function sourceIds() {
   if (params.get('sources')) return params.get('sources').split(',');
@@ -62,6 +62,7 @@ try {
     natsModule: transport === 'nats' ? await natsModule() : undefined,
     onStatus: (s) => { if (s.type === 'open') state.ready = true; },
     onError: (e) => state.errors.push(String(e.message || e)),
+    onEvent: (ev) => { state.events++; state.lastSeq = ev.data.lastSeq; },
   });
   for (const id of engine.asset.findAllSources()) if (!id.startsWith('ly.img')) assetIds.push(id);
   let drawing = Promise.resolve();

@@ -255,7 +255,8 @@ func FreePort(t testing.TB) int {
 // Op is what a node script asks the test to do, one JSON line on its
 // stdout: {"op":"put","bucket":"media","key":"a.png","body":"<base64>",
 // "contentType":"image/png"}, {"op":"delete",...}, {"op":"stop"} or
-// {"op":"start"}. The test answers "ok\n" on the script's stdin once done.
+// {"op":"start"}, {"op":"burst","bucket":"media","key":"p","n":100} (puts
+// p-0000.png … p-0099.png one after the other). The test answers "ok\n" on the script's stdin once done.
 // The script's last line is its result: {"ok":true,...} or {"ok":false,"error":"..."}.
 type Op struct {
 	Op          string `json:"op"`
@@ -263,6 +264,7 @@ type Op struct {
 	Key         string `json:"key"`
 	Body        []byte `json:"body"`
 	ContentType string `json:"contentType"`
+	N           int    `json:"n"`
 	// Result lines.
 	OK    *bool  `json:"ok"`
 	Error string `json:"error"`

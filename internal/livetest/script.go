@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -107,6 +108,10 @@ func (s *Syncer) do(t testing.TB, op Op) {
 		s.Stop(t)
 	case "start":
 		s.Start(t)
+	case "burst":
+		for i := range op.N {
+			s.Put(t, op.Bucket, fmt.Sprintf("%s-%04d.png", op.Key, i), []byte("burst"), "image/png")
+		}
 	default:
 		t.Fatalf("livetest: unknown op %q", op.Op)
 	}
