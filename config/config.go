@@ -73,6 +73,8 @@ type NATS struct {
 	// Embedded server settings, used when URL is "embedded".
 	Listen   string `yaml:"listen"`
 	StoreDir string `yaml:"storeDir"`
+	// Websocket is the embedded server's WebSocket listener for browsers.
+	Websocket Websocket `yaml:"websocket"`
 }
 
 // TLS secures the NATS connection. Any field set makes the connection
@@ -857,6 +859,7 @@ func (n *NATS) validate(bad func(field, format string, args ...any)) {
 	if n.JSDomain != "" && !streamRe.MatchString(n.JSDomain) {
 		bad("nats.jsDomain", "%q is not a valid JetStream domain (use A-Z a-z 0-9 _ -)", n.JSDomain)
 	}
+	n.Websocket.validate(n, bad)
 }
 
 // checkReadable checks that path is a regular file this process can read.

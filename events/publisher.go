@@ -306,6 +306,9 @@ type outbox struct {
 	published atomic.Uint64
 	acked     uint64
 	ackKick   chan struct{}
+	// lastPublish is when the last event was acknowledged: the coalescing
+	// window runs from it (see gather).
+	lastPublish time.Time
 }
 
 // batch is an event and the changes of its range, listed or skipped.
@@ -604,7 +607,7 @@ func (p *Publisher) linesUp(ctx context.Context, src Outbox, last uint64, ev Clo
 
 // step publishes one event of o's outbox. It reports idle when there was
 // nothing to publish. With coalesce, it waits until the window after the
-// oldest change has passed (or a full event is there) before cutting the
+// last event has passed (or a full event is there) before cutting the
 // event.
 func (p *Publisher) step(ctx context.Context, o *outbox, coalesce bool) (idle bool, err error) {
 	if !o.resumed {
@@ -641,6 +644,7 @@ func (p *Publisher) step(ctx context.Context, o *outbox, coalesce bool) (idle bo
 	o.published.Store(d.LastSeq)
 	o.kickAcks()
 	now := time.Now()
+	o.lastPublish = now
 	for _, c := range b.changes {
 		p.m.latency.Observe(now.Sub(c.At).Seconds())
 	}
@@ -716,12 +720,16 @@ func (p *Publisher) message(sourceID string, ev CloudEvent) (*nats.Msg, error) {
 	return msg, nil
 }
 
-// gather waits until the coalescing window after the oldest pending change
-// has passed or maxChanges are pending, whichever comes first, and returns
-// the pending changes then (nil when ctx ended). A full event does not wait
-// out the window: its changes would only grow older.
+// gather applies the coalescing window on its leading edge: a change that
+// finds the source quiet (no event published within the window) goes out
+// at once; changes arriving within the window after an event are gathered
+// and go out together when it ends, or as soon as maxChanges are pending.
+// So an isolated change waits for nothing, a burst costs one event per
+// window (the first change alone, then its rest), and a source never
+// publishes more than one event per window unless events are full. It
+// returns the pending changes then (nil when ctx ended).
 func (p *Publisher) gather(ctx context.Context, o *outbox, changes []catalog.Change) ([]catalog.Change, error) {
-	wait := time.Until(changes[0].At.Add(p.opts.Window))
+	wait := time.Until(o.lastPublish.Add(p.opts.Window))
 	if wait <= 0 {
 		return changes, nil
 	}

@@ -97,20 +97,23 @@ func (f *fixture) streamEvents(t *testing.T, want int) []events.CloudEvent {
 	return out
 }
 
+// Leading edge: a change on a quiet source goes out at once; what follows
+// within the window is gathered and cut at the cap.
 func TestBurstIsCoalescedAndSplitAtTheCap(t *testing.T) {
-	f := setup(t, 200*time.Millisecond, 4)
+	f := setup(t, time.Second, 4)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); f.pub.Run(ctx, []events.Outbox{f.src}, time.Second) }()
-	// Ten changes in three commits well within one window.
+	f.commit(t, "0")
+	f.streamEvents(t, 1) // at once: the source was quiet
+	// Ten changes in three commits well within the window after it.
 	f.commit(t, "a", "b", "c")
 	f.commit(t, "d", "e", "f", "g")
 	f.commit(t, "h", "i", "j")
-	evs := f.streamEvents(t, 3)
+	evs := f.streamEvents(t, 4)
 	cancel()
 	wg.Wait()
-	var got []string
 	for i, ev := range evs {
 		if ev.Subject != "src" || ev.Source != "/syncer/sources/src" || ev.SpecVersion != "1.0" {
 			t.Errorf("envelope %+v", ev)
@@ -118,10 +121,9 @@ func TestBurstIsCoalescedAndSplitAtTheCap(t *testing.T) {
 		if len(ev.Data.Changes) > 4 {
 			t.Errorf("event %d lists %d changes, cap 4", i, len(ev.Data.Changes))
 		}
-		got = append(got, fmt.Sprintf("%d-%d", ev.Data.FirstSeq, ev.Data.LastSeq))
 	}
-	if fmt.Sprint(got) != "[1-4 5-8 9-10]" {
-		t.Fatalf("event ranges %v, want [1-4 5-8 9-10]", got)
+	if got := ranges(evs); got != "1-1 2-5 6-9 10-11" {
+		t.Fatalf("event ranges %v, want 1-1 2-5 6-9 10-11", got)
 	}
 }
 
@@ -349,8 +351,8 @@ func TestPublishedSeq(t *testing.T) {
 }
 
 // A full event goes out at once instead of waiting out the window: with a
-// window of an hour, maxChanges changes are published as soon as they are
-// committed.
+// window of an hour, maxChanges changes committed right after an event are
+// published as soon as they are committed.
 func TestFullEventDoesNotWaitForTheWindow(t *testing.T) {
 	f := setup(t, time.Hour, 3)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -358,11 +360,37 @@ func TestFullEventDoesNotWaitForTheWindow(t *testing.T) {
 	wg.Add(1)
 	go func() { defer wg.Done(); f.pub.Run(ctx, []events.Outbox{f.src}, time.Second) }()
 	f.commit(t, "a")
+	f.streamEvents(t, 1) // the leading edge: at once
 	f.commit(t, "b", "c", "d")
-	evs := f.streamEvents(t, 1) // waits at most 10 s, not an hour
+	evs := f.streamEvents(t, 2) // waits at most 10 s, not an hour
 	cancel()
 	wg.Wait()
-	if got := ranges(evs); got != "1-3" {
-		t.Fatalf("event ranges %s, want 1-3", got)
+	if got := ranges(evs); got != "1-1 2-4" {
+		t.Fatalf("event ranges %s, want 1-1 2-4", got)
+	}
+}
+
+// The window runs from the last event: a change on a quiet source goes out
+// at once, and changes right after
+// an event are gathered into one event no earlier than a window later.
+func TestLeadingEdgeCoalescing(t *testing.T) {
+	const window = 400 * time.Millisecond
+	f := setup(t, window, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); f.pub.Run(ctx, []events.Outbox{f.src}, time.Second) }()
+	f.commit(t, "a")
+	f.streamEvents(t, 1)
+	f.commit(t, "b")
+	f.commit(t, "c")
+	evs := f.streamEvents(t, 2)
+	cancel()
+	wg.Wait()
+	if got := ranges(evs); got != "1-1 2-3" {
+		t.Fatalf("event ranges %s, want 1-1 2-3", got)
+	}
+	if gap := evs[1].Time.Sub(evs[0].Time); gap < window {
+		t.Fatalf("second event %v after the first, want at least the window %v", gap, window)
 	}
 }

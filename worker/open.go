@@ -88,8 +88,9 @@ type Embedded struct {
 }
 
 // StartEmbeddedNATS starts nats-server with JetStream on listen ("host:port"),
-// storing streams in storeDir.
-func StartEmbeddedNATS(listen, storeDir string) (*Embedded, error) {
+// storing streams in storeDir, after configure (e.g. websocketOptions) has
+// adjusted its options.
+func StartEmbeddedNATS(listen, storeDir string, configure ...func(*natsserver.Options) error) (*Embedded, error) {
 	host, port, err := splitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: listen %q: %w", listen, err)
@@ -101,10 +102,16 @@ func StartEmbeddedNATS(listen, storeDir string) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
-	s, err := natsserver.NewServer(&natsserver.Options{
+	opts := &natsserver.Options{
 		ServerName: "syncer-embedded", Host: host, Port: port,
 		JetStream: true, StoreDir: abs, NoSigs: true, NoLog: true,
-	})
+	}
+	for _, c := range configure {
+		if err := c(opts); err != nil {
+			return nil, fmt.Errorf("embedded nats: %w", err)
+		}
+	}
+	s, err := natsserver.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
@@ -137,7 +144,11 @@ func ConnectNATS(cfg config.NATS, name string, log *slog.Logger) (*nats.Conn, *E
 	var e *Embedded
 	if url == "embedded" {
 		var err error
-		if e, err = StartEmbeddedNATS(cfg.Listen, cfg.StoreDir); err != nil {
+		var ws []func(*natsserver.Options) error
+		if cfg.Websocket.Enabled() {
+			ws = append(ws, websocketOptions(cfg))
+		}
+		if e, err = StartEmbeddedNATS(cfg.Listen, cfg.StoreDir, ws...); err != nil {
 			return nil, nil, err
 		}
 		url = e.URL()

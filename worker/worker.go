@@ -152,6 +152,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	w.natsClosed = closedSignal(w.nc)
 	if w.embedded != nil {
 		w.log.Info("embedded NATS with JetStream", "url", w.embedded.URL(), "store", cfg.NATS.StoreDir)
+		if cfg.NATS.Websocket.Enabled() {
+			w.log.Info("embedded NATS WebSocket for browsers (read-only)", "url", w.embedded.Server.WebsocketURL())
+		}
 	}
 	w.pub, err = events.NewPublisher(w.nc, events.Options{
 		Stream: cfg.NATS.Stream, SubjectPrefix: cfg.NATS.SubjectPrefix,
