@@ -132,12 +132,17 @@ func (s *Syncer) Stop(t testing.TB) {
 		return
 	}
 	s.hookBase.Store(nil)
+	began := time.Now()
 	s.cancel()
 	if err := <-s.done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("livetest: syncer run: %v", err)
 	}
 	s.w.Close()
 	s.w = nil
+	if d := time.Since(began); d > 5*time.Second {
+		// Not a failure here (the worker's shutdown is not under test), but visible.
+		t.Logf("livetest: syncer took %v to stop", d.Round(time.Millisecond))
+	}
 }
 
 // waitScan waits for the start-up scan of id: a scan asked for while it

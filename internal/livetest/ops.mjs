@@ -35,9 +35,9 @@ export function offline() {
  */
 export function waiter() {
   let gen = 0;
-  let wake = () => {};
+  const wakers = new Set(); // several until()s may wait at once
   return {
-    nudge() { gen++; wake(); },
+    nudge() { gen++; for (const w of [...wakers]) w(); },
     async until(what, check, ms = 20000) {
       const deadline = Date.now() + ms;
       for (;;) {
@@ -45,12 +45,12 @@ export function waiter() {
         const v = await check();
         if (v) return v;
         const left = deadline - Date.now();
-        if (process.env.LIVETEST_DEBUG) console.error('waiting', what, left);
         if (left <= 0) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
         if (gen !== seen) continue;
         await new Promise((resolve) => {
-          const t = setTimeout(resolve, left);
-          wake = () => { clearTimeout(t); wake = () => {}; resolve(); };
+          const wake = () => { clearTimeout(t); wakers.delete(wake); resolve(); };
+          const t = setTimeout(wake, left);
+          wakers.add(wake);
         });
       }
     },

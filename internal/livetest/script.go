@@ -89,6 +89,9 @@ func (s *Syncer) Run(t testing.TB, timeout time.Duration, cmd *exec.Cmd) map[str
 	}
 	stdin.Close()
 	werr := c.Wait()
+	if os.Getenv("LIVETEST_VERBOSE") != "" {
+		t.Logf("%s stderr:\n%s", filepath.Base(cmd.Args[len(cmd.Args)-1]), stderr.String())
+	}
 	var res map[string]any
 	if json.Unmarshal([]byte(last), &res) != nil || werr != nil || res["ok"] != true {
 		t.Fatalf("%s: %v (ctx: %v)\nstdout:\n%s\nstderr:\n%s", filepath.Base(cmd.Args[len(cmd.Args)-1]), werr, ctx.Err(),

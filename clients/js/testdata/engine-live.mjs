@@ -47,44 +47,56 @@ try {
   const list = async () => (await engine.asset.findAssets(id, { page: 0, perPage: 100 })).assets;
   const find = async (key) => (await list()).find((a) => a.meta.key === key);
   const bytesOf = async (a) => Buffer.from(await (await fetch(a.meta.uri)).arrayBuffer()).toString();
-  // Each step waits for an event, then an onAssetSourceUpdated after it,
-  // then a findAssets that shows the change: the engine re-queries only
-  // because the client told it to (the connect refresh does not count).
-  const after = async (what, check) => {
+  // Each step does something, then waits for an event, an
+  // onAssetSourceUpdated after it, and a findAssets that shows the change:
+  // the engine re-queries only because the client told it to (the connect
+  // refresh does not count). The counters are read before the action: the
+  // event may well arrive before the test has answered the op.
+  const step = async (what, action, check) => {
     const fromEvents = events;
     let fromUpdates = Infinity;
-    return w.until(what, async () => {
+    const began = Date.now();
+    if (action) await op(action);
+    const v = await w.until(what, async () => {
       if (events > fromEvents && fromUpdates === Infinity) fromUpdates = updatesAtEvent;
       return updates > fromUpdates && check();
     });
+    console.error(`${what}: ${Date.now() - began} ms`); // in the test's output when it fails
+    return v;
   };
+  const put = (key, body) => ({ op: 'put', bucket: source, key, body, contentType: 'image/png' });
 
-  await op({ op: 'put', bucket: source, key: 'photos/cat.png', body: 'cat v1', contentType: 'image/png' });
-  const a1 = await after('the upload', () => find('photos/cat.png'));
+  const a1 = await step('the upload', put('photos/cat.png', 'cat v1'), () => find('photos/cat.png'));
   if ((await bytesOf(a1)) !== 'cat v1') throw new Error('meta.uri of the upload: wrong bytes');
 
-  await op({ op: 'put', bucket: source, key: 'photos/cat.png', body: 'cat version 2', contentType: 'image/png' });
-  const a2 = await after('the overwrite', async () => {
+  const a2 = await step('the overwrite', put('photos/cat.png', 'cat version 2'), async () => {
     const a = await find('photos/cat.png');
     return a && (await bytesOf(a)) === 'cat version 2' && a;
   });
   if (a2.id !== a1.id) throw new Error(`asset id changed on overwrite: ${a1.id} → ${a2.id}`);
 
-  await op({ op: 'delete', bucket: source, key: 'photos/cat.png' });
-  await after('the delete', async () => !(await find('photos/cat.png')));
+  await step('the delete', { op: 'delete', bucket: source, key: 'photos/cat.png' }, async () => !(await find('photos/cat.png')));
 
   // syncer goes away; a file lands while it is down; it comes back.
   const openedBefore = opened;
+  const catchUp = step('the catch-up after the restart', null, () => find('down/while-down.png'));
+  catchUp.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+  const t0 = Date.now();
+  const mark = (what) => console.error(`${what}: +${Date.now() - t0} ms`);
   await op({ op: 'stop' });
-  await op({ op: 'put', bucket: source, key: 'down/while-down.png', body: 'missed', contentType: 'image/png' });
+  mark('syncer stopped');
+  await op(put('down/while-down.png', 'missed'));
   await op({ op: 'start' });
+  mark('syncer started');
   if (env.TRANSPORT === 'sse') await w.until('the reconnect', () => opened > openedBefore);
-  await after('the catch-up after the restart', () => find('down/while-down.png'));
+  mark('reconnected');
+  await catchUp;
 
-  await op({ op: 'put', bucket: source, key: 'photos/after.png', body: 'after', contentType: 'image/png' });
-  await after('an upload after the restart', () => find('photos/after.png'));
+  await step('an upload after the restart', put('photos/after.png', 'after'), () => find('photos/after.png'));
 
+  let began = Date.now();
   await stop();
+  console.error(`stop(): ${Date.now() - began} ms`);
   if (engine.asset.findAllSources().includes(id)) throw new Error('stop() left the source registered');
   Object.assign(result, { ok: true, updates, events, seqs, statuses: [...new Set(statuses)], errors: errors.length });
 } catch (err) {
