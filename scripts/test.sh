@@ -46,6 +46,13 @@ if [ -z "${SYNCER_TEST_POSTGRES_URL:-}" ] && ! compgen -G '/usr/lib/postgresql/*
     || { cat "$logs/apt-postgresql.log" >&2; echo "test.sh: could not install postgresql" >&2; exit 1; }
 fi
 
+# The browser test (examples/editor) drives Debian's chromium headless.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing chromium (apt-get)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >"$logs/apt-chromium.log" 2>&1 \
+    || { cat "$logs/apt-chromium.log" >&2; echo "test.sh: could not install chromium" >&2; exit 1; }
+fi
+
 # npm ci wipes and reinstalls node_modules (~600 MB); skip it when the
 # installed tree came from this very lockfile.
 if cmp -s testenv/package-lock.json testenv/node_modules/.syncer-installed-lock; then

@@ -1,0 +1,276 @@
+// Package livetest runs a real syncer for the tests of its live clients
+// (clients/js, examples/): gofakes3 whose PUTs and DELETEs are announced to
+// syncer by an S3 webhook, the way MinIO announces them, an embedded
+// nats-server with JetStream and a WebSocket listener, and the worker with
+// its HTTP listener. The worker can be stopped and started again on the
+// same address and catalog, as a crash and a supervisor's restart would.
+package livetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/imgly/syncer/config"
+	"github.com/imgly/syncer/internal/testkit"
+	"github.com/imgly/syncer/schedule"
+	"github.com/imgly/syncer/worker"
+)
+
+// WebhookToken is the bearer token of every source's S3 webhook.
+const WebhookToken = "livetest-webhook-token"
+
+// Options shape the syncer under test.
+type Options struct {
+	// Sources are the source ids; each is a bucket of the same name.
+	Sources []string
+	// Configure, if set, adjusts the configuration before it is validated
+	// (tokens, CORS, event settings).
+	Configure func(*config.Config)
+}
+
+// Syncer is a running syncer and the servers around it.
+type Syncer struct {
+	S3    *testkit.S3
+	NATS  *testkit.ConfiguredNATS
+	WSURL string // ws://127.0.0.1:<port> of the NATS WebSocket listener
+	// URL is http://<addr> of syncer's HTTP listener; it stays the same
+	// across Stop and Start.
+	URL string
+
+	cfg      *config.Config
+	hookBase atomic.Pointer[string] // where the S3 server announces changes; nil while stopped
+	hookErrs atomic.Int64
+
+	mu     sync.Mutex
+	w      *worker.Worker
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start starts everything and waits until the start-up scan of every
+// source is over, so that what a test uploads next is a change.
+func Start(t testing.TB, o Options) *Syncer {
+	t.Helper()
+	s := &Syncer{}
+	s.S3 = testkit.StartS3(t, s.announce)
+	s.NATS = testkit.StartNATSWith(t, t.TempDir(), func(no *natsserver.Options) {
+		no.Websocket = natsserver.WebsocketOpts{Host: "127.0.0.1", Port: -1, NoTLS: true}
+	})
+	s.WSURL = s.NATS.Server.WebsocketURL()
+	cfg, err := config.Parse([]byte("nats: {url: embedded}\n"), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.NATS.URL = s.NATS.URL
+	cfg.Catalog.Path = t.TempDir()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	for _, id := range o.Sources {
+		s.S3.CreateBucket(t, id)
+		src := s.S3.SourceConfig(id, id)
+		src.Assets.URI, src.Assets.TTL = config.AssetURIPresign, time.Hour
+		src.Notifications.Webhook = &config.Webhook{Token: WebhookToken}
+		cfg.Sources = append(cfg.Sources, src)
+	}
+	if o.Configure != nil {
+		o.Configure(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s.cfg = cfg
+	s.Start(t)
+	s.URL = "http://" + s.cfg.HTTP.Listen
+	t.Cleanup(func() { s.Stop(t) })
+	return s
+}
+
+// Start starts the worker (again), on the address it had before.
+func (s *Syncer) Start(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w != nil {
+		t.Fatal("livetest: syncer already running")
+	}
+	w, err := worker.New(context.Background(), s.cfg, worker.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("livetest: start syncer: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	s.w, s.cancel, s.done = w, cancel, done
+	s.cfg.HTTP.Listen = w.HTTPAddr() // a restart binds the same port
+	base := "http://" + w.HTTPAddr() + "/webhooks/s3/"
+	s.hookBase.Store(&base)
+	for _, src := range s.cfg.Sources {
+		waitScan(t, ctx, w, src.ID)
+	}
+}
+
+// Stop stops the worker; the S3 webhook is not announced while it is down
+// (as a real sender gives up), so only syncer's next scan sees those changes.
+func (s *Syncer) Stop(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w == nil {
+		return
+	}
+	s.hookBase.Store(nil)
+	began := time.Now()
+	s.cancel()
+	if err := <-s.done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("livetest: syncer run: %v", err)
+	}
+	s.w.Close()
+	s.w = nil
+	if d := time.Since(began); d > 5*time.Second {
+		// Not a failure here (the worker's shutdown is not under test), but visible.
+		t.Logf("livetest: syncer took %v to stop", d.Round(time.Millisecond))
+	}
+}
+
+// waitScan waits for the start-up scan of id: a scan asked for while it
+// runs is refused as busy.
+func waitScan(t testing.TB, ctx context.Context, w *worker.Worker, id string) {
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		_, err := w.Scan(ctx, id)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, schedule.ErrBusy) || time.Now().After(deadline) {
+			t.Fatalf("livetest: scan %s: %v", id, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the scan lock, with a deadline
+	}
+}
+
+// Put writes an object; the S3 server then announces it to syncer.
+func (s *Syncer) Put(t testing.TB, bucket, key string, body []byte, contentType string) {
+	t.Helper()
+	s.S3.Put(t, bucket, key, body, contentType)
+}
+
+// Delete removes an object; the S3 server then announces it to syncer.
+func (s *Syncer) Delete(t testing.TB, bucket, key string) {
+	t.Helper()
+	s.S3.Delete(t, bucket, key)
+}
+
+// WebhookFailures counts announcements syncer did not take (it was down).
+func (s *Syncer) WebhookFailures() int64 { return s.hookErrs.Load() }
+
+// announce wraps the S3 server: after an object PUT or DELETE succeeded
+// it POSTs a MinIO-style notification to syncer's webhook before
+// answering, as MinIO's synchronous webhook targets do.
+func (s *Syncer) announce(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		bucket, key, isObject := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		name := ""
+		switch {
+		case !isObject || key == "" || r.URL.Query().Has("uploadId"):
+		case r.Method == http.MethodPut:
+			name = "s3:ObjectCreated:Put"
+		case r.Method == http.MethodDelete:
+			name = "s3:ObjectRemoved:Delete"
+		}
+		rec := &status{ResponseWriter: rw, code: http.StatusOK}
+		if name == "" {
+			next.ServeHTTP(rw, r)
+			return
+		}
+		next.ServeHTTP(rec, r)
+		if rec.code < 300 {
+			if err := s.post(r.Context(), bucket, name, key); err != nil {
+				s.hookErrs.Add(1)
+			}
+		}
+	})
+}
+
+type status struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *status) WriteHeader(code int) { s.code = code; s.ResponseWriter.WriteHeader(code) }
+
+func (s *Syncer) post(ctx context.Context, bucket, name, key string) error {
+	base := s.hookBase.Load()
+	if base == nil {
+		return errors.New("syncer is down")
+	}
+	// The bucket is the source id (Options.Sources).
+	body, _ := json.Marshal(map[string]any{
+		"EventName": name, "Key": bucket + "/" + key,
+		"Records": []any{map[string]any{
+			"eventVersion": "2.0", "eventSource": "minio:s3", "eventName": name,
+			"eventTime": time.Now().UTC().Format(time.RFC3339Nano),
+			"s3": map[string]any{
+				"s3SchemaVersion": "1.0", "configurationId": "livetest",
+				"bucket": map[string]any{"name": bucket, "arn": "arn:aws:s3:::" + bucket},
+				"object": map[string]any{"key": url.QueryEscape(key)},
+			},
+		}},
+	})
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, *base+bucket, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+WebhookToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, res.Body) //nolint:errcheck // drained for reuse
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return errors.New(res.Status)
+	}
+	return nil
+}
+
+// FreePort is a loopback port free at the time of the call.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Op is what a node script asks the test to do, one JSON line on its
+// stdout: {"op":"put","bucket":"media","key":"a.png","body":"<base64>",
+// "contentType":"image/png"}, {"op":"delete",...}, {"op":"stop"} or
+// {"op":"start"}, {"op":"burst","bucket":"media","key":"p","n":100} (puts
+// p-0000.png … p-0099.png one after the other). The test answers "ok\n" on the script's stdin once done.
+// The script's last line is its result: {"ok":true,...} or {"ok":false,"error":"..."}.
+type Op struct {
+	Op          string `json:"op"`
+	Bucket      string `json:"bucket"`
+	Key         string `json:"key"`
+	Body        []byte `json:"body"`
+	ContentType string `json:"contentType"`
+	N           int    `json:"n"`
+	// Result lines.
+	OK    *bool  `json:"ok"`
+	Error string `json:"error"`
+}
