@@ -50,6 +50,7 @@ type SnapshotReader interface {
 	Get(key string) (Entry, bool, error)
 	Range(ctx context.Context, prefix string, fn func(Entry) error) error
 	RangeMatch(ctx context.Context, match func(key []byte) bool, fn func(Entry) error) error
+	RangeAfter(ctx context.Context, key string, match func(key []byte) bool, fn func(Entry) error) error
 	Indexed() bool
 	Walk(ctx context.Context, ix Index, desc bool, skip int, fn func(Entry) error) error
 }
@@ -209,6 +210,15 @@ func (sn *Snapshot) Range(ctx context.Context, prefix string, fn func(Entry) err
 // and passed to fn, in key order.
 func (sn *Snapshot) RangeMatch(ctx context.Context, match func(key []byte) bool, fn func(Entry) error) error {
 	return sn.r.RangeMatch(ctx, match, fn)
+}
+
+// RangeAfter calls fn for each entry whose key comes strictly after key in
+// the source's key order (from the first entry when key is ""), skipping
+// those match rejects (nil: every entry), until fn returns an error; ErrStop
+// ends it cleanly. It is what a keyset cursor pages with: a page costs a seek
+// and its own entries, wherever it starts.
+func (sn *Snapshot) RangeAfter(ctx context.Context, key string, match func(key []byte) bool, fn func(Entry) error) error {
+	return sn.r.RangeAfter(ctx, key, match, fn)
 }
 
 // Indexed says the snapshot's source has its secondary indexes, so Walk

@@ -66,9 +66,27 @@ func prefixEnd(p []byte) []byte {
 // filter is Go code (the asset API's query), not SQL. It reads the keys in
 // chunks of maxChunk and decodes only the matches.
 func (sn *snapshot) RangeMatch(ctx context.Context, match func(key []byte) bool, fn func(catalog.Entry) error) error {
+	return sn.matchFrom(ctx, nil, true, match, fn)
+}
+
+// RangeAfter is RangeMatch from strictly after key; match may be nil.
+func (sn *snapshot) RangeAfter(ctx context.Context, key string, match func(key []byte) bool, fn func(catalog.Entry) error) error {
+	return sn.matchFrom(ctx, []byte(sn.s.order.SortKey(key)), key == "", match, fn)
+}
+
+// matchFrom walks the sort keys from (itself too when inclusive) to the
+// end, chunk by chunk, handing fn the entries match accepts (nil: all).
+func (sn *snapshot) matchFrom(ctx context.Context, from []byte, inclusive bool, match func(key []byte) bool, fn func(catalog.Entry) error) error {
+	if match == nil {
+		match = func([]byte) bool { return true }
+	}
 	utf16 := sn.s.order == providers.UTF16Order
-	var buf, from []byte
-	for op := ">="; ; op = ">" {
+	op := ">"
+	if inclusive {
+		op = ">="
+	}
+	var buf []byte
+	for ; ; op = ">" {
 		rows, err := sn.tx.Query(ctx, "SELECT "+entryColumns+" FROM syncer_objects WHERE source = $1 AND sk "+op+" $2 ORDER BY sk LIMIT $3",
 			sn.s.id, append([]byte{}, from...), maxChunk)
 		if err != nil {
