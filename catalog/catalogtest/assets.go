@@ -165,6 +165,28 @@ func testMatch(t *testing.T, c *catalog.Catalog) {
 		if seen != len(objs)+2 {
 			t.Errorf("filter saw %d keys, want %d", seen, len(objs)+2)
 		}
+		all, err := collect(func(fn func(catalog.Entry) error) error { return sn.RangeAfter(t.Context(), "", nil, fn) })
+		if err != nil {
+			return err
+		}
+		if len(all) != len(objs)+2 {
+			t.Fatalf("RangeAfter from the start: %q", all)
+		}
+		i := slices.Index(all, "y/\U0001F600.png")
+		after, err := collect(func(fn func(catalog.Entry) error) error {
+			return sn.RangeAfter(t.Context(), all[i], nil, fn)
+		})
+		if err != nil {
+			return err
+		}
+		want(t, "after a key", after, all[i+1:])
+		got, err = collect(func(fn func(catalog.Entry) error) error {
+			return sn.RangeAfter(t.Context(), "a/y.png", func(k []byte) bool { return strings.Contains(string(k), "y") }, fn)
+		})
+		if err != nil {
+			return err
+		}
+		want(t, "after a key, matching", got, []string{"d/y.png", "y/\U0001F600.png", "y/\uFF5E.png"})
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		_ = sn.RangeMatch(ctx, func([]byte) bool { return true }, func(catalog.Entry) error { return nil })
@@ -201,6 +223,11 @@ func testLong(t *testing.T, c *catalog.Catalog) {
 			return err
 		}
 		want(t, "prefix", got, all[10000:11000])
+		got, err = collect(func(fn func(catalog.Entry) error) error { return sn.RangeAfter(t.Context(), all[9999], nil, fn) })
+		if err != nil {
+			return err
+		}
+		want(t, "after", got, all[10000:])
 		got, err = collect(func(fn func(catalog.Entry) error) error {
 			return sn.RangeMatch(t.Context(), func(k []byte) bool { return k[len(k)-1] == '7' }, fn)
 		})
