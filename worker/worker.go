@@ -36,6 +36,9 @@ type Options struct {
 	FlushTimeout time.Duration
 	// HTTP bounds the HTTP listener (zero fields: the defaults).
 	HTTP HTTPLimits
+	// OnWatching, if set, is called once a local source's directory watch
+	// is in place (changes from then on are seen as they happen).
+	OnWatching func(source string)
 }
 
 // Source is one configured source, opened.
@@ -70,6 +73,8 @@ type Worker struct {
 	webhooks  map[string]http.Handler // pattern -> handler
 	listener  net.Listener
 	opts      Options
+
+	watchFallbacks *prometheus.CounterVec // local watches' fallback scans (localwatch.go)
 
 	notifiers []*notifier
 	auth      authPolicy
@@ -121,12 +126,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 		}
 		s := &Source{Config: sc, Provider: p, Catalog: w.cat.Source(sc.ID, p.Order()).Indexed(sc.Assets.Index)}
 		w.sources = append(w.sources, s)
-		if sc.Provider != "local" {
-			routes = append(routes, notify.Route{
-				SourceID: sc.ID, Provider: sc.Provider, Bucket: BucketOf(sc),
-				Filter: Filter(sc), Store: p, Catalog: s.Catalog,
-			})
+		bucket := BucketOf(sc)
+		if sc.Provider == "local" {
+			bucket = localBucket(sc.ID) // its watch's events (localwatch.go)
 		}
+		routes = append(routes, notify.Route{
+			SourceID: sc.ID, Provider: sc.Provider, Bucket: bucket,
+			Filter: Filter(sc), Store: p, Catalog: s.Catalog,
+		})
 	}
 	if w.router, err = notify.NewRouter(routes, notify.RouterOptions{
 		StatRate: cfg.Notify.StatRate, StatBurst: cfg.Notify.StatBurst, StatConcurrency: cfg.Notify.StatConcurrency,
@@ -135,9 +142,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	}); err != nil {
 		return nil, err
 	}
+	if w.watchFallbacks, err = newWatchFallbacks(w.reg); err != nil {
+		return nil, err
+	}
 	for _, s := range w.sources {
 		if err := w.addNotifications(ctx, s); err != nil {
 			return nil, fmt.Errorf("source %s: notifications: %w", s.Config.ID, err)
+		}
+		if s.Config.Watching() {
+			if err := w.addLocalWatch(s); err != nil {
+				return nil, err
+			}
 		}
 	}
 
