@@ -19,4 +19,7 @@ func (s *Source) validateScale(f string, bad func(field, format string, args ...
 	if s.ListConcurrency < 0 || s.ListConcurrency > MaxListConcurrency {
 		bad(f+".listConcurrency", "%d is not from 0 (automatic) to %d", s.ListConcurrency, MaxListConcurrency)
 	}
+	if s.ListConcurrency > 1 && s.Provider != "s3" && s.Provider != "gcs" {
+		bad(f+".listConcurrency", "applies to providers s3 and gcs, not %q (it lists in one sequence)", s.Provider)
+	}
 }

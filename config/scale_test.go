@@ -22,6 +22,7 @@ sources:
 		"watch not a bool":    {"sources:\n  - {id: a, provider: local, path: ., watch: often}\n", "watch"},
 		"negative ranges":     {"sources:\n  - {id: a, provider: s3, bucket: b, listConcurrency: -1}\n", "sources[0].listConcurrency: -1 is not from 0 (automatic) to 64"},
 		"too many ranges":     {"sources:\n  - {id: a, provider: gcs, bucket: b, listConcurrency: 65}\n", "sources[0].listConcurrency: 65 is not from 0"},
+		"ranges on local":     {"sources:\n  - {id: a, provider: local, path: ., listConcurrency: 4}\n", `sources[0].listConcurrency: applies to providers s3 and gcs, not "local"`},
 		"ranges not a number": {"sources:\n  - {id: a, provider: s3, bucket: b, listConcurrency: many}\n", "listConcurrency"},
 	} {
 		t.Run(name, func(t *testing.T) { parseErr(t, tc.doc, nil, tc.want) })

@@ -309,6 +309,7 @@ func cmdScan(ctx context.Context, path, id string, o scanFlags, remote *remoteFl
 	last := time.Now()
 	res, err := schedule.Reconcile(ctx, schedule.Target{
 		ID: src.ID, Provider: p, Filter: worker.Filter(*src), Catalog: cs, Guard: worker.Guard(*src),
+		ListConcurrency: worker.ListConcurrency(*src),
 	}, schedule.Options{SpillDir: cfg.Catalog.Path, AllowMassDelete: o.allowMassDelete, OnPage: func(pr schedule.Progress) {
 		if time.Since(last) >= time.Second {
 			last = time.Now()
