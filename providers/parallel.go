@@ -103,17 +103,11 @@ func WalkParallel(ctx context.Context, p Provider, prefix, startAfter string, o 
 type chunk struct {
 	lo, hi string
 	last   bool
-	// first and token: a range that begins with a page already listed.
+	// first: the range's first page, already listed by the planner (its
+	// Next continues it).
 	first *Page
 	pages chan Page
 	err   error // set before pages is closed
-}
-
-func (c *chunk) String() string {
-	if c.last {
-		return fmt.Sprintf("(%q, end]", c.lo)
-	}
-	return fmt.Sprintf("(%q, %q]", c.lo, c.hi)
 }
 
 type parallelWalk struct {
