@@ -24,7 +24,7 @@ type ParallelOptions struct {
 	// one sequence (Walk).
 	Concurrency int
 	// PagesPerRange is the size, in pages, a range is cut to from the
-	// density of the keys seen so far (default 3).
+	// density of the keys seen so far (default 4).
 	PagesPerRange int
 	// ReadAhead is how many pages each range may hold before the merge
 	// takes them (default 3): what bounds memory, whatever the bucket's size.
@@ -63,7 +63,7 @@ func WalkParallel(ctx context.Context, p Provider, prefix, startAfter string, o 
 		return WalkAfter(ctx, p, prefix, startAfter, fn)
 	}
 	if o.PagesPerRange <= 0 {
-		o.PagesPerRange = 3
+		o.PagesPerRange = 4
 	}
 	if o.ReadAhead <= 0 {
 		o.ReadAhead = 3
@@ -108,6 +108,25 @@ type chunk struct {
 	first *Page
 	pages chan Page
 	err   error // set before pages is closed
+	// seen is closed once the range's first page is in (or it failed):
+	// the next range is planned only then, from what that page showed.
+	seen     chan struct{}
+	seenOnce sync.Once
+}
+
+func newChunk(lo string, readAhead int) *chunk {
+	return &chunk{lo: lo, pages: make(chan Page, readAhead), seen: make(chan struct{})}
+}
+
+// seenBy marks c's first page in (once), for w's planner.
+func (c *chunk) seenBy(w *parallelWalk) {
+	c.seenOnce.Do(func() {
+		close(c.seen)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.unseen--
+		w.cond.Broadcast()
+	})
 }
 
 type parallelWalk struct {
@@ -121,6 +140,7 @@ type parallelWalk struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	inflight int // ranges being listed
+	unseen   int // of those, ranges whose first page is still out
 	allowed  int // ranges that may be listed at once
 	// What the ranges learnt, for planning the next ones: the latest
 	// page's key span, and where keys resume after an empty range.
@@ -165,7 +185,9 @@ func (w *parallelWalk) plan(ctx context.Context, startAfter string, wg *sync.Wai
 		}
 		return w.sa.ListPageAfter(ctx, w.prefix, startAfter)
 	})
-	c := &chunk{lo: startAfter, first: &pg, pages: make(chan Page, w.o.ReadAhead)}
+	c := newChunk(startAfter, w.o.ReadAhead)
+	c.first = &pg
+	c.seenOnce.Do(func() { close(c.seen) })
 	if err != nil {
 		c.err = err
 		close(c.pages)
@@ -186,6 +208,9 @@ func (w *parallelWalk) plan(ctx context.Context, startAfter string, wg *sync.Wai
 			w.cond.Wait()
 		}
 		w.inflight++
+		if c.first == nil {
+			w.unseen++
+		}
 		w.mu.Unlock()
 		if ctx.Err() != nil {
 			return
@@ -198,7 +223,17 @@ func (w *parallelWalk) plan(ctx context.Context, startAfter string, wg *sync.Wai
 		if !w.send(ctx, c) || c.last {
 			return
 		}
-		c = &chunk{lo: frontier, pages: make(chan Page, w.o.ReadAhead)}
+		// One range's first request out at a time: a range that ends a
+		// directory shows where the next keys are before the next range
+		// is cut, instead of several ranges landing in the dead space
+		// after it. (Letting more out while ranges keep finding keys
+		// made layouts with letter-filled gaps slower than one sequence.)
+		w.mu.Lock()
+		for w.unseen > 0 && ctx.Err() == nil {
+			w.cond.Wait()
+		}
+		w.mu.Unlock()
+		c = newChunk(frontier, w.o.ReadAhead)
 		w.mu.Lock()
 		base, ended := frontier, w.ended
 		if w.gapAfter <= frontier && frontier < w.gapKey {
@@ -245,8 +280,19 @@ func (w *parallelWalk) learn(c *chunk, pg Page) {
 	if len(pg.Objects) == 0 && pg.Next == "" {
 		w.ended = true
 	}
-	if len(pg.Objects) > 0 && !c.last && pg.Objects[0].Key > c.hi && c.lo >= w.gapAfter {
-		w.gapAfter, w.gapKey = c.lo, pg.Objects[0].Key
+	if c.last || c.hi == "" {
+		return
+	}
+	// The page's keys are consecutive: none lies between the last one in
+	// the range (or its start) and the first one past it.
+	if i := sort.Search(len(pg.Objects), func(i int) bool { return pg.Objects[i].Key > c.hi }); i < len(pg.Objects) {
+		after := c.lo
+		if i > 0 {
+			after = pg.Objects[i-1].Key
+		}
+		if after >= w.gapAfter {
+			w.gapAfter, w.gapKey = after, pg.Objects[i].Key
+		}
 	}
 }
 
@@ -254,6 +300,7 @@ func (w *parallelWalk) learn(c *chunk, pg Page) {
 func (w *parallelWalk) list(ctx context.Context, c *chunk) {
 	held := false
 	defer func() {
+		c.seenBy(w)
 		close(c.pages)
 		if c.err != nil {
 			w.cancel(c.err)
@@ -285,6 +332,7 @@ func (w *parallelWalk) list(ctx context.Context, c *chunk) {
 		if n > 0 || c.first == nil {
 			w.learn(c, pg)
 		}
+		c.seenBy(w)
 		keep := len(pg.Objects)
 		if !c.last {
 			keep = sort.Search(len(pg.Objects), func(i int) bool { return pg.Objects[i].Key > c.hi })
