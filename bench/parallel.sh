@@ -12,7 +12,7 @@
 #   parre the same scan again (a rescan: nothing changed, no catalog writes)
 #   seq   the same scan with listConcurrency: 1 (the sequential listing)
 #   seqre its rescan
-# and reports wall times, ratios to the mean of the baselines around each
+# (SEQ=0 skips the seq runs) and reports wall times, ratios to the mean of the baselines around each
 # scan, and peak anonymous RSS.
 #
 # The ranges are split with StartAfter (providers.WalkParallel): gofakes3's
@@ -82,10 +82,12 @@ for r in $(seq 1 "$ROUNDS"); do
 	measure "par$r" "$BIN/syncer" scan --config "$WORK/par$r.yaml" --source bench --publish=false
 	measure "parre$r" "$BIN/syncer" scan --config "$WORK/par$r.yaml" --source bench --publish=false
 	rm -rf "$WORK/cat-par$r"
-	config "seq$r" 1
-	measure "seq$r" "$BIN/syncer" scan --config "$WORK/seq$r.yaml" --source bench --publish=false
-	measure "seqre$r" "$BIN/syncer" scan --config "$WORK/seq$r.yaml" --source bench --publish=false
-	rm -rf "$WORK/cat-seq$r"
+	if [[ ${SEQ:-1} == 1 ]]; then
+		config "seq$r" 1
+		measure "seq$r" "$BIN/syncer" scan --config "$WORK/seq$r.yaml" --source bench --publish=false
+		measure "seqre$r" "$BIN/syncer" scan --config "$WORK/seq$r.yaml" --source bench --publish=false
+		rm -rf "$WORK/cat-seq$r"
+	fi
 done
 measure "base$((ROUNDS + 1))" "$BIN/listloop" -endpoint "$URL" -bucket bench
 
