@@ -67,8 +67,17 @@ func Start(t testing.TB, o Options) *Syncer {
 	t.Helper()
 	s := &Syncer{}
 	s.S3 = testkit.StartS3(t, s.announce)
+	// WebSocket clients get the read-only user the embedded server's
+	// nats.websocket gives browsers (worker.BrowserPermissions); TCP
+	// clients (syncer, the tests' own subscribers) every permission.
 	s.NATS = testkit.StartNATSWith(t, t.TempDir(), func(no *natsserver.Options) {
-		no.Websocket = natsserver.WebsocketOpts{Host: "127.0.0.1", Port: -1, NoTLS: true}
+		no.Websocket = natsserver.WebsocketOpts{Host: "127.0.0.1", Port: -1, NoTLS: true, NoAuthUser: "browser"}
+		no.Users = []*natsserver.User{
+			{Username: "syncer", Password: "unused-syncer", AllowedConnectionTypes: map[string]struct{}{"STANDARD": {}}},
+			{Username: "browser", Password: "unused-browser", AllowedConnectionTypes: map[string]struct{}{"WEBSOCKET": {}},
+				Permissions: worker.BrowserPermissions(config.DefaultStream, "syncer.changed")},
+		}
+		no.NoAuthUser = "syncer"
 	})
 	s.WSURL = s.NATS.Server.WebsocketURL()
 	cfg, err := config.Parse([]byte("nats: {url: embedded}\n"), func(string) (string, bool) { return "", false })
