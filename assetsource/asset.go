@@ -76,6 +76,10 @@ func mapAsset(e *catalog.Entry, prefix, uri, thumb string) Asset {
 		"mimeType": mt,
 		"key":      e.Key,
 		"size":     strconv.FormatInt(e.Size, 10),
+		// The catalog sequence of the change that made this state: what a
+		// mirror compares a later event's change with (README, "Snapshot,
+		// then stream").
+		"seq": strconv.FormatUint(e.Seq, 10),
 	}
 	if !e.LastModified.IsZero() {
 		meta["lastModified"] = e.LastModified.UTC().Format(time.RFC3339Nano)

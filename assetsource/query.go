@@ -42,6 +42,11 @@ type Query struct {
 	ExcludeGroups []string
 	Sort          Field
 	Desc          bool
+	// After, when Cursor is set, is the key the page starts after: keyset
+	// paging in key order, for clients that walk a whole source (page
+	// numbers shift under inserts and deletes, and stop at maxOffset).
+	After  string
+	Cursor bool
 }
 
 // ParseQuery reads the plugin's parameters. Every key may be present and
@@ -94,7 +99,31 @@ func ParseQuery(v url.Values) (Query, error) {
 	default:
 		return q, fmt.Errorf(`sortingOrder %q: want "Ascending", "Descending" or "None"`, o)
 	}
+	if v.Has("after") {
+		if err := q.parseAfter(v); err != nil {
+			return q, err
+		}
+	}
 	return q, nil
+}
+
+// parseAfter reads the keyset cursor: an asset id, or "" for the first page.
+func (q *Query) parseAfter(v url.Values) error {
+	if q.Sort != ByKey || q.Desc {
+		return fmt.Errorf(`after: only with sortKey "key" in ascending order`)
+	}
+	if q.Page != 0 {
+		return fmt.Errorf("after: page must be 0 (the cursor says where the page starts)")
+	}
+	q.Cursor = true
+	if id := v.Get("after"); id != "" {
+		key, ok := KeyOf(id)
+		if !ok {
+			return fmt.Errorf("after %q: not an asset id of this API", id)
+		}
+		q.After = key
+	}
+	return nil
 }
 
 // maxOffset bounds page × perPage: a filtered query holds that many
@@ -250,6 +279,8 @@ type Result struct {
 	Entries []catalog.Entry
 	Total   int
 	Seq     uint64
+	// More says, for a cursor query, that entries follow this page.
+	More bool
 }
 
 // less orders entries for q: by the sort field, ties by key, the whole
@@ -294,6 +325,9 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 	offset, k := q.Page*q.PerPage, q.Page*q.PerPage+q.PerPage
 	err := src.View(ctx, func(sn *catalog.Snapshot) error {
 		res.Seq = sn.Seq
+		if q.Cursor {
+			return runCursor(ctx, sn, m, &q, &res)
+		}
 		if m.none() && sn.Indexed() {
 			// Every entry matches: walk the order's index to the page;
 			// the total is the catalog's count.
@@ -363,6 +397,29 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 		return nil
 	})
 	return res, err
+}
+
+// runCursor answers a keyset query: the page after q.After in key order,
+// one entry more to learn whether another page follows. The total is the
+// count without filters, else one counting pass over the keys.
+func runCursor(ctx context.Context, sn *catalog.Snapshot, m matcher, q *Query, res *Result) error {
+	var match func([]byte) bool
+	if !m.none() {
+		match = func(key []byte) bool { return m.match(unsafeString(key)) }
+	}
+	err := sn.RangeAfter(ctx, q.After, match, func(e catalog.Entry) error {
+		if len(res.Entries) == q.PerPage {
+			res.More = true
+			return catalog.ErrStop
+		}
+		res.Entries = append(res.Entries, e)
+		return nil
+	})
+	if err != nil || match == nil {
+		res.Total = int(sn.Count)
+		return err
+	}
+	return sn.RangeAfter(ctx, "", match, func(catalog.Entry) error { res.Total++; return nil })
 }
 
 // unsafeString views b as a string for the duration of a match call,

@@ -408,6 +408,9 @@ type Page struct {
 	NextPage    *int    `json:"nextPage,omitempty"`
 	Total       int     `json:"total"`
 	Seq         uint64  `json:"seq"`
+	// After is, for a cursor query (after=), the value of after that
+	// fetches the next page; absent on the last one.
+	After string `json:"after,omitempty"`
 }
 
 func (s *Server) serveAssets(rw http.ResponseWriter, r *http.Request, tok string, tokOK bool) {
@@ -435,7 +438,12 @@ func (s *Server) serveAssets(rw http.ResponseWriter, r *http.Request, tok string
 		}
 		p.Assets = append(p.Assets, a)
 	}
-	if (q.Page+1)*q.PerPage < res.Total {
+	switch {
+	case q.Cursor && res.More:
+		next := 1
+		p.NextPage = &next
+		p.After = p.Assets[len(p.Assets)-1].ID
+	case !q.Cursor && (q.Page+1)*q.PerPage < res.Total:
 		next := q.Page + 1
 		p.NextPage = &next
 	}

@@ -93,6 +93,28 @@ func (sn *Snapshot) Range(ctx context.Context, prefix string, fn func(Entry) err
 	return nil
 }
 
+// RangeAfter calls fn for each entry whose key comes strictly after key in
+// the source's key order (from the first entry when key is ""), skipping
+// those match rejects (nil: every entry), until fn returns an error; ErrStop
+// ends it cleanly. It is what a keyset cursor pages with: a page costs a seek
+// and its own entries, wherever it starts.
+func (sn *Snapshot) RangeAfter(ctx context.Context, key string, match func(key []byte) bool, fn func(Entry) error) error {
+	if sn.objs == nil {
+		return nil
+	}
+	cur := sn.objs.Cursor()
+	var k, v []byte
+	if key == "" {
+		k, v = cur.First()
+	} else {
+		sk := []byte(sn.src.order.SortKey(key))
+		if k, v = cur.Seek(sk); k != nil && bytes.Equal(k, sk) {
+			k, v = cur.Next()
+		}
+	}
+	return sn.walkFrom(ctx, cur, k, v, match, fn)
+}
+
 // RangeMatch is Range for a filter on keys: match sees each key (as bytes,
 // valid only during the call) and only the entries it accepts are decoded
 // and passed to fn. A filtered query over a million entries then costs a
@@ -101,11 +123,18 @@ func (sn *Snapshot) RangeMatch(ctx context.Context, match func(key []byte) bool,
 	if sn.objs == nil {
 		return nil
 	}
-	utf16 := sn.src.order == providers.UTF16Order
 	cur := sn.objs.Cursor()
+	k, v := cur.First()
+	return sn.walkFrom(ctx, cur, k, v, match, fn)
+}
+
+// walkFrom goes on from cur's position (k, v) to the end; match (nil: all)
+// sees each key as bytes valid only during the call.
+func (sn *Snapshot) walkFrom(ctx context.Context, cur *bolt.Cursor, k, v []byte, match func(key []byte) bool, fn func(Entry) error) error {
+	utf16 := sn.src.order == providers.UTF16Order
 	n := 0
 	var buf []byte
-	for k, v := cur.First(); k != nil; k, v = cur.Next() {
+	for ; k != nil; k, v = cur.Next() {
 		if n++; n%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -114,7 +143,7 @@ func (sn *Snapshot) RangeMatch(ctx context.Context, match func(key []byte) bool,
 			buf = append(buf[:0], sn.src.order.FromSortKey(string(k))...)
 			key = buf
 		}
-		if !match(key) {
+		if match != nil && !match(key) {
 			continue
 		}
 		e, err := decodeEntry(string(key), v)
