@@ -16,7 +16,6 @@ import (
 
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/config"
-	"github.com/imgly/syncer/events"
 	"github.com/imgly/syncer/internal/buildinfo"
 	"github.com/imgly/syncer/providers/kinds"
 	"github.com/imgly/syncer/schedule"
@@ -305,6 +304,12 @@ func cmdScan(ctx context.Context, path, id string, o scanFlags, remote *remoteFl
 		return err
 	}
 
+	var pub *scanPublisher
+	if o.publish {
+		// Publishing runs beside the scan, as under `syncer run`, so
+		// that the end of the scan leaves only its last batch to publish.
+		pub = startPublishing(ctx, cfg, cat, cs, log, stdout)
+	}
 	last := time.Now()
 	res, err := schedule.Reconcile(ctx, schedule.Target{
 		ID: src.ID, Provider: p, Filter: worker.Filter(*src), Catalog: cs, Guard: worker.Guard(*src),
@@ -317,6 +322,7 @@ func cmdScan(ctx context.Context, path, id string, o scanFlags, remote *remoteFl
 	summary := scanSummary(src.ID, res.Listed, res.Matched, res.Added, res.Modified, res.Deleted, res.Duration)
 	if err != nil {
 		fmt.Fprintln(stderr, summary, "— FAILED, no deletions applied")
+		pub.stop()
 		return err
 	}
 	if res.ResumedAfter != "" {
@@ -330,43 +336,13 @@ func cmdScan(ctx context.Context, path, id string, o scanFlags, remote *remoteFl
 	} else {
 		fmt.Fprintln(stdout, summary)
 	}
-	if o.publish {
-		if err := flushOutbox(ctx, cfg, cat, cs, log, stdout); err != nil {
-			return err
-		}
+	if err := pub.finish(); err != nil {
+		return err
 	}
 	if res.Held != nil {
 		// After publishing what did apply: a held scan needs an operator.
 		return fmt.Errorf("scan %s %s", src.ID, res.Held.Error())
 	}
-	return nil
-}
-
-// flushOutbox publishes what the scan left in the outbox.
-func flushOutbox(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, cs *catalog.Source, log *slog.Logger, stdout io.Writer) error {
-	nc, embedded, err := worker.ConnectNATS(cfg.NATS, "syncer-scan", log)
-	if err != nil {
-		return err
-	}
-	defer embedded.Shutdown() // after the connection closes
-	defer nc.Close()
-	n := 0
-	pub, err := events.NewPublisher(nc, events.Options{
-		Stream: cfg.NATS.Stream, SubjectPrefix: cfg.NATS.SubjectPrefix, MaxChanges: cfg.Events.MaxChanges,
-		Instance: cat.InstanceID(), Log: log, OnPublish: func(events.CloudEvent) { n++ },
-	})
-	if err != nil {
-		return err
-	}
-	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := pub.EnsureStream(fctx); err != nil {
-		return fmt.Errorf("publish: ensure stream %s: %w", cfg.NATS.Stream, err)
-	}
-	if err := pub.Flush(fctx, cs); err != nil {
-		return fmt.Errorf("publish (the changes stay in the outbox for the next run): %w", err)
-	}
-	fmt.Fprintf(stdout, "published %d events\n", n)
 	return nil
 }
 
