@@ -205,8 +205,8 @@ func newScanCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "scan (--config FILE | --url URL) --source ID",
 		Short: "Reconcile one source once, then publish its changes",
 		Long: `Reconcile one source once: list it, diff the listing against the catalog and commit the changes,
-with progress on stderr and a summary on stdout. Then publish the changes to NATS, unless
---publish=false leaves them in the outbox for the next run. Exits non-zero on failure; a failed
+with progress on stderr and a summary on stdout. The changes are published to NATS while the scan
+goes on (the rest once it ends), unless --publish=false leaves them in the outbox for the next run. Exits non-zero on failure; a failed
 listing applies no deletions. The worker must not be running on the same catalog.
 
 A scan whose deletions exceed the source's guard (guard.maxDeletePercent, guard.maxDeletes; an
@@ -231,19 +231,27 @@ one of http.auth.adminTokens from --token or $SYNCER_TOKEN); the worker publishe
 				}
 				return remoteScan(c.Context(), remote.client(nil), id, o.allowMassDelete, stdout, stderr)
 			}
+			stop, err := profileCPU(o.cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			return cmdScan(c.Context(), path, id, o, &remote, stdout, stderr)
 		},
 	}
 	c.Flags().StringVar(&path, "config", "", "configuration file (required unless --url is given)")
 	c.Flags().StringVar(&id, "source", "", "id of the source to scan (required)")
-	c.Flags().BoolVar(&o.publish, "publish", true, "publish the changes to NATS after the scan (false: they wait in the outbox for syncer run)")
+	c.Flags().BoolVar(&o.publish, "publish", true, "publish the changes to NATS during and after the scan (false: they wait in the outbox for syncer run)")
 	c.Flags().BoolVar(&o.allowMassDelete, "allow-mass-delete", false, "apply this scan's deletions even beyond the source's guard (releases a held scan)")
+	c.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the scan to this file (for benchmarks)")
+	_ = c.Flags().MarkHidden("cpuprofile")
 	remote.register(c, "ask the worker at this URL (e.g. http://127.0.0.1:8080) to scan, instead of opening the catalog")
 	return c
 }
 
 type scanFlags struct {
 	publish, allowMassDelete bool
+	cpuProfile               string
 }
 
 // scanSummary is the one format of a scan's summary line, local or remote.

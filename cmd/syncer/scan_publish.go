@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/imgly/syncer/catalog"
@@ -104,4 +106,21 @@ func (sp *scanPublisher) stop() {
 	sp.cancel()
 	close(sp.done)
 	<-sp.result
+}
+
+// profileCPU writes a CPU profile to path until stop is called ("": none),
+// so that bench/scan.sh can show where a scan's time goes.
+func profileCPU(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile %s: %w", path, err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
