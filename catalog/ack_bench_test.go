@@ -3,7 +3,9 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/imgly/syncer/providers"
 )
@@ -59,5 +61,81 @@ func BenchmarkAck(b *testing.B) {
 				c.Close()
 			}
 		})
+	}
+}
+
+// BenchmarkNotifyDuringImport measures notification commits at 200/s while
+// a first import of 200,000 objects commits its batches of 5,000 and its
+// published changes are dropped from the outbox as `syncer scan` and `syncer
+// run` drop them (once a second, through the last committed change), in one
+// process: the commit latency a webhook sees while a bucket is imported.
+//
+//	go test -run '^$' -bench NotifyDuringImport -benchtime 1x ./catalog/
+func BenchmarkNotifyDuringImport(b *testing.B) {
+	const n, rate = 200_000, 200
+	for range b.N {
+		b.StopTimer()
+		c := openT(b, b.TempDir())
+		s := c.Source("s", providers.ByteOrder)
+		ctx := context.Background()
+		imported := make(chan struct{})
+		go func() { defer close(imported); fillOutbox(b, s, n) }()
+		acksDone := make(chan struct{})
+		go func() {
+			defer close(acksDone)
+			ackEverySecond(ctx, b, s, imported)
+		}()
+		b.StartTimer()
+		var lat []time.Duration
+		tick := time.NewTicker(time.Second / rate)
+	loop:
+		for i := 0; ; i++ {
+			select {
+			case <-imported:
+				break loop
+			case <-tick.C:
+			}
+			m := Mutation{Object: providers.Object{Key: fmt.Sprintf("notified/%06d.jpg", i), ETag: "n", Size: 1},
+				Origin: Notification, Sequencer: fmt.Sprintf("%016x", i)}
+			t0 := time.Now()
+			if _, err := s.Commit(ctx, []Mutation{m}); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		tick.Stop()
+		b.StopTimer()
+		<-acksDone
+		slices.Sort(lat)
+		if len(lat) == 0 {
+			b.Fatal("no notification committed during the import")
+		}
+		b.ReportMetric(float64(len(lat)), "notifications")
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+		c.Close()
+	}
+}
+
+// ackEverySecond drops s's outbox through its last change once a second
+// until imported is closed, as Publisher.Follow does behind its publishing.
+func ackEverySecond(ctx context.Context, b *testing.B, s *Source, imported <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-imported:
+			return
+		case <-t.C:
+		}
+		last, err := s.LastSeq(ctx)
+		if err == nil {
+			err = s.Ack(ctx, last)
+		}
+		if err != nil {
+			b.Error(err)
+			return
+		}
 	}
 }
