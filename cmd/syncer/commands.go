@@ -244,7 +244,6 @@ one of http.auth.adminTokens from --token or $SYNCER_TOKEN); the worker publishe
 	c.Flags().BoolVar(&o.publish, "publish", true, "publish the changes to NATS during and after the scan (false: they wait in the outbox for syncer run)")
 	c.Flags().BoolVar(&o.allowMassDelete, "allow-mass-delete", false, "apply this scan's deletions even beyond the source's guard (releases a held scan)")
 	c.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the scan to this file (for benchmarks)")
-	_ = c.Flags().MarkHidden("cpuprofile")
 	remote.register(c, "ask the worker at this URL (e.g. http://127.0.0.1:8080) to scan, instead of opening the catalog")
 	return c
 }
