@@ -55,6 +55,12 @@ func (c *Catalog) RecordedOrder(ctx context.Context, id string) (o providers.Ord
 // RecordOrder records the source's order unless one is recorded, and
 // returns the one that was (had: whether there was one).
 func (s *boltSource) RecordOrder(ctx context.Context) (stored providers.Order, had bool, err error) {
+	// Read first: every scan opens the source, and a write transaction
+	// that changes nothing still commits a new meta page and freelist, so
+	// a no-change rescan would not leave the file untouched.
+	if stored, had, err = s.c.RecordedOrder(ctx, s.id); err != nil || had {
+		return stored, had, err
+	}
 	err = s.c.db.Update(func(tx *bolt.Tx) error {
 		src, err := tx.Bucket(rootBucket).CreateBucketIfNotExists(s.bid)
 		if err != nil {

@@ -320,6 +320,9 @@ type batch struct {
 	// tried is set once an attempt to publish ev was made: from then on a
 	// duplicate ack means an earlier attempt landed.
 	tried bool
+	// body is ev's JSON when cut encoded it to measure it; nil otherwise,
+	// and once ev changes.
+	body []byte
 }
 
 func newOutbox(src Outbox) *outbox {
@@ -668,7 +671,7 @@ func (p *Publisher) step(ctx context.Context, o *outbox, coalesce bool) (idle bo
 // publish sends b's event until JetStream acknowledges it or ctx ends.
 func (p *Publisher) publish(ctx context.Context, o *outbox, b *batch) error {
 	sourceID := o.src.ID()
-	msg, err := p.message(sourceID, b.ev)
+	msg, err := p.messageOf(sourceID, b)
 	if err != nil {
 		return err
 	}
@@ -689,7 +692,7 @@ func (p *Publisher) publish(ctx context.Context, o *outbox, b *batch) error {
 				b.ev.ID += "." + strconv.FormatInt(time.Now().UnixNano(), 36)
 				p.log.Warn("event id already taken in the stream after a restore; publishing under a new id",
 					"source", sourceID, "id", b.ev.ID)
-				b.tried = false
+				b.tried, b.body = false, nil
 				if msg, err = p.message(sourceID, b.ev); err != nil {
 					return err
 				}
@@ -709,15 +712,27 @@ func (p *Publisher) publish(ctx context.Context, o *outbox, b *batch) error {
 	})
 }
 
+// messageOf is b's message, from the encoding cut measured if it kept one.
+func (p *Publisher) messageOf(sourceID string, b *batch) (*nats.Msg, error) {
+	if b.body == nil {
+		return p.message(sourceID, b.ev)
+	}
+	return p.newMessage(sourceID, b.body), nil
+}
+
 func (p *Publisher) message(sourceID string, ev CloudEvent) (*nats.Msg, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
 	}
+	return p.newMessage(sourceID, body), nil
+}
+
+func (p *Publisher) newMessage(sourceID string, body []byte) *nats.Msg {
 	msg := nats.NewMsg(Subject(p.opts.SubjectPrefix, sourceID))
 	msg.Data = body
 	msg.Header.Set("Content-Type", ContentType)
-	return msg, nil
+	return msg
 }
 
 // gather applies the coalescing window on its leading edge: a change that
@@ -789,8 +804,13 @@ func (p *Publisher) budget(id string) int {
 func (p *Publisher) cut(sourceID string, changes []catalog.Change) *batch {
 	full := New(p.opts.Instance, sourceID, changes, time.Now())
 	budget := p.budget(full.ID)
-	if budget == 0 || encodedLen(full) <= budget {
+	if budget == 0 {
 		return &batch{ev: full, changes: changes}
+	}
+	// The encoding measured is the one published: encoding an event of
+	// hundreds of changes twice was most of the publisher's CPU time.
+	if body, err := json.Marshal(full); err != nil || len(body) <= budget {
+		return &batch{ev: full, changes: changes, body: body}
 	}
 	// The envelope of the whole range: the prefix's has no more digits.
 	env := full
@@ -845,7 +865,7 @@ func (p *Publisher) batchOf(sourceID string, changes []catalog.Change, skip map[
 // range (the rest is cut again from the outbox), or, for a range of one,
 // by the event naming that change as skipped.
 func (p *Publisher) split(ctx context.Context, sourceID string, b *batch, cause error) *batch {
-	if msg, err := p.message(sourceID, b.ev); err == nil {
+	if msg, err := p.messageOf(sourceID, b); err == nil {
 		size := int64(len(msg.Data) + headroom + len(b.ev.ID))
 		for {
 			cur := p.rejected.Load()

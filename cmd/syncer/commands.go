@@ -16,7 +16,6 @@ import (
 
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/config"
-	"github.com/imgly/syncer/events"
 	"github.com/imgly/syncer/internal/buildinfo"
 	"github.com/imgly/syncer/providers/kinds"
 	"github.com/imgly/syncer/schedule"
@@ -211,8 +210,8 @@ func newScanCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "scan (--config FILE | --url URL) --source ID",
 		Short: "Reconcile one source once, then publish its changes",
 		Long: `Reconcile one source once: list it, diff the listing against the catalog and commit the changes,
-with progress on stderr and a summary on stdout. Then publish the changes to NATS, unless
---publish=false leaves them in the outbox for the next run. Exits non-zero on failure; a failed
+with progress on stderr and a summary on stdout. The changes are published to NATS while the scan
+goes on (the rest once it ends), unless --publish=false leaves them in the outbox for the next run. Exits non-zero on failure; a failed
 listing applies no deletions. The worker must not be running on the same catalog.
 
 A scan whose deletions exceed the source's guard (guard.maxDeletePercent, guard.maxDeletes; an
@@ -237,19 +236,26 @@ one of http.auth.adminTokens from --token or $SYNCER_TOKEN); the worker publishe
 				}
 				return remoteScan(c.Context(), remote.client(nil), id, o.allowMassDelete, stdout, stderr)
 			}
+			stop, err := profileCPU(o.cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			return cmdScan(c.Context(), path, id, o, &remote, stdout, stderr)
 		},
 	}
 	c.Flags().StringVar(&path, "config", "", "configuration file (required unless --url is given)")
 	c.Flags().StringVar(&id, "source", "", "id of the source to scan (required)")
-	c.Flags().BoolVar(&o.publish, "publish", true, "publish the changes to NATS after the scan (false: they wait in the outbox for syncer run)")
+	c.Flags().BoolVar(&o.publish, "publish", true, "publish the changes to NATS during and after the scan (false: they wait in the outbox for syncer run)")
 	c.Flags().BoolVar(&o.allowMassDelete, "allow-mass-delete", false, "apply this scan's deletions even beyond the source's guard (releases a held scan)")
+	c.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the scan to this file (for benchmarks)")
 	remote.register(c, "ask the worker at this URL (e.g. http://127.0.0.1:8080) to scan, instead of opening the catalog")
 	return c
 }
 
 type scanFlags struct {
 	publish, allowMassDelete bool
+	cpuProfile               string
 }
 
 // scanSummary is the one format of a scan's summary line, local or remote.
@@ -310,6 +316,12 @@ func cmdScan(ctx context.Context, path, id string, o scanFlags, remote *remoteFl
 		return err
 	}
 
+	var pub *scanPublisher
+	if o.publish {
+		// Publishing runs beside the scan, as under `syncer run`, so
+		// that the end of the scan leaves only its last batch to publish.
+		pub = startPublishing(ctx, cfg, cat, cs, log, stdout)
+	}
 	last := time.Now()
 	res, err := schedule.Reconcile(ctx, schedule.Target{
 		ID: src.ID, Provider: p, Filter: worker.Filter(*src), Catalog: cs, Guard: worker.Guard(*src),
@@ -323,6 +335,7 @@ func cmdScan(ctx context.Context, path, id string, o scanFlags, remote *remoteFl
 	summary := scanSummary(src.ID, res.Listed, res.Matched, res.Added, res.Modified, res.Deleted, res.Duration)
 	if err != nil {
 		fmt.Fprintln(stderr, summary, "— FAILED, no deletions applied")
+		pub.stop()
 		return err
 	}
 	if res.ResumedAfter != "" {
@@ -336,43 +349,13 @@ func cmdScan(ctx context.Context, path, id string, o scanFlags, remote *remoteFl
 	} else {
 		fmt.Fprintln(stdout, summary)
 	}
-	if o.publish {
-		if err := flushOutbox(ctx, cfg, cat, cs, log, stdout); err != nil {
-			return err
-		}
+	if err := pub.finish(); err != nil {
+		return err
 	}
 	if res.Held != nil {
 		// After publishing what did apply: a held scan needs an operator.
 		return fmt.Errorf("scan %s %s", src.ID, res.Held.Error())
 	}
-	return nil
-}
-
-// flushOutbox publishes what the scan left in the outbox.
-func flushOutbox(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, cs *catalog.Source, log *slog.Logger, stdout io.Writer) error {
-	nc, embedded, err := worker.ConnectNATS(cfg.NATS, "syncer-scan", log)
-	if err != nil {
-		return err
-	}
-	defer embedded.Shutdown() // after the connection closes
-	defer nc.Close()
-	n := 0
-	pub, err := events.NewPublisher(nc, events.Options{
-		Stream: cfg.NATS.Stream, SubjectPrefix: cfg.NATS.SubjectPrefix, MaxChanges: cfg.Events.MaxChanges,
-		Instance: cat.InstanceID(), Log: log, OnPublish: func(events.CloudEvent) { n++ },
-	})
-	if err != nil {
-		return err
-	}
-	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := pub.EnsureStream(fctx); err != nil {
-		return fmt.Errorf("publish: ensure stream %s: %w", cfg.NATS.Stream, err)
-	}
-	if err := pub.Flush(fctx, cs); err != nil {
-		return fmt.Errorf("publish (the changes stay in the outbox for the next run): %w", err)
-	}
-	fmt.Fprintf(stdout, "published %d events\n", n)
 	return nil
 }
 
