@@ -8,8 +8,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/imgly/syncer/catalog"
@@ -144,69 +142,11 @@ func list(s string) []string {
 	return out
 }
 
-// fold maps s to a canonical case under Unicode simple case folding: every
-// rune becomes the smallest rune of its folding orbit, so two strings that
-// are equal under simple folding fold to the same string.
-func fold(s string) string {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range s {
-		b.WriteRune(foldRune(r))
-	}
-	return b.String()
-}
+// fold and containsFold are the catalog's folding, which its search blocks
+// hold keys in: a query must fold exactly as they were folded.
+func fold(s string) string { return catalog.Fold(s) }
 
-func foldRune(r rune) rune {
-	if r < utf8.RuneSelf {
-		if 'A' <= r && r <= 'Z' {
-			return r + 'a' - 'A'
-		}
-		return r
-	}
-	m := r
-	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-		m = min(m, f)
-	}
-	return m
-}
-
-// containsFold reports whether s contains the folded q under simple
-// folding. ASCII keys are compared in place, without allocating: this runs
-// for every key of a source on each filtered query.
-func containsFold(s, q string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return strings.Contains(fold(s), q)
-		}
-	}
-	n := len(q)
-	for i := 0; i+n <= len(s); i++ {
-		j := 0
-		for ; j < n; j++ {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != q[j] {
-				break
-			}
-		}
-		if j == n {
-			return true
-		}
-	}
-	return false
-}
+func containsFold(s, q string) bool { return catalog.ContainsFold(s, q) }
 
 // rel is key below the source's prefix.
 func rel(prefix, key string) string {
