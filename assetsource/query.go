@@ -302,7 +302,7 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 			if fast {
 				err = sn.Range(ctx, "", keep)
 			} else {
-				err = sn.RangeMatch(ctx, func(key []byte) bool { return m.match(unsafeString(key)) }, keep)
+				err = m.scan(ctx, sn, keep)
 			}
 			if !fast {
 				res.Total = n
@@ -311,8 +311,7 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 		}
 		h := &topK{q: &q, order: order}
 		n := 0
-		matchAll := m.none()
-		err := sn.RangeMatch(ctx, func(key []byte) bool { return matchAll || m.match(unsafeString(key)) }, func(e catalog.Entry) error {
+		err := m.scan(ctx, sn, func(e catalog.Entry) error {
 			n++
 			if len(h.items) < k {
 				heap.Push(h, e)
@@ -359,7 +358,21 @@ func runCursor(ctx context.Context, sn *catalog.Snapshot, m matcher, q *Query, r
 		res.Total = int(sn.Count)
 		return err
 	}
-	return sn.RangeAfter(ctx, "", match, func(catalog.Entry) error { res.Total++; return nil })
+	return m.scan(ctx, sn, func(catalog.Entry) error { res.Total++; return nil })
+}
+
+// scan calls fn for the entries m accepts, in key order: through the
+// catalog's search (its search blocks read only the text's hits) when the
+// query has text, else one pass over the keys.
+func (m matcher) scan(ctx context.Context, sn *catalog.Snapshot, fn func(catalog.Entry) error) error {
+	if m.none() {
+		return sn.RangeMatch(ctx, func([]byte) bool { return true }, fn)
+	}
+	match := func(key []byte) bool { return m.match(unsafeString(key)) }
+	if m.q.Text != "" {
+		return sn.Search(ctx, m.q.Text, match, fn)
+	}
+	return sn.RangeMatch(ctx, match, fn)
 }
 
 // unsafeString views b as a string for the duration of a match call,
