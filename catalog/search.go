@@ -291,15 +291,18 @@ func (sn *boltSnapshot) Search(ctx context.Context, text string, match func(key 
 // searchHit passes the entry of a record whose text holds the query to fn,
 // when match accepts its key.
 func (sn *boltSnapshot) searchHit(sk []byte, match func(key []byte) bool, fn func(Entry) error) error {
-	key := sn.src.order.FromSortKey(string(sk))
-	if match != nil && !match([]byte(key)) {
+	key := sk // byte order: the sort key is the key
+	if sn.src.order != providers.ByteOrder {
+		key = []byte(sn.src.order.FromSortKey(string(sk)))
+	}
+	if match != nil && !match(key) {
 		return nil
 	}
 	v := sn.objs.Get(sk)
 	if v == nil {
 		return fmt.Errorf("catalog: search record %q without object", sk)
 	}
-	e, err := decodeEntry(key, v)
+	e, err := decodeEntry(string(key), v)
 	if err != nil {
 		return fmt.Errorf("key %q: %w", key, err)
 	}

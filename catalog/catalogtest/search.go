@@ -21,8 +21,15 @@ var searchFragments = []string{"a", "B", "é", "É", "ß", "ẞ", "K", "k", "\u2
 // whose fold contains the text) over a few thousand keys — enough for
 // many blocks — through adds, deletes, renames and an index toggle.
 func testSearch(t *testing.T, c *catalog.Catalog) {
+	for _, order := range []providers.Order{providers.UTF16Order, providers.ByteOrder} {
+		t.Run(order.String(), func(t *testing.T) { testSearchOrder(t, c, order) })
+	}
+}
+
+func testSearchOrder(t *testing.T, c *catalog.Catalog, order providers.Order) {
 	rng := rand.New(rand.NewPCG(12, 34))
-	on := c.Source("s", providers.UTF16Order).Indexed(true)
+	id := "s-" + order.String()
+	on := c.Source(id, order).Indexed(true)
 	keys := map[string]bool{}
 	newKey := func() string {
 		var b strings.Builder
@@ -65,7 +72,7 @@ func testSearch(t *testing.T, c *catalog.Catalog) {
 	add(on, 300)
 	remove(on, 300, true)
 	checkSearch(t, on, keys, rng)
-	off := c.Source("s", providers.UTF16Order)
+	off := c.Source(id, order)
 	remove(off, 100, true)
 	checkSearch(t, off, keys, rng)
 	add(on, 10) // rebuilt from the objects
