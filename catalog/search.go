@@ -252,10 +252,11 @@ func (s *searchBlocks) store(out []byte) error {
 // Search: see Snapshot.Search. Without blocks (a source not indexed, or
 // not committed since) it reports handled false and the caller does a pass.
 func (sn *boltSnapshot) Search(ctx context.Context, text string, match func(key []byte) bool, fn func(Entry) error) (bool, error) {
-	if sn.search == nil || sn.objs == nil || text == "" || bytes.ContainsAny([]byte(text), "\xfe\xff") {
+	t := []byte(text)
+	// A text holding a separator is not folded UTF-8: the pass handles it.
+	if sn.search == nil || sn.objs == nil || len(t) == 0 || bytes.IndexByte(t, recText) >= 0 || bytes.IndexByte(t, recEnd) >= 0 {
 		return false, nil
 	}
-	t := []byte(text)
 	c := sn.search.Cursor()
 	n := 0
 	for k, v := c.First(); k != nil; k, v = c.Next() {
