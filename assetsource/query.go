@@ -8,8 +8,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/imgly/syncer/catalog"
@@ -144,69 +142,11 @@ func list(s string) []string {
 	return out
 }
 
-// fold maps s to a canonical case under Unicode simple case folding: every
-// rune becomes the smallest rune of its folding orbit, so two strings that
-// are equal under simple folding fold to the same string.
-func fold(s string) string {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range s {
-		b.WriteRune(foldRune(r))
-	}
-	return b.String()
-}
+// fold and containsFold are the catalog's folding, which its search blocks
+// hold keys in: a query must fold exactly as they were folded.
+func fold(s string) string { return catalog.Fold(s) }
 
-func foldRune(r rune) rune {
-	if r < utf8.RuneSelf {
-		if 'A' <= r && r <= 'Z' {
-			return r + 'a' - 'A'
-		}
-		return r
-	}
-	m := r
-	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-		m = min(m, f)
-	}
-	return m
-}
-
-// containsFold reports whether s contains the folded q under simple
-// folding. ASCII keys are compared in place, without allocating: this runs
-// for every key of a source on each filtered query.
-func containsFold(s, q string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return strings.Contains(fold(s), q)
-		}
-	}
-	n := len(q)
-	for i := 0; i+n <= len(s); i++ {
-		j := 0
-		for ; j < n; j++ {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != q[j] {
-				break
-			}
-		}
-		if j == n {
-			return true
-		}
-	}
-	return false
-}
+func containsFold(s, q string) bool { return catalog.ContainsFold(s, q) }
 
 // rel is key below the source's prefix.
 func rel(prefix, key string) string {
@@ -362,7 +302,7 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 			if fast {
 				err = sn.Range(ctx, "", keep)
 			} else {
-				err = sn.RangeMatch(ctx, func(key []byte) bool { return m.match(unsafeString(key)) }, keep)
+				err = m.scan(ctx, sn, keep)
 			}
 			if !fast {
 				res.Total = n
@@ -371,8 +311,7 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 		}
 		h := &topK{q: &q, order: order}
 		n := 0
-		matchAll := m.none()
-		err := sn.RangeMatch(ctx, func(key []byte) bool { return matchAll || m.match(unsafeString(key)) }, func(e catalog.Entry) error {
+		err := m.scan(ctx, sn, func(e catalog.Entry) error {
 			n++
 			if len(h.items) < k {
 				heap.Push(h, e)
@@ -419,7 +358,21 @@ func runCursor(ctx context.Context, sn *catalog.Snapshot, m matcher, q *Query, r
 		res.Total = int(sn.Count)
 		return err
 	}
-	return sn.RangeAfter(ctx, "", match, func(catalog.Entry) error { res.Total++; return nil })
+	return m.scan(ctx, sn, func(catalog.Entry) error { res.Total++; return nil })
+}
+
+// scan calls fn for the entries m accepts, in key order: through the
+// catalog's search (its search blocks read only the text's hits) when the
+// query has text, else one pass over the keys.
+func (m matcher) scan(ctx context.Context, sn *catalog.Snapshot, fn func(catalog.Entry) error) error {
+	if m.none() {
+		return sn.RangeMatch(ctx, func([]byte) bool { return true }, fn)
+	}
+	match := func(key []byte) bool { return m.match(unsafeString(key)) }
+	if m.q.Text != "" {
+		return sn.Search(ctx, m.q.Text, match, fn)
+	}
+	return sn.RangeMatch(ctx, match, fn)
 }
 
 // unsafeString views b as a string for the duration of a match call,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"time"
+	"unsafe"
 
 	"github.com/imgly/syncer/providers"
 )
@@ -61,6 +62,14 @@ type SnapshotReader interface {
 	// RangeAfter is RangeMatch from strictly after key ("": the start),
 	// match nil for every entry: a keyset cursor's page.
 	RangeAfter(ctx context.Context, key string, match func(key []byte) bool, fn func(Entry) error) error
+}
+
+// Searcher is a SnapshotReader that answers Snapshot.Search with its own
+// means (bbolt: packed search blocks; PostgreSQL: a trigram index). It
+// reports handled false when it has none for this snapshot, and Search
+// falls back to a pass over every key.
+type Searcher interface {
+	Search(ctx context.Context, text string, match func(key []byte) bool, fn func(Entry) error) (handled bool, err error)
 }
 
 // Catalog is syncer's catalog, on whichever backend holds it.
@@ -227,6 +236,21 @@ func (sn *Snapshot) RangeMatch(ctx context.Context, match func(key []byte) bool,
 // and its own entries, wherever it starts.
 func (sn *Snapshot) RangeAfter(ctx context.Context, key string, match func(key []byte) bool, fn func(Entry) error) error {
 	return sn.r.RangeAfter(ctx, key, match, fn)
+}
+
+// Search is RangeMatch for the entries whose key, folded (Fold), contains
+// text (already folded; "" matches every key), that match (nil: every
+// one) also accepts, in key order. A backend with an index for it (a
+// Searcher) reads only the hits; otherwise it is one pass over the keys.
+func (sn *Snapshot) Search(ctx context.Context, text string, match func(key []byte) bool, fn func(Entry) error) error {
+	if s, ok := sn.r.(Searcher); ok && text != "" {
+		if handled, err := s.Search(ctx, text, match, fn); handled || err != nil {
+			return err
+		}
+	}
+	return sn.r.RangeMatch(ctx, func(key []byte) bool {
+		return ContainsFold(unsafe.String(unsafe.SliceData(key), len(key)), text) && (match == nil || match(key))
+	}, fn)
 }
 
 // Indexed says the snapshot's source has its secondary indexes, so Walk

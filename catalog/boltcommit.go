@@ -14,6 +14,7 @@ type boltCommit struct {
 	s                     *boltSource
 	src, objs, out, marks *bolt.Bucket
 	ix                    *indexes
+	search                *searchBlocks // nil: the source keeps no indexes
 	// bbolt holds on to keys and values until the commit, so they are
 	// carved from one growing arena instead of allocated one by one; a
 	// reallocation leaves the earlier slices on the old array, intact.
@@ -43,6 +44,9 @@ func (s *boltSource) begin(tx *bolt.Tx, n int, now time.Time) (*boltCommit, erro
 	}
 	if err != nil {
 		return nil, fmt.Errorf("indexes: %w", err)
+	}
+	if err := w.beginSearch(); err != nil {
+		return nil, fmt.Errorf("search blocks: %w", err)
 	}
 	return w, nil
 }
@@ -102,6 +106,7 @@ func (w *boltCommit) record(sk []byte, cur *Entry, exists bool, ch Change) error
 			return err
 		}
 	}
+	w.searchChange(sk, exists, &ch)
 	if ch.Op == Deleted {
 		if err := w.objs.Delete(sk); err != nil {
 			return err
@@ -134,6 +139,9 @@ func (w *boltCommit) record(sk []byte, cur *Entry, exists bool, ch Change) error
 
 // finish stores the counters, when anything changed.
 func (w *boltCommit) finish() error {
+	if err := w.search.flush(); err != nil {
+		return fmt.Errorf("search blocks: %w", err)
+	}
 	if len(w.changes) == 0 {
 		return nil
 	}
@@ -141,4 +149,24 @@ func (w *boltCommit) finish() error {
 		return err
 	}
 	return w.src.Put(keyCount, u64(w.count))
+}
+
+// beginSearch opens (building if missing) or drops the search blocks.
+func (w *boltCommit) beginSearch() (err error) {
+	if !w.s.indexed {
+		return dropSearch(w.src)
+	}
+	w.search, err = openSearch(w.src, w.objs, w.s.order)
+	return err
+}
+
+// searchChange notes an add or delete for the search blocks; an update
+// keeps its key, so its record stays as it is.
+func (w *boltCommit) searchChange(sk []byte, exists bool, ch *Change) {
+	switch {
+	case ch.Op == Deleted && exists:
+		w.search.remove(sk)
+	case ch.Op != Deleted && !exists:
+		w.search.add(sk, ch.Object.Key)
+	}
 }

@@ -16,6 +16,8 @@ type boltSnapshot struct {
 	src  *boltSource
 	objs *bolt.Bucket    // nil: the source has no objects yet
 	ix   [3]*bolt.Bucket // mtime, size, name; nil before the first indexed commit
+	// search holds the search blocks (search.go); nil likewise.
+	search *bolt.Bucket
 }
 
 // View calls fn with a snapshot of the source. bbolt would deadlock on a
@@ -30,6 +32,7 @@ func (s *boltSource) View(ctx context.Context, fn func(*Snapshot) error) error {
 			count = getU64(src, keyCount)
 			snap.objs = src.Bucket(objectBucket)
 			snap.ix = [3]*bolt.Bucket{src.Bucket(ixMtime), src.Bucket(ixSize), src.Bucket(ixName)}
+			snap.search = src.Bucket(searchBucket)
 		}
 		return fn(NewSnapshot(seq, count, snap))
 	})

@@ -45,6 +45,7 @@ func Run(t *testing.T, open Open) {
 		{"IndexToggle", testIndexToggle},
 		{"KeyOrder", testKeyOrder},
 		{"RangeAfter", testRangeAfter},
+		{"Search", testSearch},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

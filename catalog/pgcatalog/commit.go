@@ -138,6 +138,9 @@ func (s *source) lock(ctx context.Context, tx pgx.Tx) (seq, count int64, marked 
 			return 0, 0, false, fmt.Errorf("reindex: %w", err)
 		}
 	}
+	if err := s.foldOld(ctx, tx); err != nil {
+		return 0, 0, false, fmt.Errorf("fold keys: %w", err)
+	}
 	return seq, count, marked, nil
 }
 

@@ -68,8 +68,13 @@ func open(ctx context.Context, dsn string, opts Options) (*backend, error) {
 		pool.Close()
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
+	utf8, err := serverUTF8(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
 	lctx, cancel := context.WithCancel(context.Background())
-	b := &backend{pool: pool, instance: instance, log: log, waiters: map[string]chan struct{}{}, cancel: cancel}
+	b := &backend{pool: pool, instance: instance, log: log, waiters: map[string]chan struct{}{}, cancel: cancel, utf8: utf8}
 	b.done.Add(1)
 	go b.listen(lctx, cfg.ConnConfig)
 	return b, nil
@@ -99,6 +104,9 @@ type backend struct {
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{}
+	// utf8: the database stores text as UTF-8, so folded keys can be
+	// kept (search.go); otherwise they stay NULL and queries scan.
+	utf8 bool
 }
 
 func (b *backend) InstanceID() string { return b.instance }

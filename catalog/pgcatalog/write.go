@@ -33,7 +33,7 @@ func (s *source) write(ctx context.Context, tx pgx.Tx, state map[string]*keyStat
 		case st.exists && !st.had:
 			o := &st.cur.Object
 			fresh = append(fresh, []any{s.id, s.indexed, []byte(k), []byte(path.Base(o.Key)), int64(st.cur.Seq), o.Size,
-				fromTime(o.LastModified), o.ETag, o.Version, o.ContentType})
+				fromTime(o.LastModified), o.ETag, o.Version, o.ContentType, s.folded(o.Key)})
 		case st.exists:
 			up.add([]byte(k), &st.cur)
 		case st.had:
@@ -57,7 +57,7 @@ func (s *source) write(ctx context.Context, tx pgx.Tx, state map[string]*keyStat
 	}
 	if len(fresh) > 0 {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"syncer_objects"},
-			[]string{"source", "ix", "sk", "name", "seq", "size", "mtime", "etag", "version", "ctype"}, pgx.CopyFromRows(fresh)); err != nil {
+			[]string{"source", "ix", "sk", "name", "seq", "size", "mtime", "etag", "version", "ctype", "folded"}, pgx.CopyFromRows(fresh)); err != nil {
 			return fmt.Errorf("write objects: %w", err)
 		}
 	}
