@@ -27,17 +27,10 @@ func TestKillOwner(t *testing.T) {
 	for _, id := range []string{"r1", "r2", "r3"} {
 		c.start(id)
 	}
-	spread := func(o map[string]string) bool {
-		seen := map[string]bool{}
-		for _, r := range o {
-			seen[r] = true
-		}
-		return len(seen) == 3
-	}
 	owners := c.waitOwned(ctx, 30*time.Second, spread)
 	t.Logf("owners: %v", owners)
 
-	w := &writer{sizes: map[string]map[int64]bool{}, deleted: map[string]bool{}}
+	w := newWriter(t)
 	wctx, stopWriting := context.WithCancel(ctx)
 	written := make(chan struct{})
 	go w.run(wctx, t, c.dirs, written)
@@ -85,3 +78,12 @@ func tail(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
+
+// spread: each of the three replicas owns a source.
+func spread(o map[string]string) bool {
+	seen := map[string]bool{}
+	for _, r := range o {
+		seen[r] = true
+	}
+	return len(seen) == 3
+}

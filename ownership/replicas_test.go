@@ -273,6 +273,11 @@ type writer struct {
 	mu      sync.Mutex
 	sizes   map[string]map[int64]bool // dir/key -> sizes written
 	deleted map[string]bool
+	tmp     string // on the directories' file system
+}
+
+func newWriter(t *testing.T) *writer {
+	return &writer{sizes: map[string]map[int64]bool{}, deleted: map[string]bool{}, tmp: t.TempDir()}
 }
 
 func (w *writer) run(ctx context.Context, t *testing.T, dirs map[string]string, done chan<- struct{}) {
@@ -300,7 +305,13 @@ func (w *writer) run(ctx context.Context, t *testing.T, dirs map[string]string, 
 			}
 		} else {
 			size := int64(1 + rng.IntN(4000))
-			if err := os.WriteFile(path, bytes.Repeat([]byte("x"), int(size)), 0o600); err != nil {
+			// Written aside and renamed in: a scan must not see a
+			// half-written file, which would be a size never written.
+			tmp := filepath.Join(w.tmp, key)
+			if err := os.WriteFile(tmp, bytes.Repeat([]byte("x"), int(size)), 0o600); err != nil {
+				t.Error(err)
+			}
+			if err := os.Rename(tmp, path); err != nil {
 				t.Error(err)
 			}
 			if w.sizes[id+"/"+key] == nil {
@@ -314,16 +325,21 @@ func (w *writer) run(ctx context.Context, t *testing.T, dirs map[string]string, 
 
 // check verifies the subscriber's view once everything is published: each
 // source's changes 1..lastSeq seen exactly once, none a phantom, and the
-// changes replayed give the directory's files.
+// changes replayed give the directory's files. The writer has stopped; the
+// replicas' scans converge on the directories first.
 func (c *cluster) check(ctx context.Context, s *subscriber, w *writer) {
 	c.t.Helper()
 	for id := range c.dirs {
 		deadline := time.Now().Add(30 * time.Second)
-		for s.maxSeq(id) < c.lastSeq(ctx, id) || c.lastSeq(ctx, id) == 0 {
-			if time.Now().After(deadline) {
-				c.t.Fatalf("%s: subscriber saw through seq %d, catalog is at %d", id, s.maxSeq(id), c.lastSeq(ctx, id))
+		for {
+			diff := c.replayDiff(ctx, s, id)
+			if diff == "" {
+				break
 			}
-			time.Sleep(50 * time.Millisecond)
+			if time.Now().After(deadline) {
+				c.t.Fatalf("%s: the events do not converge on the directory: %s", id, diff)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	s.mu.Lock()
@@ -333,40 +349,55 @@ func (c *cluster) check(ctx context.Context, s *subscriber, w *writer) {
 	for _, d := range s.dups {
 		c.t.Errorf("change published twice: %s", d)
 	}
-	for id, dir := range c.dirs {
+	for id := range c.dirs {
 		last := c.lastSeq(ctx, id)
 		c.t.Logf("%s: %d changes, %d events", id, last, len(s.events[id]))
-		state := map[string]int64{}
+		if n := uint64(len(s.seen[id])); n != last {
+			c.t.Errorf("%s: %d changes seen, catalog has %d", id, n, last)
+		}
 		for seq := uint64(1); seq <= last; seq++ {
 			ch, ok := s.seen[id][seq]
-			if !ok {
-				c.t.Errorf("%s: change %d never published", id, seq)
-				continue
-			}
 			switch {
+			case !ok:
+				c.t.Errorf("%s: change %d never published", id, seq)
 			case ch.Op == "deleted" && !w.deleted[id+"/"+ch.Key]:
 				c.t.Errorf("%s: phantom deletion %d of %s", id, seq, ch.Key)
 			case ch.Op != "deleted" && !w.sizes[id+"/"+ch.Key][ch.Size]:
 				c.t.Errorf("%s: phantom %s %d of %s (size %d)", id, ch.Op, seq, ch.Key, ch.Size)
 			}
-			if ch.Op == "deleted" {
-				delete(state, ch.Key)
-			} else {
-				state[ch.Key] = ch.Size
-			}
-		}
-		if extra := uint64(len(s.seen[id])); extra > last {
-			c.t.Errorf("%s: %d changes seen, catalog has %d", id, extra, last)
-		}
-		files, _ := os.ReadDir(dir)
-		if len(files) != len(state) {
-			c.t.Errorf("%s: replaying the events gives %d objects, the directory holds %d", id, len(state), len(files))
-		}
-		for _, f := range files {
-			info, _ := f.Info()
-			if sz, ok := state[f.Name()]; !ok || sz != info.Size() {
-				c.t.Errorf("%s: %s (size %d) replays as %d, %v", id, f.Name(), info.Size(), sz, ok)
-			}
 		}
 	}
+}
+
+// replayDiff replays source id's events seen so far in sequence order and
+// says how the result differs from the directory ("" when it does not and
+// everything the catalog holds was seen).
+func (c *cluster) replayDiff(ctx context.Context, s *subscriber, id string) string {
+	last := c.lastSeq(ctx, id)
+	s.mu.Lock()
+	state := map[string]int64{}
+	for seq := uint64(1); seq <= last; seq++ {
+		ch, ok := s.seen[id][seq]
+		if !ok {
+			s.mu.Unlock()
+			return fmt.Sprintf("change %d of %d not seen yet", seq, last)
+		}
+		if ch.Op == "deleted" {
+			delete(state, ch.Key)
+		} else {
+			state[ch.Key] = ch.Size
+		}
+	}
+	s.mu.Unlock()
+	files, _ := os.ReadDir(c.dirs[id])
+	if len(files) != len(state) {
+		return fmt.Sprintf("replaying gives %d objects, the directory holds %d", len(state), len(files))
+	}
+	for _, f := range files {
+		info, _ := f.Info()
+		if sz, ok := state[f.Name()]; !ok || sz != info.Size() {
+			return fmt.Sprintf("%s (size %d) replays as %d, %v", f.Name(), info.Size(), sz, ok)
+		}
+	}
+	return ""
 }
