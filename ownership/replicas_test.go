@@ -50,7 +50,7 @@ func TestMain(m *testing.M) {
 type cluster struct {
 	t       *testing.T
 	dsn     string
-	cfgPath string
+	cfg     string // without catalog: each replica's names its DSN
 	dirs    map[string]string // source id -> directory
 	db      *pgx.Conn
 
@@ -85,16 +85,13 @@ func startCluster(t *testing.T, natsURL string, sources int) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dsn: testkit.StartPostgres(t).NewDatabase(t), dirs: map[string]string{}, procs: map[string]*replica{}}
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "nats: {url: %q, stream: HA}\ncatalog: {url: %q}\nhttp: {listen: \"off\"}\nlog: {level: info}\nsources:\n", natsURL, c.dsn)
+	fmt.Fprintf(&cfg, "nats: {url: %q, stream: HA}\nhttp: {listen: \"off\"}\nlog: {level: info}\nsources:\n", natsURL)
 	for i := 1; i <= sources; i++ {
 		id := fmt.Sprintf("s%d", i)
 		c.dirs[id] = t.TempDir()
 		fmt.Fprintf(&cfg, "  - {id: %s, provider: local, path: %q, schedule: \"@every 1s\", settle: 0s}\n", id, c.dirs[id])
 	}
-	c.cfgPath = filepath.Join(t.TempDir(), "syncer.yaml")
-	if err := os.WriteFile(c.cfgPath, []byte(cfg.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	c.cfg = cfg.String()
 	db, err := pgx.Connect(t.Context(), c.dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -113,10 +110,17 @@ func startCluster(t *testing.T, natsURL string, sources int) *cluster {
 	return c
 }
 
-func (c *cluster) start(id string) {
+func (c *cluster) start(id string) { c.startVia(id, c.dsn) }
+
+// startVia starts replica id reaching PostgreSQL at dsn.
+func (c *cluster) startVia(id, dsn string) {
 	c.t.Helper()
+	path := filepath.Join(c.t.TempDir(), "syncer.yaml")
+	if err := os.WriteFile(path, fmt.Appendf(nil, "catalog: {url: %q}\n%s", dsn, c.cfg), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
 	p := &replica{id: id, log: &lockedBuffer{}}
-	p.cmd = exec.Command(binary, "run", "--config", c.cfgPath, "--replica-id", id)
+	p.cmd = exec.Command(binary, "run", "--config", path, "--replica-id", id)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		c.t.Fatal(err)

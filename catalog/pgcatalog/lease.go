@@ -148,3 +148,14 @@ func (l *Leases) List(ctx context.Context) ([]LeaseRow, error) {
 	}
 	return out, nil
 }
+
+// fenceSession bounds how long the server keeps a transaction whose client
+// went silent (a replica paused or cut off mid-commit): its FOR SHARE lock
+// on the lease row would otherwise hold a takeover's UPDATE, and so the
+// failover, for as long as the dead TCP connection lingers. 3 s is half
+// the default lease TTL; a catalog.url that sets the parameter keeps its.
+func fenceSession(params map[string]string) {
+	if _, ok := params["idle_in_transaction_session_timeout"]; !ok {
+		params["idle_in_transaction_session_timeout"] = "3s"
+	}
+}
