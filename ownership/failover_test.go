@@ -78,7 +78,6 @@ func tail(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-
 // spread: each of the three replicas owns a source.
 func spread(o map[string]string) bool {
 	seen := map[string]bool{}

@@ -2,6 +2,7 @@ package ownership_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,11 +49,16 @@ func TestMain(m *testing.M) {
 // cluster is three syncer replicas on one PostgreSQL catalog and one
 // nats-server, with local-directory sources.
 type cluster struct {
-	t       *testing.T
-	dsn     string
-	cfg     string // without catalog: each replica's names its DSN
-	dirs    map[string]string // source id -> directory
-	db      *pgx.Conn
+	t    *testing.T
+	dsn  string
+	cfg  string // without catalog: each replica's names its DSN
+	ids  []string
+	dirs map[string]string // source id -> directory (local sources)
+	// want is each source's objects (key -> size) once everything is
+	// published (nil: its directory's files).
+	want func(id string) map[string]int64
+	http map[string]string // replica -> its http.listen ("off" if none)
+	db   *pgx.Conn
 
 	mu    sync.Mutex
 	procs map[string]*replica
@@ -81,15 +87,31 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// startCluster prepares a cluster of local-directory sources s1..sN.
 func startCluster(t *testing.T, natsURL string, sources int) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dsn: testkit.StartPostgres(t).NewDatabase(t), dirs: map[string]string{}, procs: map[string]*replica{}}
-	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "nats: {url: %q, stream: HA}\nhttp: {listen: \"off\"}\nlog: {level: info}\nsources:\n", natsURL)
+	dirs := map[string]string{}
+	var lines []string
 	for i := 1; i <= sources; i++ {
 		id := fmt.Sprintf("s%d", i)
-		c.dirs[id] = t.TempDir()
-		fmt.Fprintf(&cfg, "  - {id: %s, provider: local, path: %q, schedule: \"@every 1s\", settle: 0s}\n", id, c.dirs[id])
+		dirs[id] = t.TempDir()
+		lines = append(lines, fmt.Sprintf("{id: %s, provider: local, path: %q, schedule: \"@every 1s\", settle: 0s}", id, dirs[id]))
+	}
+	c := newCluster(t, natsURL, lines)
+	c.dirs = dirs
+	return c
+}
+
+// newCluster prepares a cluster whose sources are the YAML flow mappings
+// in sources, with ids s1..sN in order.
+func newCluster(t *testing.T, natsURL string, sources []string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, dsn: testkit.StartPostgres(t).NewDatabase(t), procs: map[string]*replica{}, http: map[string]string{}}
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "nats: {url: %q, stream: HA}\nlog: {level: info}\nsources:\n", natsURL)
+	for i, line := range sources {
+		c.ids = append(c.ids, fmt.Sprintf("s%d", i+1))
+		fmt.Fprintf(&cfg, "  - %s\n", line)
 	}
 	c.cfg = cfg.String()
 	db, err := pgx.Connect(t.Context(), c.dsn)
@@ -116,7 +138,8 @@ func (c *cluster) start(id string) { c.startVia(id, c.dsn) }
 func (c *cluster) startVia(id, dsn string) {
 	c.t.Helper()
 	path := filepath.Join(c.t.TempDir(), "syncer.yaml")
-	if err := os.WriteFile(path, fmt.Appendf(nil, "catalog: {url: %q}\n%s", dsn, c.cfg), 0o600); err != nil {
+	listen := cmp.Or(c.http[id], "off")
+	if err := os.WriteFile(path, fmt.Appendf(nil, "catalog: {url: %q}\nhttp: {listen: %q}\n%s", dsn, listen, c.cfg), 0o600); err != nil {
 		c.t.Fatal(err)
 	}
 	p := &replica{id: id, log: &lockedBuffer{}}
@@ -184,7 +207,7 @@ func (c *cluster) waitOwned(ctx context.Context, d time.Duration, ok func(map[st
 	deadline := time.Now().Add(d)
 	for {
 		o := c.owners(ctx)
-		if len(o) == len(c.dirs) && (ok == nil || ok(o)) {
+		if len(o) == len(c.ids) && (ok == nil || ok(o)) {
 			return o
 		}
 		if time.Now().After(deadline) {
@@ -333,7 +356,7 @@ func (w *writer) run(ctx context.Context, t *testing.T, dirs map[string]string, 
 // replicas' scans converge on the directories first.
 func (c *cluster) check(ctx context.Context, s *subscriber, w *writer) {
 	c.t.Helper()
-	for id := range c.dirs {
+	for _, id := range c.ids {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			diff := c.replayDiff(ctx, s, id)
@@ -341,7 +364,7 @@ func (c *cluster) check(ctx context.Context, s *subscriber, w *writer) {
 				break
 			}
 			if time.Now().After(deadline) {
-				c.t.Fatalf("%s: the events do not converge on the directory: %s", id, diff)
+				c.t.Fatalf("%s: the events do not converge on the source's objects: %s", id, diff)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -353,7 +376,7 @@ func (c *cluster) check(ctx context.Context, s *subscriber, w *writer) {
 	for _, d := range s.dups {
 		c.t.Errorf("change published twice: %s", d)
 	}
-	for id := range c.dirs {
+	for _, id := range c.ids {
 		last := c.lastSeq(ctx, id)
 		c.t.Logf("%s: %d changes, %d events", id, last, len(s.events[id]))
 		if n := uint64(len(s.seen[id])); n != last {
@@ -393,15 +416,29 @@ func (c *cluster) replayDiff(ctx context.Context, s *subscriber, id string) stri
 		}
 	}
 	s.mu.Unlock()
-	files, _ := os.ReadDir(c.dirs[id])
-	if len(files) != len(state) {
-		return fmt.Sprintf("replaying gives %d objects, the directory holds %d", len(state), len(files))
+	want := c.objects(id)
+	if len(want) != len(state) {
+		return fmt.Sprintf("replaying gives %d objects, the source holds %d", len(state), len(want))
 	}
-	for _, f := range files {
-		info, _ := f.Info()
-		if sz, ok := state[f.Name()]; !ok || sz != info.Size() {
-			return fmt.Sprintf("%s (size %d) replays as %d, %v", f.Name(), info.Size(), sz, ok)
+	for key, size := range want {
+		if sz, ok := state[key]; !ok || sz != size {
+			return fmt.Sprintf("%s (size %d) replays as %d, %v", key, size, sz, ok)
 		}
 	}
 	return ""
+}
+
+// objects is what source id holds: c.want's answer, or its directory's.
+func (c *cluster) objects(id string) map[string]int64 {
+	if c.want != nil {
+		return c.want(id)
+	}
+	files, _ := os.ReadDir(c.dirs[id])
+	out := map[string]int64{}
+	for _, f := range files {
+		if info, err := f.Info(); err == nil {
+			out[f.Name()] = info.Size()
+		}
+	}
+	return out
 }
