@@ -191,6 +191,7 @@ func TestRollingRestart(t *testing.T) {
 		c.waitOwned(ctx, 30*time.Second, spread)
 		t.Logf("%s restarted; owners %v", id, c.owners(ctx))
 	}
+	c.checkStatus(ctx, "r2")
 	announced(20)
 	close(stopLoad)
 	<-loaded
@@ -205,4 +206,39 @@ func TestRollingRestart(t *testing.T) {
 		}
 	}()
 	c.check(ctx, sub, w)
+}
+
+// checkStatus reads replica id's /status: its replica id, and each source's
+// owner and lease expiry as the lease table has them.
+func (c *cluster) checkStatus(ctx context.Context, id string) {
+	c.t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.http[id]+"/status", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Replica string `json:"replica"`
+		Sources []struct {
+			ID           string     `json:"id"`
+			Owner        string     `json:"owner"`
+			LeaseExpires *time.Time `json:"leaseExpires"`
+		} `json:"sources"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("/status of %s: %d %v", id, resp.StatusCode, err)
+	}
+	if st.Replica != id {
+		c.t.Errorf("/status replica %q, want %q", st.Replica, id)
+	}
+	owners := c.owners(ctx)
+	for _, s := range st.Sources {
+		if s.Owner != owners[s.ID] || s.LeaseExpires == nil || s.LeaseExpires.IsZero() {
+			c.t.Errorf("/status source %s: owner %q, lease expires %v; the lease table says %q", s.ID, s.Owner, s.LeaseExpires, owners[s.ID])
+		}
+	}
+	if len(st.Sources) != len(c.ids) {
+		c.t.Errorf("/status lists %d sources, want %d", len(st.Sources), len(c.ids))
+	}
 }

@@ -3,6 +3,7 @@ package worker
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -142,7 +143,7 @@ func (w *Worker) schedStatus(id string) (schedule.Status, bool) {
 
 // ErrNotOwner is returned (wrapped) by a scan asked of a replica that does
 // not own the source.
-var ErrNotOwner = fmt.Errorf("source owned by another replica")
+var ErrNotOwner = errors.New("source owned by another replica")
 
 func (w *Worker) scanWith(ctx context.Context, id string, o schedule.ScanOptions) (schedule.Result, error) {
 	s := w.scheduler(id)
