@@ -54,6 +54,7 @@ type Manager struct {
 	mu     sync.Mutex
 	claims map[string]*Claim
 	wg     sync.WaitGroup
+	beat   *pgcatalog.Lease // the last heartbeat, released at the end
 }
 
 // New returns a manager over l.
@@ -86,6 +87,11 @@ func (m *Manager) Run(ctx context.Context) {
 			}
 			m.mu.Unlock()
 			m.wg.Wait()
+			// The heartbeat goes too: the others' share grows at
+			// once, so they take the released sources now.
+			if m.beat != nil {
+				Release(ctx, m.l, *m.beat)
+			}
 			return
 		case <-t.C:
 		}
@@ -114,10 +120,12 @@ func (m *Manager) tick(ctx context.Context) {
 		return
 	}
 	cctx, cancel := m.call(ctx)
-	_, err := m.l.Acquire(cctx, pgcatalog.ReplicaPrefix+m.opts.Replica, m.opts.Replica, m.opts.TTL)
+	beat, err := m.l.Acquire(cctx, pgcatalog.ReplicaPrefix+m.opts.Replica, m.opts.Replica, m.opts.TTL)
 	cancel()
 	if err != nil {
 		m.opts.Log.Warn("ownership: heartbeat failed", "replica", m.opts.Replica, "err", err)
+	} else {
+		m.beat = &beat
 	}
 	m.renew(ctx)
 	cctx, cancel = m.call(ctx)

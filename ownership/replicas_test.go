@@ -283,16 +283,6 @@ func (s *subscriber) add(ev events.CloudEvent) {
 	s.events[d.SourceID] = append(s.events[d.SourceID], ev)
 }
 
-func (s *subscriber) maxSeq(source string) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var n uint64
-	for seq := range s.seen[source] {
-		n = max(n, seq)
-	}
-	return n
-}
-
 // writer uploads, overwrites and deletes files in the sources'
 // directories, remembering every size written per key, so that a
 // published change can be told real or phantom.
