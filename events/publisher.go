@@ -300,6 +300,9 @@ type outbox struct {
 	// is before anything else, so that if the failed attempt did reach
 	// the stream, JetStream drops the retry as a duplicate.
 	unsent *batch
+	// subjSeq is the stream sequence of the subject's last message, for
+	// a fenced source's expected-last-subject-sequence (fence.go).
+	subjSeq uint64
 	// published is the last change JetStream acknowledged; acked the
 	// last the catalog's outbox dropped. Acks trail publishes, in the
 	// background.
@@ -481,6 +484,9 @@ func (p *Publisher) resume(ctx context.Context, o *outbox) error {
 				last, o.restored = 0, true
 			}
 		}
+		if err := p.resumeFence(ctx, o); err != nil {
+			return err
+		}
 		o.resumed, o.next = true, last+1
 		if last > 0 {
 			o.published.Store(last)
@@ -519,6 +525,9 @@ func (p *Publisher) retry(ctx context.Context, sourceID, msg string, fn func() e
 		}
 		if tooBig(err) {
 			return err // not worth retrying as it is: the caller splits
+		}
+		if fenceStops(err) {
+			return err // retrying cannot help: see fence.go
 		}
 		p.setHealth(sourceID, err)
 		p.m.errors.WithLabelValues(sourceID).Inc()
@@ -639,6 +648,11 @@ func (p *Publisher) step(ctx context.Context, o *outbox, coalesce bool) (idle bo
 			return false, nil
 		}
 		o.unsent = b
+		if errors.Is(err, errSubjectMoved) {
+			// Published by someone else meanwhile (or our own attempt
+			// landed unacknowledged): start over from the stream.
+			o.unsent, o.resumed = nil, false
+		}
 		return false, err
 	}
 	o.unsent = nil
@@ -677,9 +691,14 @@ func (p *Publisher) publish(ctx context.Context, o *outbox, b *batch) error {
 	}
 	return p.retry(ctx, sourceID, "publish failed; retrying", func() error {
 		for {
+			pubOpts, err := p.fenceOpts(o)
+			if err != nil {
+				return err
+			}
 			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			ack, err := p.js.PublishMsg(actx, msg, jetstream.WithMsgID(b.ev.ID), jetstream.WithExpectStream(p.opts.Stream))
+			ack, err := p.js.PublishMsg(actx, msg, append(pubOpts, jetstream.WithMsgID(b.ev.ID), jetstream.WithExpectStream(p.opts.Stream))...)
 			cancel()
+			err = p.fenceAcked(o, ack, err)
 			first := !b.tried
 			b.tried = true
 			if err == nil && ack.Duplicate && first && o.restored {

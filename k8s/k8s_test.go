@@ -18,6 +18,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -53,6 +54,7 @@ type kustomization struct {
 	saAnnot    string // the identity annotation on the ServiceAccount
 	podLabels  map[string]string
 	components bool // ServiceMonitor, PrometheusRule and dashboard included
+	ha         bool // replicas on a shared PostgreSQL catalog (checkHA)
 }
 
 var builds = func() []kustomization {
@@ -62,6 +64,7 @@ var builds = func() []kustomization {
 		{dir: "overlays/gcp", provider: "gcs", saAnnot: "iam.gke.io/gcp-service-account"},
 		{dir: "overlays/azure", provider: "azure", saAnnot: "azure.workload.identity/client-id",
 			podLabels: map[string]string{"azure.workload.identity/use": "true"}},
+		{dir: "overlays/ha", provider: "s3", ha: true},
 	}
 	// Each again with every component, as an overlay that uncomments its
 	// components: list builds.
@@ -156,7 +159,7 @@ func build(t *testing.T, dir string, components bool) []object {
 
 var scheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, networkingv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, networkingv1.AddToScheme, policyv1.AddToScheme} {
 		if err := add(s); err != nil {
 			panic(err)
 		}
@@ -258,11 +261,13 @@ func checkBuild(t *testing.T, k kustomization, objs []object, docs string) {
 		t.Fatalf("%d Deployments, want 1", len(deps))
 	}
 	d := deps[0]
-	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
-		t.Error("replicas must be 1: bbolt has one writer")
-	}
-	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
-		t.Errorf("strategy %q, want Recreate: a rolling update would start a second writer on the volume", d.Spec.Strategy.Type)
+	if !k.ha {
+		if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
+			t.Error("replicas must be 1: bbolt has one writer")
+		}
+		if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+			t.Errorf("strategy %q, want Recreate: a rolling update would start a second writer on the volume", d.Spec.Strategy.Type)
+		}
 	}
 	if len(find[*appsv1.StatefulSet](objs)) > 0 {
 		t.Error("a StatefulSet besides the Deployment")
@@ -279,7 +284,11 @@ func checkBuild(t *testing.T, k kustomization, objs []object, docs string) {
 	}
 	checkHTTP(t, cfg, c)
 	checkRestricted(t, pod.Spec)
-	checkVolumes(t, objs, pod.Spec, cfg)
+	if k.ha {
+		checkHA(t, objs, d, cfg)
+	} else {
+		checkVolumes(t, objs, pod.Spec, cfg)
+	}
 	checkServiceAndPolicy(t, objs, pod, c)
 	checkSecretsDocumented(t, pod.Spec, docs)
 
@@ -364,6 +373,9 @@ func checkConfigMap(t *testing.T, objs []object, spec corev1.PodSpec, c corev1.C
 		env[e.Name] = e.Value != "" || e.ValueFrom != nil
 	}
 	lookup := func(name string) (string, bool) {
+		if v, ok := envSamples[name]; ok && env[name] {
+			return v, true // a value of the form its field needs
+		}
 		if env[name] {
 			return "value-of-" + name, true
 		}
@@ -378,6 +390,9 @@ func checkConfigMap(t *testing.T, objs []object, spec corev1.PodSpec, c corev1.C
 	}
 	return cfg
 }
+
+// envSamples are values for the variables whose field checks its form.
+var envSamples = map[string]string{"SYNCER_CATALOG_URL": "postgres://syncer:secret@postgres.syncer.svc:5432/syncer"}
 
 func checkHTTP(t *testing.T, cfg *config.Config, c corev1.Container) {
 	t.Helper()

@@ -66,10 +66,13 @@ func (w *Worker) serveAdminScan(rw http.ResponseWriter, r *http.Request) {
 	// Bound to the request: a client that goes away cancels the scan,
 	// which then applies no deletions.
 	ctx := r.Context()
-	res, err := w.sched.ScanWith(ctx, id, schedule.ScanOptions{AllowMassDelete: allow})
+	res, err := w.scanWith(ctx, id, schedule.ScanOptions{AllowMassDelete: allow})
 	switch {
 	case errors.Is(err, schedule.ErrNoSource):
 		writeError(rw, http.StatusNotFound, fmt.Sprintf("no source %q", id))
+		return
+	case errors.Is(err, ErrNotOwner):
+		writeError(rw, http.StatusConflict, err.Error())
 		return
 	case errors.Is(err, schedule.ErrBusy):
 		writeError(rw, http.StatusConflict, fmt.Sprintf("source %q: a scan is already running; try again when it has ended", id))

@@ -331,7 +331,7 @@ func (w *Worker) readiness() []check {
 		} else {
 			out = append(out, check{name: "publish/" + id, ok: true, msg: "ok", informational: true})
 		}
-		st, _ := w.sched.Status(id)
+		st, _ := w.schedStatus(id)
 		switch {
 		case st.Last == nil:
 			out = append(out, check{name: "scan/" + id, ok: true, msg: "not run yet", informational: true})

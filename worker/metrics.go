@@ -67,7 +67,7 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range c.w.sources {
 		id := s.Config.ID
 		var last, running, overdue float64
-		if st, ok := c.w.sched.Status(id); ok {
+		if st, ok := c.w.schedStatus(id); ok {
 			if !st.LastSuccess.IsZero() {
 				last = float64(st.LastSuccess.UnixNano()) / 1e9
 			}

@@ -32,11 +32,13 @@ const failedAfter = 3
 // Status is the body of GET /status. The field names are a contract: the
 // CLI's `syncer status` reads them.
 type Status struct {
-	Version   string         `json:"version"`
-	Revision  string         `json:"revision"`
-	StartedAt time.Time      `json:"startedAt"`
-	NATS      StatusNATS     `json:"nats"`
-	Sources   []SourceStatus `json:"sources"`
+	Version   string    `json:"version"`
+	Revision  string    `json:"revision"`
+	StartedAt time.Time `json:"startedAt"`
+	// Replica is this process's id (--replica-id, POD_NAME, host name).
+	Replica string         `json:"replica"`
+	NATS    StatusNATS     `json:"nats"`
+	Sources []SourceStatus `json:"sources"`
 }
 
 // StatusNATS is where events go.
@@ -72,6 +74,11 @@ type SourceStatus struct {
 	// schedule; null when it is not resting.
 	RestingUntil  *time.Time           `json:"restingUntil"`
 	Notifications []StatusNotification `json:"notifications"`
+	// Owner is the replica holding the source's lease ("" while none
+	// does); with the embedded catalog, this replica. LeaseExpires is
+	// the lease's expiry by the database's clock (null: no lease).
+	Owner        string     `json:"owner"`
+	LeaseExpires *time.Time `json:"leaseExpires"`
 }
 
 // StatusError is a failed scan's error.
@@ -130,12 +137,18 @@ func (w *Worker) Status(ctx context.Context) (Status, error) {
 			Embedded:  w.embedded != nil,
 		},
 		Sources: []SourceStatus{},
+		Replica: w.replica,
+	}
+	owners, err := w.owners(ctx)
+	if err != nil {
+		return Status{}, err
 	}
 	for _, s := range w.sources {
 		ss, err := w.sourceStatus(ctx, s)
 		if err != nil {
 			return Status{}, err
 		}
+		ss.Owner, ss.LeaseExpires = w.ownerOf(owners, s.Config.ID)
 		st.Sources = append(st.Sources, ss)
 	}
 	return st, nil
@@ -184,7 +197,7 @@ func (w *Worker) sourceStatus(ctx context.Context, s *Source) (SourceStatus, err
 		return ss, err
 	}
 	ss.Objects, ss.LastSeq, ss.PublishedSeq, ss.OutboxPending = c.objects, c.lastSeq, c.published, c.pending
-	if sched, ok := w.sched.Status(sc.ID); ok {
+	if sched, ok := w.schedStatus(sc.ID); ok {
 		if l := sched.Last; l != nil {
 			ss.LastScan = &StatusScan{
 				StartedAt: l.StartedAt.UTC().Truncate(time.Second), DurationSeconds: l.Duration.Seconds(),

@@ -47,6 +47,12 @@ type Options struct {
 	// OnWatching, if set, is called once a local source's directory watch
 	// is in place (changes from then on are seen as they happen).
 	OnWatching func(source string)
+	// Replica is this process's id among replicas sharing a PostgreSQL
+	// catalog ("" : POD_NAME, else the host name; see ReplicaID).
+	Replica string
+	// LeaseTTL and LeaseRenew time the sources' leases with a shared
+	// catalog (zero: ownership.DefaultTTL, DefaultRenew).
+	LeaseTTL, LeaseRenew time.Duration
 }
 
 // Source is one configured source, opened.
@@ -97,6 +103,9 @@ type Worker struct {
 
 	mu            sync.Mutex
 	consumerState map[string]*consumerState
+
+	replica string
+	ha      *ha // nil with the embedded catalog: this process owns every source
 }
 
 // New opens everything cfg describes. Close releases it.
@@ -205,6 +214,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	if w.sched, err = schedule.NewScheduler(jobs, schedule.Options{SpillDir: cfg.Catalog.Path}, w.log, w.reg); err != nil {
 		return nil, err
 	}
+	w.setupHA()
 	if w.assets, err = w.newAssets(); err != nil {
 		return nil, err
 	}
@@ -300,10 +310,17 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.log.Warn("stream not ensured yet; publishing will retry", "stream", w.cfg.NATS.Stream, "err", err)
 		}
 		cancel()
+		if w.ha != nil {
+			return // each source's owner publishes it (ha.go)
+		}
 		w.pub.Run(pctx, outboxes, w.opts.FlushTimeout)
 	}()
 
-	w.sched.Run(ctx) // returns once ctx is done and scans have stopped
+	if w.ha != nil {
+		w.ha.mgr.Run(ctx) // returns once the owned sources stopped and were released
+	} else {
+		w.sched.Run(ctx) // returns once ctx is done and scans have stopped
+	}
 	wg.Wait()
 	stopPub()
 	<-pubDone
@@ -386,13 +403,13 @@ func (w *Worker) Close() {
 // Scan reconciles source id now (unless its reconciliation is running) and
 // returns what it found. The changes are published by Run's publisher.
 func (w *Worker) Scan(ctx context.Context, id string) (schedule.Result, error) {
-	return w.sched.Scan(ctx, id)
+	return w.scanWith(ctx, id, schedule.ScanOptions{})
 }
 
 // ScanWith is Scan with options (AllowMassDelete lifts the source's guard
 // for this scan only).
 func (w *Worker) ScanWith(ctx context.Context, id string, o schedule.ScanOptions) (schedule.Result, error) {
-	return w.sched.ScanWith(ctx, id, o)
+	return w.scanWith(ctx, id, o)
 }
 
 // Guard is the scan guard of a configured source.

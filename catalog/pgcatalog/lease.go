@@ -96,3 +96,66 @@ func (s *source) Fenced(f catalog.Fence) catalog.SourceBackend {
 	c.fence = &f
 	return &c
 }
+
+// querier is what a read needs of a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// fencedOutbox reads the outbox in a transaction that first checks the
+// fence: a replica that lost the lease gets ErrFenced instead of a batch
+// to publish.
+func (s *source) fencedOutbox(ctx context.Context, from uint64, limit int) ([]catalog.Change, error) {
+	var changes []catalog.Change
+	err := pgx.BeginFunc(ctx, s.b.pool, func(tx pgx.Tx) error {
+		if err := s.checkFence(ctx, tx); err != nil {
+			return fmt.Errorf("catalog: outbox %s: %w", s.id, err)
+		}
+		var err error
+		changes, err = s.outbox(ctx, tx, from, limit)
+		return err
+	})
+	return changes, err
+}
+
+// ReplicaPrefix starts the lease-table rows that are replicas' heartbeats
+// rather than sources' leases. Source ids cannot contain ':' (config), so
+// the two never collide.
+const ReplicaPrefix = "replica:"
+
+// LeaseRow is one row of the lease table as List saw it.
+type LeaseRow struct {
+	Lease
+	// Live: unexpired by the database's clock when read.
+	Live bool
+}
+
+// List returns every lease (and replica heartbeat) row.
+func (l *Leases) List(ctx context.Context) ([]LeaseRow, error) {
+	rows, err := l.b.pool.Query(ctx, "SELECT source, owner, token, expires_at, expires_at > now() FROM syncer_leases ORDER BY source")
+	if err != nil {
+		return nil, fmt.Errorf("catalog: list leases: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (LeaseRow, error) {
+		var r LeaseRow
+		var token int64
+		err := row.Scan(&r.Source, &r.Owner, &token, &r.Expires, &r.Live)
+		r.Token = uint64(token)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: list leases: %w", err)
+	}
+	return out, nil
+}
+
+// fenceSession bounds how long the server keeps a transaction whose client
+// went silent (a replica paused or cut off mid-commit): its FOR SHARE lock
+// on the lease row would otherwise hold a takeover's UPDATE, and so the
+// failover, for as long as the dead TCP connection lingers. 3 s is half
+// the default lease TTL; a catalog.url that sets the parameter keeps its.
+func fenceSession(params map[string]string) {
+	if _, ok := params["idle_in_transaction_session_timeout"]; !ok {
+		params["idle_in_transaction_session_timeout"] = "3s"
+	}
+}

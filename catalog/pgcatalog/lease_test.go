@@ -91,3 +91,32 @@ func expire(t *testing.T, dsn, source string) {
 		t.Fatal(err)
 	}
 }
+
+// A fenced source's outbox read checks the lease in its transaction: a
+// replica that lost the lease gets no batch to publish.
+func TestFencedOutbox(t *testing.T) {
+	ctx := t.Context()
+	dsn := testkit.StartPostgres(t).NewDatabase(t)
+	c := open(t, dsn)
+	defer c.Close()
+	l, _ := pgcatalog.LeasesOf(c)
+	a, err := l.Acquire(ctx, "s", "replica-a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := c.Source("s", providers.ByteOrder).Fenced(a.Fence())
+	if _, err := src.Commit(ctx, put("k", "1")); err != nil {
+		t.Fatal(err)
+	}
+	if chs, err := src.Outbox(ctx, 1, 10); err != nil || len(chs) != 1 {
+		t.Fatalf("owner's outbox: %v %v", chs, err)
+	}
+	expire(t, dsn, "s")
+	if _, err := src.Outbox(ctx, 1, 10); !errors.Is(err, catalog.ErrFenced) {
+		t.Fatalf("stale owner's outbox read: %v, want ErrFenced", err)
+	}
+	rows, err := l.List(ctx)
+	if err != nil || len(rows) != 1 || rows[0].Live || rows[0].Owner != "replica-a" {
+		t.Fatalf("lease rows %+v %v: want s's, expired", rows, err)
+	}
+}

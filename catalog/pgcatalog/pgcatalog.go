@@ -51,6 +51,7 @@ func open(ctx context.Context, dsn string, opts Options) (*backend, error) {
 		// pgx's parse errors are not promised to hide the password.
 		return nil, errors.New("catalog.url: not a valid PostgreSQL URL")
 	}
+	fenceSession(cfg.ConnConfig.RuntimeParams)
 	log := opts.Log
 	if log == nil {
 		log = slog.Default()

@@ -214,7 +214,14 @@ func (s *source) LastSeq(ctx context.Context) (uint64, error) {
 func (s *source) Wait() <-chan struct{} { return s.b.waiter(s.id) }
 
 func (s *source) Outbox(ctx context.Context, from uint64, limit int) ([]catalog.Change, error) {
-	rows, err := s.b.pool.Query(ctx, `SELECT seq, op, origin, at, key, size, mtime, etag, version, ctype
+	if s.fence != nil {
+		return s.fencedOutbox(ctx, from, limit)
+	}
+	return s.outbox(ctx, s.b.pool, from, limit)
+}
+
+func (s *source) outbox(ctx context.Context, q querier, from uint64, limit int) ([]catalog.Change, error) {
+	rows, err := q.Query(ctx, `SELECT seq, op, origin, at, key, size, mtime, etag, version, ctype
 		FROM syncer_outbox WHERE source = $1 AND seq >= $2 ORDER BY seq LIMIT $3`, s.id, int64(from), limit)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: outbox %s: %w", s.id, err)

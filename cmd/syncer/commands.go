@@ -87,9 +87,9 @@ func readableDurations(_ []string, a slog.Attr) slog.Attr {
 }
 
 func newRunCmd(stderr io.Writer) *cobra.Command {
-	var path string
+	var path, replica string
 	c := &cobra.Command{
-		Use:   "run [--config FILE]",
+		Use:   "run [--config FILE] [--replica-id ID]",
 		Short: "Run the worker: scan, consume notifications, publish events, serve HTTP",
 		Long: `Run the worker. It scans every source at start (catching up on downtime) and on its schedule,
 consumes bucket notifications, publishes events and serves HTTP (/healthz, /readyz, /metrics,
@@ -101,14 +101,15 @@ embedded NATS server on 127.0.0.1:4222.`,
 		Example: `  syncer run
   syncer run --config syncer.yaml`,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return cmdRun(c.Context(), path, stderr)
+			return cmdRun(c.Context(), path, replica, stderr)
 		},
 	}
 	c.Flags().StringVar(&path, "config", "", "configuration file (default: the embedded default over ./assets)")
+	c.Flags().StringVar(&replica, "replica-id", "", "this replica's id among those sharing a PostgreSQL catalog (default: $POD_NAME, else the host name)")
 	return c
 }
 
-func cmdRun(ctx context.Context, path string, stderr io.Writer) error {
+func cmdRun(ctx context.Context, path, replica string, stderr io.Writer) error {
 	var (
 		cfg *config.Config
 		err error
@@ -125,7 +126,7 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	w, err := worker.New(ctx, cfg, worker.Options{Log: log, Kinds: kinds.All()})
+	w, err := worker.New(ctx, cfg, worker.Options{Log: log, Kinds: kinds.All(), Replica: replica})
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "listen" {
 		// The port was taken between checkPorts and the worker's listen;
