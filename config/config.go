@@ -16,6 +16,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/imgly/syncer/notify"
 	"github.com/imgly/syncer/providers"
 )
 
@@ -392,11 +393,11 @@ const (
 	DefaultSchedule       = "@every 5m"
 	DefaultCoalesceWindow = 250 * time.Millisecond
 	DefaultMaxChanges     = 500
-	// The notification apply path's stat budget (notify.*): 1000 stats a
-	// second, bursts of 200, 16 in flight.
-	DefaultStatRate        = 1000
-	DefaultStatBurst       = 200
-	DefaultStatConcurrency = 16
+	// The notification apply path's stat budget, which the apply path
+	// also falls back on: 1000 stats a second, bursts of 200, 16 in flight.
+	DefaultStatRate        = notify.DefaultStatRate
+	DefaultStatBurst       = notify.DefaultStatBurst
+	DefaultStatConcurrency = notify.DefaultStatConcurrency
 )
 
 // Load reads, expands, decodes and validates the file at path, all but the
@@ -697,13 +698,13 @@ func (s *Source) validateProvider(f string, bad func(field, format string, args 
 	}
 }
 
-// Storage Queue limits, as notify/azure's consumer applies them at start-up.
+// Storage Queue limits, as providers/azure's consumer applies them at start-up.
 const (
 	poisonQueueSuffix  = "-poison"
 	maxQueueVisibility = 7 * 24 * time.Hour
 )
 
-// validateStorageQueue checks what notify/azure.NewQueueConsumer would
+// validateStorageQueue checks what providers/azure.NewQueueConsumer would
 // refuse at start-up, so that `config check` refuses it first.
 func (s *Source) validateStorageQueue(f string, bad func(field, format string, args ...any)) {
 	sq := s.Notifications.StorageQueue
@@ -757,7 +758,7 @@ func (s *Source) validateStorageQueue(f string, bad func(field, format string, a
 }
 
 // derivesQueueURL reports whether the consumer can derive the queue service
-// URL from the blob account URL, as notify/azure does.
+// URL from the blob account URL, as providers/azure does.
 func derivesQueueURL(blobURL string) bool {
 	u, err := neturl.Parse(blobURL)
 	if err != nil || blobURL == "" {

@@ -28,8 +28,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/imgly/syncer/config"
-	azurenotify "github.com/imgly/syncer/notify/azure"
 	"github.com/imgly/syncer/providers"
+	azurenotify "github.com/imgly/syncer/providers/azure"
 	gcsprovider "github.com/imgly/syncer/providers/gcs"
 )
 
@@ -64,7 +64,7 @@ func Check(ctx context.Context, cfg *config.Config, kinds *providers.Registry, o
 	add := func(r ...checkRow) { rows = append(rows, r...) }
 	for i, src := range cfg.Sources {
 		add(checkSource(ctx, kinds, src, fmt.Sprintf("sources[%d]", i))...)
-		add(checkNotifications(ctx, src)...)
+		add(checkNotifications(ctx, kinds, src, fmt.Sprintf("sources[%d]", i))...)
 	}
 	add(checkNATS(ctx, cfg)...)
 
@@ -176,7 +176,7 @@ func checkSource(ctx context.Context, kinds *providers.Registry, src config.Sour
 	return []checkRow{list, stat}
 }
 
-func checkNotifications(ctx context.Context, src config.Source) []checkRow {
+func checkNotifications(ctx context.Context, kinds *providers.Registry, src config.Source, field string) []checkRow {
 	n := src.Notifications
 	var rows []checkRow
 	if n.SQS != nil {
@@ -186,7 +186,7 @@ func checkNotifications(ctx context.Context, src config.Source) []checkRow {
 		rows = append(rows, checkPubSub(ctx, src))
 	}
 	if n.StorageQueue != nil {
-		rows = append(rows, checkStorageQueue(ctx, src))
+		rows = append(rows, checkStorageQueue(ctx, kinds, src, field))
 	}
 	// Webhooks are served by syncer itself: nothing to connect to.
 	if n.Webhook != nil {
@@ -318,10 +318,14 @@ func checkPubSub(ctx context.Context, src config.Source) checkRow {
 // read. Peeking changes nothing (a receive would hide messages from the
 // running worker), and unlike the queue's properties it needs no more than
 // the consumer's role, Storage Queue Data Message Processor.
-func checkStorageQueue(ctx context.Context, src config.Source) checkRow {
+func checkStorageQueue(ctx context.Context, kinds *providers.Registry, src config.Source, field string) checkRow {
 	sq := src.Notifications.StorageQueue
 	row := checkRow{check: "source " + src.ID + " storageQueue", target: sq.Queue}
-	svc, err := azurenotify.QueueService(src)
+	_, c, err := src.Configure(kinds, field)
+	var svc *azqueue.ServiceClient
+	if err == nil {
+		svc, err = azurenotify.QueueService(c.Notifications)
+	}
 	if err != nil {
 		row.err = err
 		return row

@@ -1,0 +1,48 @@
+package notify
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Env is what a source's notification transports are built with: the
+// caller's parts, not the file's.
+type Env struct {
+	App Applier
+	Log *slog.Logger
+	Reg prometheus.Registerer
+}
+
+// Endpoint is one notification transport of a source, as its kind built it:
+// a queue consumer to run, or a webhook to serve.
+type Endpoint struct {
+	// Transport is the transport's name: the key under the source's
+	// notifications and the "transport" label of its metrics ("sqs").
+	Transport string
+	// Name keys a consumer among the worker's ("sqs/<source id>").
+	Name string
+	// Consumer is a queue consumer; nil for a webhook.
+	Consumer Runner
+	// Path and Handler are a webhook's: where it is served
+	// ("/webhooks/s3/<source id>") and the handler, which answers methods
+	// itself.
+	Path    string
+	Handler http.Handler
+}
+
+// Runner is a queue consumer: it runs until ctx ends.
+type Runner interface {
+	Run(ctx context.Context) error
+	LastMessageAt() time.Time
+}
+
+// Offer is a kind's typed notification settings of one source (what
+// providers.Configured.Notifications holds): it builds the transports the
+// source configures, so that the worker wires them without knowing a kind.
+type Offer interface {
+	Endpoints(ctx context.Context, env Env) ([]Endpoint, error)
+}
