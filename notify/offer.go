@@ -46,3 +46,22 @@ type Runner interface {
 type Offer interface {
 	Endpoints(ctx context.Context, env Env) ([]Endpoint, error)
 }
+
+// Check is what a transport's probe found, one row of `syncer config check
+// --connect`.
+type Check struct {
+	// Transport names the transport ("sqs"); Target what was reached.
+	Transport, Target string
+	// Detail says what was found when it went well.
+	Detail string
+	// Err is what failed. When Op is set, Err is the SDK's error from that
+	// call, which the caller shortens to the service's code and message.
+	Op  string
+	Err error
+}
+
+// Prober is an Offer whose transports can be checked without taking a
+// message from them (a receive would hide it from the running worker).
+type Prober interface {
+	Probe(ctx context.Context) []Check
+}

@@ -67,22 +67,10 @@ func NewSQSConsumer(ctx context.Context, n Notifications, app notify.Applier, lo
 	for _, fn := range opts {
 		fn(&o)
 	}
-	region := q.Region
-	if region == "" {
-		region = regionFromQueueURL(q.QueueURL)
-	}
-	if region == "" {
-		region = n.Region
-	}
-	cfg, err := loadAWSConfig(ctx, region, o)
+	client, err := n.sqsClient(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("sqs consumer for source %s: %w", n.Source, err)
 	}
-	client := sqs.NewFromConfig(cfg, func(so *sqs.Options) {
-		if q.Endpoint != "" {
-			so.BaseEndpoint = aws.String(q.Endpoint)
-		}
-	})
 	d := &sqsDriver{client: client, queueURL: q.QueueURL, visibility: q.VisibilityTimeout, wait: q.WaitTime,
 		callTimeout: n.RequestTimeout}
 	if d.visibility <= 0 {
@@ -122,6 +110,29 @@ func NewSQSConsumer(ctx context.Context, n Notifications, app notify.Applier, lo
 		return nil, fmt.Errorf("sqs consumer for source %s: %w", n.Source, err)
 	}
 	return &SQSConsumer{Consumer: kc, client: client, concurrency: concurrency, visibility: d.visibility, wait: d.wait}, nil
+}
+
+// sqsClient is the SQS client of n.SQS, for the consumer and its probe. The
+// region is notifications.sqs.region, else the one in the queue URL, else
+// s3.region.
+func (n Notifications) sqsClient(ctx context.Context, o options) (*sqs.Client, error) {
+	q := n.SQS
+	region := q.Region
+	if region == "" {
+		region = regionFromQueueURL(q.QueueURL)
+	}
+	if region == "" {
+		region = n.Region
+	}
+	cfg, err := loadAWSConfig(ctx, region, o)
+	if err != nil {
+		return nil, err
+	}
+	return sqs.NewFromConfig(cfg, func(so *sqs.Options) {
+		if q.Endpoint != "" {
+			so.BaseEndpoint = aws.String(q.Endpoint)
+		}
+	}), nil
 }
 
 // regionFromQueueURL reads the region of an AWS queue URL
