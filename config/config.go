@@ -302,11 +302,12 @@ func (a *Assets) EffectiveTTL() time.Duration {
 }
 
 // S3, GCS and Azure are the YAML shape of the kinds' blocks, kept in Source
-// so that the file decodes strictly and notify/<cloud> can read them. Their
-// meaning — validation, defaults, what the adapter does with them — is the
-// kind's own Config (providers/s3.Config, …), decoded by its Descriptor;
-// ParseFor writes its defaults back here. They go when notify/<cloud> moves
-// into providers/<cloud> and reads the typed Config instead.
+// so that the file decodes strictly (and Sources built in code, in tests,
+// can set them). Their meaning — validation, defaults, what the adapter and
+// the notification transports do with them — is the kind's own Config and
+// Notifications (providers/s3.Config, …), decoded by its Descriptor;
+// ParseFor writes its defaults back here. Nothing outside config reads them
+// to run a source.
 
 // S3 holds S3 and S3-compatible settings. Credentials come from the standard
 // AWS chain (environment, shared config, IRSA), never from this file.

@@ -285,7 +285,7 @@ func queueURLFromBlobURL(blobURL string) (string, error) {
 
 func queueMissing(err error) bool {
 	var re *ResponseError
-	if errors.As(Redact(err), &re) {
+	if errors.As(redact(err), &re) {
 		return re.Code == string(queueerror.QueueNotFound) || (re.Code == "" && re.StatusCode == http.StatusNotFound)
 	}
 	return false

@@ -53,7 +53,7 @@ func (d *queueDriver) Receive(ctx context.Context, max int) ([]*notify.Message, 
 	defer cancel()
 	resp, err := d.queue.DequeueMessages(dctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: &n, VisibilityTimeout: &vtSec})
 	if err != nil {
-		return nil, fmt.Errorf("azure queue %s: dequeue: %w", d.queueName, Redact(err))
+		return nil, fmt.Errorf("azure queue %s: dequeue: %w", d.queueName, redact(err))
 	}
 	msgs := make([]*notify.Message, 0, len(resp.Messages))
 	for _, m := range resp.Messages {
@@ -98,7 +98,7 @@ func (d *queueDriver) Extend(ctx context.Context, msgs []*notify.Message) error 
 		defer cancel()
 		resp, err := d.queue.UpdateMessage(uctx, r.id, r.pop, r.text, &azqueue.UpdateMessageOptions{VisibilityTimeout: &vtSec})
 		if err != nil {
-			r.lost = goneError(Redact(err))
+			r.lost = goneError(redact(err))
 			return err
 		}
 		if resp.PopReceipt != nil {
@@ -120,7 +120,7 @@ func (d *queueDriver) each(msgs []*notify.Message, fn func(*receipt) error) erro
 		wg.Go(func() {
 			defer func() { <-sem }()
 			if err := fn(r); err != nil {
-				errs[i] = fmt.Errorf("azure queue message %s: %w", r.id, Redact(err))
+				errs[i] = fmt.Errorf("azure queue message %s: %w", r.id, redact(err))
 			}
 		})
 	}
@@ -146,7 +146,7 @@ func (d *queueDriver) DeadLetter(ctx context.Context, m *notify.Message) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("azure poison queue: %w", Redact(err))
+		return fmt.Errorf("azure poison queue: %w", redact(err))
 	}
 	return nil
 }

@@ -98,7 +98,7 @@ func (e *envelope) parseEventBridge() (Result, error) {
 		Object: providers.Object{
 			Key:     key,
 			Size:    d.Object.Size.n,
-			ETag:    NormalizeETag(d.Object.ETag),
+			ETag:    normalizeETag(d.Object.ETag),
 			Version: versionOf(d.Object.VersionID),
 		},
 	}

@@ -364,7 +364,7 @@ func parseRecord(raw json.RawMessage, i int) (notify.Event, *Skip) {
 		Object: providers.Object{
 			Key:         key,
 			Size:        r.S3.Object.Size.n,
-			ETag:        NormalizeETag(r.S3.Object.ETag),
+			ETag:        normalizeETag(r.S3.Object.ETag),
 			Version:     versionOf(r.S3.Object.VersionID),
 			ContentType: r.S3.Object.ContentType,
 		},
@@ -491,5 +491,5 @@ func (f flexInt) present() bool { return f.ok && f.raw != "" && f.raw != "null" 
 
 // completeObject says a create names the object's size and ETag.
 func completeObject(size flexInt, etag string) bool {
-	return size.present() && NormalizeETag(etag) != ""
+	return size.present() && normalizeETag(etag) != ""
 }

@@ -125,7 +125,7 @@ func fromListed(c *types.Object) providers.Object {
 	return providers.Object{
 		Key:          aws.ToString(c.Key),
 		Size:         aws.ToInt64(c.Size),
-		ETag:         NormalizeETag(aws.ToString(c.ETag)),
+		ETag:         normalizeETag(aws.ToString(c.ETag)),
 		LastModified: aws.ToTime(c.LastModified).UTC(),
 	}
 }
@@ -143,16 +143,16 @@ func (p *Provider) Stat(ctx context.Context, key string) (providers.Object, erro
 	return providers.Object{
 		Key:          key,
 		Size:         aws.ToInt64(out.ContentLength),
-		ETag:         NormalizeETag(aws.ToString(out.ETag)),
+		ETag:         normalizeETag(aws.ToString(out.ETag)),
 		LastModified: aws.ToTime(out.LastModified).UTC(),
 		ContentType:  aws.ToString(out.ContentType),
 	}, nil
 }
 
-// NormalizeETag is the form of an S3 ETag syncer stores: without the quotes
+// normalizeETag is the form of an S3 ETag syncer stores: without the quotes
 // listings and HEAD put around it. Notifications go through it too, so that
 // a key seen by both compares equal.
-func NormalizeETag(s string) string { return strings.Trim(s, `"`) }
+func normalizeETag(s string) string { return strings.Trim(s, `"`) }
 
 // classify maps an SDK error to a provider error kind.
 func classify(err error) error {
