@@ -194,6 +194,12 @@ type Source struct {
 	// once, complete. Unset: local.DefaultSettle; 0 announces files as soon
 	// as a scan sees them.
 	Settle *time.Duration `yaml:"settle"`
+	// Watch (local provider) turns the directory watch off with false;
+	// unset or true, changes are seen as they happen (see scale.go).
+	Watch *bool `yaml:"watch"`
+	// ListConcurrency is how many key ranges a scan lists at once; 0 picks
+	// it from the bucket, 1 lists in one sequence (see scale.go).
+	ListConcurrency int `yaml:"listConcurrency"`
 
 	// Guard is the mass-deletion guard: a scan that would delete more than
 	// it allows applies its additions and modifications, not its deletions.
@@ -642,6 +648,7 @@ func (c *Config) Validate() error {
 		}
 		s.validateProvider(f, bad)
 		s.validateCalls(f, bad)
+		s.validateScale(f, bad)
 		s.validateAssets(f, bad)
 	}
 	return errors.Join(errs...)

@@ -308,11 +308,8 @@ type outbox struct {
 	acked     uint64
 	ackKick   chan struct{}
 	// lastPublish is when the last event was acknowledged: the coalescing
-	// window runs from it (see gather); lastChange is when its last change
-	// was committed; stretch is log2 of the windows the next one lasts.
+	// window runs from it (see gather).
 	lastPublish time.Time
-	lastChange  time.Time
-	stretch     uint
 }
 
 // batch is an event and the changes of its range, listed or skipped.
@@ -648,7 +645,7 @@ func (p *Publisher) step(ctx context.Context, o *outbox, coalesce bool) (idle bo
 	o.published.Store(d.LastSeq)
 	o.kickAcks()
 	now := time.Now()
-	o.lastPublish, o.lastChange = now, b.changes[len(b.changes)-1].At
+	o.lastPublish = now
 	for _, c := range b.changes {
 		p.m.latency.Observe(now.Sub(c.At).Seconds())
 	}
@@ -728,18 +725,14 @@ func (p *Publisher) message(sourceID string, ev CloudEvent) (*nats.Msg, error) {
 // finds the source quiet (no event published within the window) goes out
 // at once; changes arriving within the window after an event are gathered
 // and go out together when it ends, or as soon as maxChanges are pending.
-// While changes keep coming, each window that had to be waited out doubles
-// the next one, up to maxStretch windows; a change after a quiet window
-// (none committed within a window before it) starts over. So an isolated
-// change waits for nothing, and a burst costs the first change's event plus
-// a few: 1 + 1 + 2 + 4 windows cover seven windows of changes (1.75 s at the
-// default 250 ms) in four events. It returns the pending changes then (nil
-// when ctx ended).
+// So an isolated change waits for nothing, and no change waits longer than
+// one window: a burst costs one event per window it lasts, plus the first.
+// (Stretching the window while changes keep coming cut a burst's events but
+// made a steady stream's changes wait several windows — the window is the
+// bound users set, so it stays the bound.) It returns the pending changes
+// then (nil when ctx ended).
 func (p *Publisher) gather(ctx context.Context, o *outbox, changes []catalog.Change) ([]catalog.Change, error) {
-	if changes[0].At.Sub(o.lastChange) >= p.opts.Window {
-		o.stretch = 0
-	}
-	wait := time.Until(o.lastPublish.Add(p.opts.Window << o.stretch))
+	wait := time.Until(o.lastPublish.Add(p.opts.Window))
 	if wait <= 0 {
 		return changes, nil
 	}
@@ -751,7 +744,6 @@ func (p *Publisher) gather(ctx context.Context, o *outbox, changes []catalog.Cha
 		case <-ctx.Done():
 			return nil, nil
 		case <-t.C:
-			o.stretch = min(o.stretch+1, maxStretch)
 			return o.src.Outbox(ctx, from, p.opts.MaxChanges)
 		case <-o.src.Wait():
 			more, err := o.src.Outbox(ctx, from, p.opts.MaxChanges)
@@ -761,10 +753,6 @@ func (p *Publisher) gather(ctx context.Context, o *outbox, changes []catalog.Cha
 		}
 	}
 }
-
-// maxStretch bounds how far a busy source's window grows: 2^2 = 4 windows,
-// 1 s at the default 250 ms, the longest a change of a long burst waits.
-const maxStretch = 2
 
 // headroom is what the headers of an event take besides its id, with
 // room for an id suffix (see publish) and what NATS adds.

@@ -39,6 +39,15 @@ func TestEditorInBrowser(t *testing.T) {
 			t.Logf("browser over %s: %v", transport, res)
 		})
 	}
+	// The README's walk-through: a local source like the embedded default's
+	// ./assets, its files served by syncer through serve.mjs's proxy.
+	t.Run("local", func(t *testing.T) {
+		s := livetest.Start(t, livetest.Options{Local: []string{"assets"}})
+		cmd := exec.Command(node, "editor/test/browser.mjs")
+		cmd.Env = append(os.Environ(), "SYNCER_URL="+s.URL, "SOURCE=assets")
+		res := s.Run(t, 3*time.Minute, cmd)
+		t.Logf("browser, local source: %v", res)
+	})
 }
 
 // TestBrowserLatency is the browser benchmark of docs/benchmarks.md: bucket

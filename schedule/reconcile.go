@@ -33,6 +33,9 @@ type Target struct {
 	// Guard, if set, holds the deletions of a scan that would delete too
 	// much (nil: no limit).
 	Guard *Guard
+	// ListConcurrency is how many key ranges the listing reads at once
+	// (providers.WalkParallel); 1 or less lists in one sequence.
+	ListConcurrency int
 }
 
 // Guard is the mass-deletion guard of a source (config: guard).
@@ -191,7 +194,8 @@ func reconcile(ctx context.Context, t Target, opts Options) (Result, error) {
 	}
 	r.com = startCommitter(ctx, t.Catalog, progress)
 
-	err = providers.WalkAfter(ctx, t.Provider, t.Filter.Prefix, r.resumed, r.page)
+	err = providers.WalkParallel(ctx, t.Provider, t.Filter.Prefix, r.resumed,
+		providers.ParallelOptions{Concurrency: t.ListConcurrency}, r.page)
 	if err == nil && r.resumed == "" {
 		// Whatever the catalog holds after the last listed key is gone.
 		err = r.collectDeletes(ctx)

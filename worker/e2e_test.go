@@ -47,6 +47,11 @@ func testConfig(t testing.TB, natsURL string, src config.Source) *config.Config 
 		// of its own.
 		src.Settle = new(time.Duration)
 	}
+	if src.Provider == "local" && src.Watch == nil {
+		// These tests drive scans; the watch has tests of its own
+		// (localwatch_test.go).
+		src.Watch = new(bool)
+	}
 	cfg.Sources = []config.Source{src}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

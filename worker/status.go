@@ -97,7 +97,7 @@ type StatusScan struct {
 
 // StatusNotification is one notification transport of a source.
 type StatusNotification struct {
-	// Transport is sqs, webhook, pubsub, storageQueue or eventGrid.
+	// Transport is sqs, webhook, pubsub, storageQueue, eventGrid or watch.
 	Transport string `json:"transport"`
 	// State is running, restarting or failed (consumers) or serving
 	// (webhooks).

@@ -44,6 +44,9 @@ type Options struct {
 	// SSEHeartbeat is the interval of the event streams' heartbeat
 	// comments (0: live.DefaultHeartbeat); tests shorten it.
 	SSEHeartbeat time.Duration
+	// OnWatching, if set, is called once a local source's directory watch
+	// is in place (changes from then on are seen as they happen).
+	OnWatching func(source string)
 }
 
 // Source is one configured source, opened.
@@ -81,6 +84,8 @@ type Worker struct {
 	webhooks  map[string]http.Handler // pattern -> handler
 	listener  net.Listener
 	opts      Options
+
+	watchFallbacks *prometheus.CounterVec // local watches' fallback scans (localwatch.go)
 
 	notifiers []*notifier
 	auth      authPolicy
@@ -138,13 +143,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 			return nil, err
 		}
 		w.sources = append(w.sources, s)
-		// Notifications name a bucket; a kind without one has none.
-		if s.Kind.Bucket != "" {
-			routes = append(routes, notify.Route{
-				SourceID: sc.ID, Provider: sc.Provider, Bucket: s.Kind.Bucket,
-				Filter: Filter(sc), Store: s.Provider, Catalog: s.Catalog,
-			})
+		// Notifications name a bucket; a kind without one (local) gets its
+		// directory watch's (localwatch.go).
+		bucket := s.Kind.Bucket
+		if bucket == "" {
+			bucket = localBucket(sc.ID)
 		}
+		routes = append(routes, notify.Route{
+			SourceID: sc.ID, Provider: sc.Provider, Bucket: bucket,
+			Filter: Filter(sc), Store: s.Provider, Catalog: s.Catalog,
+		})
 	}
 	if w.router, err = notify.NewRouter(routes, notify.RouterOptions{
 		StatRate: cfg.Notify.StatRate, StatBurst: cfg.Notify.StatBurst, StatConcurrency: cfg.Notify.StatConcurrency,
@@ -153,9 +161,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	}); err != nil {
 		return nil, err
 	}
+	if w.watchFallbacks, err = newWatchFallbacks(w.reg); err != nil {
+		return nil, err
+	}
 	for _, s := range w.sources {
 		if err := w.addNotifications(ctx, s); err != nil {
 			return nil, fmt.Errorf("source %s: notifications: %w", s.Config.ID, err)
+		}
+		if s.Config.Watching() {
+			if err := w.addLocalWatch(s); err != nil {
+				return nil, err
+			}
 		}
 	}
 
@@ -183,6 +199,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	for _, s := range w.sources {
 		jobs = append(jobs, schedule.Job{Spec: s.Config.Schedule, Target: schedule.Target{
 			ID: s.Config.ID, Provider: s.Provider, Filter: Filter(s.Config), Catalog: s.Catalog, Guard: Guard(s.Config),
+			ListConcurrency: ListConcurrency(s.Config),
 		}})
 	}
 	if w.sched, err = schedule.NewScheduler(jobs, schedule.Options{SpillDir: cfg.Catalog.Path}, w.log, w.reg); err != nil {

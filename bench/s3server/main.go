@@ -40,16 +40,17 @@ func main() {
 	n := flag.Int("n", 0, "objects to put before reporting ready")
 	workers := flag.Int("workers", 16, "concurrent writers")
 	via := flag.String("via", "backend", `how to fill: "backend" (straight into the s3mem store, fast) or "http" (PutObject through the S3 API)`)
+	listDelay := flag.Duration("listdelay", 0, "latency added to every list request (real S3 answers a page in 50-300 ms)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("s3server: ")
 
-	if err := run(*addr, *bucket, *n, *workers, *via); err != nil {
+	if err := run(*addr, *bucket, *n, *workers, *via, *listDelay); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(addr, bucket string, n, workers int, via string) error {
+func run(addr, bucket string, n, workers int, via string, listDelay time.Duration) error {
 	if via != "backend" && via != "http" {
 		return fmt.Errorf("-via %q: want backend or http", via)
 	}
@@ -67,7 +68,7 @@ func run(addr, bucket string, n, workers int, via string) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: gofakes3.New(backend).Server(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: delayLists(gofakes3.New(backend).Server(), listDelay), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	url := "http://" + ln.Addr().String()
@@ -155,4 +156,24 @@ func fill(ctx context.Context, n, workers int, put func(key string, body []byte)
 		return firstErr
 	}
 	return ctx.Err()
+}
+
+// delayLists answers each list request (a GET of the bucket: ListObjectsV2)
+// d late, the way a store far away does: the latency-injecting proxy of the
+// parallel listing benchmark, in this process so that it costs the measured
+// client nothing.
+func delayLists(h http.Handler, d time.Duration) http.Handler {
+	if d <= 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Query().Has("list-type") {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -67,8 +67,10 @@ nats: {url: %q}
 catalog: {path: %q}
 http: {listen: "127.0.0.1:%d", auth: {adminTokens: ["the-admin-token"]}}
 sources:
-  - {id: loc, provider: local, path: %q, settle: 0s, schedule: "@every 1h"}
+  - {id: loc, provider: local, path: %q, settle: 0s, schedule: "@every 1h", watch: false}
 `, n.URL, t.TempDir(), port, dir))
+	// watch: false: the watch would delete each file as it goes (a
+	// notification is not held), and this is the scan's guard.
 	p := start(t, nil, "run", "--config", path)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitHTTP(t, url+"/healthz", p)

@@ -16,6 +16,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +39,10 @@ const WebhookToken = "livetest-webhook-token"
 type Options struct {
 	// Sources are the source ids; each is a bucket of the same name.
 	Sources []string
+	// Local are ids of local sources, each a directory (Syncer.Dir) scanned
+	// every 2 s like the embedded default's ./assets; Put and Delete on
+	// them write and remove files.
+	Local []string
 	// Configure, if set, adjusts the configuration before it is validated
 	// (tokens, CORS, event settings).
 	Configure func(*config.Config)
@@ -52,6 +58,7 @@ type Syncer struct {
 	URL string
 
 	cfg      *config.Config
+	dirs     map[string]string
 	hookBase atomic.Pointer[string] // where the S3 server announces changes; nil while stopped
 	hookErrs atomic.Int64
 
@@ -65,10 +72,19 @@ type Syncer struct {
 // source is over, so that what a test uploads next is a change.
 func Start(t testing.TB, o Options) *Syncer {
 	t.Helper()
-	s := &Syncer{}
+	s := &Syncer{dirs: map[string]string{"": t.TempDir()}} // "": where files are written before the rename
 	s.S3 = testkit.StartS3(t, s.announce)
+	// WebSocket clients get the read-only user the embedded server's
+	// nats.websocket gives browsers (worker.BrowserPermissions); TCP
+	// clients (syncer, the tests' own subscribers) every permission.
 	s.NATS = testkit.StartNATSWith(t, t.TempDir(), func(no *natsserver.Options) {
-		no.Websocket = natsserver.WebsocketOpts{Host: "127.0.0.1", Port: -1, NoTLS: true}
+		no.Websocket = natsserver.WebsocketOpts{Host: "127.0.0.1", Port: -1, NoTLS: true, NoAuthUser: "browser"}
+		no.Users = []*natsserver.User{
+			{Username: "syncer", Password: "unused-syncer", AllowedConnectionTypes: map[string]struct{}{"STANDARD": {}}},
+			{Username: "browser", Password: "unused-browser", AllowedConnectionTypes: map[string]struct{}{"WEBSOCKET": {}},
+				Permissions: worker.BrowserPermissions(config.DefaultStream, "syncer.changed")},
+		}
+		no.NoAuthUser = "syncer"
 	})
 	s.WSURL = s.NATS.Server.WebsocketURL()
 	cfg, err := config.Parse([]byte("nats: {url: embedded}\n"), func(string) (string, bool) { return "", false })
@@ -84,6 +100,10 @@ func Start(t testing.TB, o Options) *Syncer {
 		src.Assets.URI, src.Assets.TTL = config.AssetURIPresign, time.Hour
 		src.Notifications.Webhook = &config.Webhook{Token: WebhookToken}
 		cfg.Sources = append(cfg.Sources, src)
+	}
+	for _, id := range o.Local {
+		s.dirs[id] = t.TempDir()
+		cfg.Sources = append(cfg.Sources, config.Source{ID: id, Provider: "local", Path: s.dirs[id], Schedule: "@every 2s"})
 	}
 	if o.Configure != nil {
 		o.Configure(cfg)
@@ -160,15 +180,40 @@ func waitScan(t testing.TB, ctx context.Context, w *worker.Worker, id string) {
 	}
 }
 
-// Put writes an object; the S3 server then announces it to syncer.
+// Dir is the directory of local source id.
+func (s *Syncer) Dir(id string) string { return s.dirs[id] }
+
+// Put writes an object; the S3 server then announces it to syncer. On a
+// local source it writes the file (written outside the source and renamed
+// into it, so that a scan never sees half of it).
 func (s *Syncer) Put(t testing.TB, bucket, key string, body []byte, contentType string) {
 	t.Helper()
+	if dir, ok := s.dirs[bucket]; ok {
+		path := filepath.Join(dir, filepath.FromSlash(key))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		part := filepath.Join(s.dirs[""], filepath.Base(path))
+		if err := os.WriteFile(part, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(part, path); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	s.S3.Put(t, bucket, key, body, contentType)
 }
 
 // Delete removes an object; the S3 server then announces it to syncer.
 func (s *Syncer) Delete(t testing.TB, bucket, key string) {
 	t.Helper()
+	if dir, ok := s.dirs[bucket]; ok {
+		if err := os.Remove(filepath.Join(dir, filepath.FromSlash(key))); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	s.S3.Delete(t, bucket, key)
 }
 

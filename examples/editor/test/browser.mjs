@@ -17,6 +17,12 @@ try {
   const shown = (key) => page.waitForSelector(`#assets li[data-key="${key}"]`, { timeout: 30000 });
   const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
 
+  // Two files that stay: deleting the only files of a local source would be
+  // a scan emptying it, which the mass-deletion guard holds.
+  for (const k of ['photos/keep-1.png', 'photos/keep-2.png']) {
+    await op({ op: 'put', bucket: source, key: k, body: png, contentType: 'image/png' });
+  }
+  await shown('photos/keep-2.png');
   await op({ op: 'put', bucket: source, key: 'photos/hello.png', body: png, contentType: 'image/png' });
   await shown('photos/hello.png');
   // The thumbnail is the object itself, fetched by the browser from the URL syncer gave.
