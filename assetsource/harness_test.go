@@ -47,7 +47,7 @@ func newS3(t *testing.T) *store {
 	srv.CreateBucket(t, "media")
 	cfg := srv.SourceConfig("media", "media")
 	cfg.Assets.Index = true // S3 and local answer from the indexes, GCS and Azure by a pass: the same suite covers both
-	p, err := s3.New(context.Background(), srv.ProviderConfig("media"))
+	p, err := s3.New(context.Background(), s3.Config(srv.ProviderConfig("media")))
 	if err != nil {
 		t.Fatal(err)
 	}

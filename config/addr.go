@@ -81,7 +81,7 @@ func checkHostPort(v string) error {
 }
 
 // checkQueueName applies Azure Storage Queue naming rules (as
-// notify/azure's consumer does at start-up).
+// providers/azure's consumer does at start-up).
 func checkQueueName(n string) error {
 	if len(n) < 3 || len(n) > 63 || n[0] == '-' || n[len(n)-1] == '-' || strings.Contains(n, "--") {
 		return fmt.Errorf("%q is not a queue name: 3 to 63 characters, no leading, trailing or double hyphen", n)

@@ -16,6 +16,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/imgly/syncer/notify"
 	"github.com/imgly/syncer/providers"
 )
 
@@ -307,11 +308,12 @@ func (a *Assets) EffectiveTTL() time.Duration {
 }
 
 // S3, GCS and Azure are the YAML shape of the kinds' blocks, kept in Source
-// so that the file decodes strictly and notify/<cloud> can read them. Their
-// meaning — validation, defaults, what the adapter does with them — is the
-// kind's own Config (providers/s3.Config, …), decoded by its Descriptor;
-// ParseFor writes its defaults back here. They go when notify/<cloud> moves
-// into providers/<cloud> and reads the typed Config instead.
+// so that the file decodes strictly (and Sources built in code, in tests,
+// can set them). Their meaning — validation, defaults, what the adapter and
+// the notification transports do with them — is the kind's own Config and
+// Notifications (providers/s3.Config, …), decoded by its Descriptor;
+// ParseFor writes its defaults back here. Nothing outside config reads them
+// to run a source.
 
 // S3 holds S3 and S3-compatible settings. Credentials come from the standard
 // AWS chain (environment, shared config, IRSA), never from this file.
@@ -398,11 +400,11 @@ const (
 	DefaultSchedule       = "@every 5m"
 	DefaultCoalesceWindow = 250 * time.Millisecond
 	DefaultMaxChanges     = 500
-	// The notification apply path's stat budget (notify.*): 1000 stats a
-	// second, bursts of 200, 16 in flight.
-	DefaultStatRate        = 1000
-	DefaultStatBurst       = 200
-	DefaultStatConcurrency = 16
+	// The notification apply path's stat budget, which the apply path
+	// also falls back on: 1000 stats a second, bursts of 200, 16 in flight.
+	DefaultStatRate        = notify.DefaultStatRate
+	DefaultStatBurst       = notify.DefaultStatBurst
+	DefaultStatConcurrency = notify.DefaultStatConcurrency
 )
 
 // Load reads, expands, decodes and validates the file at path, all but the
@@ -704,13 +706,13 @@ func (s *Source) validateProvider(f string, bad func(field, format string, args 
 	}
 }
 
-// Storage Queue limits, as notify/azure's consumer applies them at start-up.
+// Storage Queue limits, as providers/azure's consumer applies them at start-up.
 const (
 	poisonQueueSuffix  = "-poison"
 	maxQueueVisibility = 7 * 24 * time.Hour
 )
 
-// validateStorageQueue checks what notify/azure.NewQueueConsumer would
+// validateStorageQueue checks what providers/azure.NewQueueConsumer would
 // refuse at start-up, so that `config check` refuses it first.
 func (s *Source) validateStorageQueue(f string, bad func(field, format string, args ...any)) {
 	sq := s.Notifications.StorageQueue
@@ -764,7 +766,7 @@ func (s *Source) validateStorageQueue(f string, bad func(field, format string, a
 }
 
 // derivesQueueURL reports whether the consumer can derive the queue service
-// URL from the blob account URL, as notify/azure does.
+// URL from the blob account URL, as providers/azure does.
 func derivesQueueURL(blobURL string) bool {
 	u, err := neturl.Parse(blobURL)
 	if err != nil || blobURL == "" {

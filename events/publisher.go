@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imgly/syncer/catalog"
+	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/retry"
 )
 
@@ -99,7 +100,7 @@ func NewPublisher(nc *nats.Conn, opts Options) (*Publisher, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	if opts.MaxChanges < 1 {
-		opts.MaxChanges = 500
+		opts.MaxChanges = config.DefaultMaxChanges
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()

@@ -72,16 +72,27 @@ type Router struct {
 
 var _ Applier = (*Router)(nil)
 
-// NewRouter returns a router over routes.
+// The stat budget's defaults: 1000 stats a second, bursts of 200, 16 in
+// flight. config's notify defaults are these (config.DefaultStat*), kept
+// here because config cannot be imported by the apply path (the kinds that
+// config's tests load import notify).
+const (
+	DefaultStatRate        = 1000
+	DefaultStatBurst       = 200
+	DefaultStatConcurrency = 16
+)
+
+// NewRouter returns a router over routes. Unset stat options take the
+// Default* values.
 func NewRouter(routes []Route, o RouterOptions) (*Router, error) {
 	if o.StatRate <= 0 {
-		o.StatRate = 1000
+		o.StatRate = DefaultStatRate
 	}
 	if o.StatBurst <= 0 {
-		o.StatBurst = 200
+		o.StatBurst = DefaultStatBurst
 	}
 	if o.StatConcurrency <= 0 {
-		o.StatConcurrency = 16
+		o.StatConcurrency = DefaultStatConcurrency
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()

@@ -127,15 +127,6 @@ func (o *OnceLog) Log(ctx context.Context, level slog.Level, key, msg string, ar
 	o.log.Log(ctx, level, msg, args...)
 }
 
-// Transports (label "transport" of the notification metrics).
-const (
-	TransportSQS          = "sqs"
-	TransportWebhook      = "webhook" // S3-compatible webhook (MinIO, Ceph)
-	TransportPubSub       = "pubsub"
-	TransportStorageQueue = "storageQueue"
-	TransportEventGrid    = "eventGrid"
-)
-
 // Outcomes (label "outcome" of syncer_notifications_total). Each
 // notification — one provider event: an S3 record, a Pub/Sub message, an
 // Event Grid event — is counted once, with what became of it; a delivery

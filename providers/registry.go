@@ -69,6 +69,11 @@ type Configured struct {
 	// Settings is the kind's typed Config, as its adapter's constructor
 	// takes it.
 	Settings any
+	// Notifications is the kind's typed notification settings of the
+	// source, a notify.Offer that builds its transports (nil: the kind
+	// offers none). providers cannot name notify's types: notify imports
+	// providers.
+	Notifications any
 	// Open returns the adapter. It makes no request to the store: a missing
 	// bucket or a refused credential shows on the first call.
 	Open func(ctx context.Context, o OpenOptions) (Provider, error)

@@ -37,7 +37,7 @@ func TestParallelListingS3(t *testing.T) {
 	}
 	slices.Sort(all)
 	proxy := testkit.StartFaultProxy(t, srv.URL, 1)
-	pc := srv.ProviderConfig("lib")
+	pc := s3.Config(srv.ProviderConfig("lib"))
 	pc.Endpoint = proxy.URL
 	ap, err := s3.New(context.Background(), pc, s3.WithPageSize(50))
 	if err != nil {

@@ -47,7 +47,7 @@ func BenchmarkReconcile(b *testing.B) {
 	srv.CreateBucket(b, bucket)
 	fillBucket(b, srv.Client, bucket, benchObjects)
 
-	p, err := s3.New(ctx, srv.ProviderConfig(bucket))
+	p, err := s3.New(ctx, s3.Config(srv.ProviderConfig(bucket)))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func s3Scheduler(t *testing.T, bucket string, create bool, rest retry.Policy, lo
 		srv.CreateBucket(t, bucket)
 	}
 	proxy := testkit.StartFaultProxy(t, srv.URL, 1)
-	cfg := srv.ProviderConfig(bucket)
+	cfg := s3.Config(srv.ProviderConfig(bucket))
 	cfg.Endpoint = proxy.URL
 	p, err := s3.New(context.Background(), cfg)
 	if err != nil {

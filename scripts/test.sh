@@ -110,7 +110,7 @@ fuzztime=${SYNCER_FUZZTIME:-2s}
 fuzz_passed=0 fuzz_failed=0
 if [ $# -eq 0 ] && [ "$fuzztime" != 0 ]; then
   echo "== fuzz, $fuzztime per target"
-  for pkg in ./notify/s3 ./notify/azure ./notify/gcs ./config; do
+  for pkg in ./providers/s3 ./providers/azure ./providers/gcs ./config; do
     for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$pkg"/*_test.go | sed 's/^func //'); do
       if go test -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" -parallel 2 "$pkg" >"$logs/fuzz.log" 2>&1; then
         fuzz_passed=$((fuzz_passed + 1))

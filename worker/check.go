@@ -5,32 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"cloud.google.com/go/iam/apiv1/iampb"
-	"cloud.google.com/go/pubsub/v2"
-	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/api/option"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/imgly/syncer/config"
-	azurenotify "github.com/imgly/syncer/notify/azure"
+	"github.com/imgly/syncer/notify"
 	"github.com/imgly/syncer/providers"
-	gcsprovider "github.com/imgly/syncer/providers/gcs"
 )
 
 // checkTimeout bounds each check, so that one unreachable endpoint does not
@@ -64,7 +52,7 @@ func Check(ctx context.Context, cfg *config.Config, kinds *providers.Registry, o
 	add := func(r ...checkRow) { rows = append(rows, r...) }
 	for i, src := range cfg.Sources {
 		add(checkSource(ctx, kinds, src, fmt.Sprintf("sources[%d]", i))...)
-		add(checkNotifications(ctx, src)...)
+		add(checkNotifications(ctx, kinds, src, fmt.Sprintf("sources[%d]", i))...)
 	}
 	add(checkNATS(ctx, cfg)...)
 
@@ -176,174 +164,28 @@ func checkSource(ctx context.Context, kinds *providers.Registry, src config.Sour
 	return []checkRow{list, stat}
 }
 
-func checkNotifications(ctx context.Context, src config.Source) []checkRow {
-	n := src.Notifications
+// checkNotifications probes the source's notification transports through
+// its kind (notify.Prober): the worker names none of them.
+func checkNotifications(ctx context.Context, kinds *providers.Registry, src config.Source, field string) []checkRow {
+	_, c, err := src.Configure(kinds, field)
+	if err != nil {
+		return nil // the source's list row reports it
+	}
+	p, ok := c.Notifications.(notify.Prober)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	var rows []checkRow
-	if n.SQS != nil {
-		rows = append(rows, checkSQS(ctx, src))
-	}
-	if n.PubSub != nil {
-		rows = append(rows, checkPubSub(ctx, src))
-	}
-	if n.StorageQueue != nil {
-		rows = append(rows, checkStorageQueue(ctx, src))
-	}
-	// Webhooks are served by syncer itself: nothing to connect to.
-	if n.Webhook != nil {
-		rows = append(rows, checkRow{check: "source " + src.ID + " webhook", target: "/webhooks/s3/" + src.ID,
-			detail: "served by syncer run; point the bucket's webhook here"})
-	}
-	if n.EventGrid != nil {
-		rows = append(rows, checkRow{check: "source " + src.ID + " eventGrid", target: "/webhooks/eventgrid/" + src.ID,
-			detail: "served by syncer run; point the Event Grid subscription here"})
+	for _, ck := range p.Probe(ctx) {
+		row := checkRow{check: "source " + src.ID + " " + ck.Transport, target: ck.Target, detail: ck.Detail, err: ck.Err}
+		if ck.Err != nil && ck.Op != "" {
+			row.err = fmt.Errorf("%s: %w", ck.Op, short(ck.Err))
+		}
+		rows = append(rows, row)
 	}
 	return rows
-}
-
-// checkSQS reads the queue's attributes: the queue exists and
-// sqs:GetQueueAttributes is granted (ReceiveMessage would hide messages
-// from the running worker, so it is not tried).
-func checkSQS(ctx context.Context, src config.Source) checkRow {
-	q := src.Notifications.SQS
-	row := checkRow{check: "source " + src.ID + " sqs", target: q.QueueURL}
-	region := q.Region
-	if region == "" {
-		region = regionOfQueueURL(q.QueueURL)
-	}
-	if region == "" {
-		region = src.S3.Region
-	}
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	acfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
-	if err != nil {
-		row.err = fmt.Errorf("load AWS config: %w", err)
-		return row
-	}
-	client := sqs.NewFromConfig(acfg, func(o *sqs.Options) {
-		if q.Endpoint != "" {
-			o.BaseEndpoint = aws.String(q.Endpoint)
-		}
-	})
-	out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(q.QueueURL),
-		AttributeNames: []sqstypes.QueueAttributeName{
-			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
-			sqstypes.QueueAttributeNameVisibilityTimeout,
-		},
-	})
-	if err != nil {
-		row.err = fmt.Errorf("GetQueueAttributes: %w", short(err))
-		return row
-	}
-	row.detail = fmt.Sprintf("queue readable; about %s messages waiting",
-		orDash(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)]))
-	return row
-}
-
-// regionOfQueueURL reads <region> of https://sqs.<region>.amazonaws.com/...
-func regionOfQueueURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return ""
-	}
-	parts := strings.Split(p.Hostname(), ".")
-	if len(parts) >= 4 && parts[0] == "sqs" && parts[2] == "amazonaws" {
-		return parts[1]
-	}
-	return ""
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// pubsubConsume is the permission the consumer needs on its subscription
-// (in roles/pubsub.subscriber).
-const pubsubConsume = "pubsub.subscriptions.consume"
-
-// checkPubSub asks Pub/Sub which of the consumer's permissions the caller
-// has on the subscription (TestIamPermissions needs no permission itself and
-// answers NotFound for a missing subscription). A server without the IAM API
-// (the emulator) is asked for the subscription instead.
-func checkPubSub(ctx context.Context, src config.Source) checkRow {
-	ps := src.Notifications.PubSub
-	name := "projects/" + ps.Project + "/subscriptions/" + ps.Subscription
-	row := checkRow{check: "source " + src.ID + " pubsub", target: name}
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	copts, err := gcsprovider.ClientOptions(src.GCS.CredentialsFile, os.Getenv("PUBSUB_EMULATOR_HOST") != "")
-	if err != nil {
-		row.err = err
-		return row
-	}
-	if ps.Endpoint != "" {
-		copts = append(copts, option.WithEndpoint(ps.Endpoint))
-	}
-	client, err := pubsub.NewClient(ctx, ps.Project, copts...)
-	if err != nil {
-		row.err = fmt.Errorf("pubsub client: %w", err)
-		return row
-	}
-	defer client.Close()
-	res, err := client.SubscriptionAdminClient.TestIamPermissions(ctx, &iampb.TestIamPermissionsRequest{
-		Resource: name, Permissions: []string{pubsubConsume},
-	})
-	if status.Code(err) == codes.Unimplemented {
-		if _, err := client.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: name}); err != nil {
-			row.err = fmt.Errorf("get subscription: %w", short(err))
-			return row
-		}
-		row.detail = "subscription exists (this server has no IAM API: permissions not checked)"
-		return row
-	}
-	if err != nil {
-		row.err = fmt.Errorf("test permissions: %w", short(err))
-		return row
-	}
-	for _, p := range res.GetPermissions() {
-		if p == pubsubConsume {
-			row.detail = "subscription exists; " + pubsubConsume + " granted"
-			return row
-		}
-	}
-	row.err = fmt.Errorf("%s is not granted on the subscription (roles/pubsub.subscriber)", pubsubConsume)
-	return row
-}
-
-// checkStorageQueue peeks at the queue: it exists and messages may be
-// read. Peeking changes nothing (a receive would hide messages from the
-// running worker), and unlike the queue's properties it needs no more than
-// the consumer's role, Storage Queue Data Message Processor.
-func checkStorageQueue(ctx context.Context, src config.Source) checkRow {
-	sq := src.Notifications.StorageQueue
-	row := checkRow{check: "source " + src.ID + " storageQueue", target: sq.Queue}
-	svc, err := azurenotify.QueueService(src)
-	if err != nil {
-		row.err = err
-		return row
-	}
-	row.target = strings.TrimSuffix(svc.URL(), "/") + "/" + sq.Queue
-	if u, err := url.Parse(row.target); err == nil {
-		u.RawQuery = "" // a SAS token is a secret
-		row.target = u.String()
-	}
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	one := int32(1)
-	res, err := svc.NewQueueClient(sq.Queue).PeekMessages(ctx, &azqueue.PeekMessagesOptions{NumberOfMessages: &one})
-	if err != nil {
-		row.err = fmt.Errorf("peek: %w", short(err))
-		return row
-	}
-	row.detail = "queue readable"
-	if len(res.Messages) > 0 {
-		row.detail += "; messages waiting"
-	}
-	return row
 }
 
 // checkNATS connects once, without retrying, and looks the stream up.

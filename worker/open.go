@@ -18,7 +18,6 @@ import (
 	"github.com/imgly/syncer/catalog/pgcatalog"
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/retry"
-	"github.com/imgly/syncer/internal/sdklog"
 	"github.com/imgly/syncer/providers"
 )
 
@@ -43,15 +42,6 @@ func openProvider(ctx context.Context, kinds *providers.Registry, src config.Sou
 	}
 	// Each attempt has its deadline; a throttled one is tried again later.
 	return providers.WithThrottleBackoff(providers.WithTimeout(p, src.RequestTimeout), providers.DefaultThrottleBackoff()), c, nil
-}
-
-// routeAzureLogs sends the Azure SDK's logging to log when it logs debug
-// lines: the SDK's listener is process-wide (see sdklog.RouteAzure), and
-// without one the SDK formats no log lines at all.
-func routeAzureLogs(log *slog.Logger) {
-	if log.Enabled(context.Background(), slog.LevelDebug) {
-		sdklog.RouteAzure(log)
-	}
 }
 
 // Filter is the key filter of src.

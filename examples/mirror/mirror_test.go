@@ -109,7 +109,7 @@ func TestMirrorEqualsBucket(t *testing.T) {
 	}
 
 	// The bucket as S3 lists it.
-	p, err := s3.New(ctx, s3srv.ProviderConfig("lib"))
+	p, err := s3.New(ctx, s3.Config(s3srv.ProviderConfig("lib")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/imgly/syncer/config"
-	s3prov "github.com/imgly/syncer/providers/s3"
 )
 
 // S3 is an in-process S3 server.
@@ -80,10 +79,20 @@ func (s *S3) Delete(t testing.TB, bucket, key string) {
 	}
 }
 
+// S3Config has the fields of the s3 adapter's Config; convert it
+// (s3.Config(srv.ProviderConfig(b))). testkit cannot name the adapter's
+// type: the adapter's own tests import testkit.
+type S3Config struct {
+	Bucket    string
+	Endpoint  string
+	Region    string
+	PathStyle bool
+}
+
 // ProviderConfig is the s3 adapter's configuration for bucket on this
 // server.
-func (s *S3) ProviderConfig(bucket string) s3prov.Config {
-	return s3prov.Config{Bucket: bucket, Endpoint: s.URL, Region: "us-east-1", PathStyle: true}
+func (s *S3) ProviderConfig(bucket string) S3Config {
+	return S3Config{Bucket: bucket, Endpoint: s.URL, Region: "us-east-1", PathStyle: true}
 }
 
 // SourceConfig is an S3 source over bucket on this server.

@@ -33,32 +33,70 @@ func newContainerClient(name string, az Config, co *container.ClientOptions) (*c
 	serviceURL.RawQuery = ""
 	u.Path = strings.TrimRight(u.Path, "/") + "/" + name
 	u.RawPath = ""
-	switch {
-	case az.AccountKey != "":
-		if az.AccountName == "" {
-			return nil, nil, errors.New("azure.accountName is required with azure.accountKey")
-		}
+	kind, err := chooseAuth(az, u)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch kind {
+	case authSharedKey:
 		cred, err := container.NewSharedKeyCredential(az.AccountName, az.AccountKey)
 		if err != nil {
-			return nil, nil, errors.New("azure.accountKey is not valid base64")
+			return nil, nil, errBadAccountKey
 		}
-		u.RawQuery = ""
 		c, err := container.NewClientWithSharedKeyCredential(u.String(), cred, co)
 		return c, nil, err
-	case u.RawQuery != "":
-		// A SAS authorises by itself.
+	case authSAS:
 		c, err := container.NewClientWithNoCredential(u.String(), co)
 		return c, nil, err
 	default:
-		// The credential keeps the SDK's own retries: token endpoints
-		// (IMDS, workload identity) are flaky at pod start.
-		cred, err := azidentity.NewDefaultAzureCredential(nil)
+		cred, err := defaultCredential()
 		if err != nil {
-			return nil, nil, fmt.Errorf("azure default credential: %w", err)
+			return nil, nil, err
 		}
 		c, err := container.NewClient(u.String(), cred, co)
 		return c, &tokenAuth{cred: cred, serviceURL: serviceURL.String(), co: co}, err
 	}
+}
+
+// authKind is how a client of the storage account authenticates: the one
+// choice Blob (newContainerClient) and Storage Queue (queueService) share.
+type authKind int
+
+const (
+	authSharedKey authKind = iota // azure.accountKey with azure.accountName
+	authSAS                       // a SAS in the URL authorises by itself
+	authDefault                   // DefaultAzureCredential (workload identity on AKS)
+)
+
+// errBadAccountKey never quotes the key.
+var errBadAccountKey = errors.New("azure.accountKey is not valid base64")
+
+// chooseAuth picks how a client at u authenticates with az's settings: an
+// account key, else a SAS in u, else DefaultAzureCredential. For a shared
+// key it drops u's query, which must not carry a SAS beside the key.
+func chooseAuth(az Config, u *url.URL) (authKind, error) {
+	switch {
+	case az.AccountKey != "":
+		if az.AccountName == "" {
+			return 0, errors.New("azure.accountName is required with azure.accountKey")
+		}
+		u.RawQuery = ""
+		return authSharedKey, nil
+	case u.RawQuery != "":
+		return authSAS, nil
+	}
+	return authDefault, nil
+}
+
+// defaultCredential is DefaultAzureCredential. The credential keeps the
+// SDK's own retries: token endpoints (IMDS, workload identity) are flaky at
+// pod start.
+func defaultCredential() (*azidentity.DefaultAzureCredential, error) {
+	cred, err := azidentity.NewDefaultAzureCredential(nil)
+	if err != nil {
+		return nil, fmt.Errorf("azure default credential: %w", err)
+	}
+	return cred, nil
 }
 
 // ServiceURL parses an account URL (https://acct.blob.core.windows.net, or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"log/slog"
+	"time"
 
 	"github.com/imgly/syncer/internal/sdklog"
 	"github.com/imgly/syncer/providers"
@@ -27,8 +28,8 @@ type Config struct {
 // Descriptor is the azure provider kind.
 func Descriptor() providers.Descriptor {
 	return providers.Descriptor{
-		Name: "azure", Order: KeyOrder, Block: "azure", Fields: []string{"container"},
-		Transports: []string{"storageQueue", "eventGrid"}, Presigns: true,
+		Name: Name, Order: KeyOrder, Block: "azure", Fields: []string{"container"},
+		Transports: []string{TransportStorageQueue, TransportEventGrid}, Presigns: true,
 		Configure: configure,
 	}
 }
@@ -36,8 +37,10 @@ func Descriptor() providers.Descriptor {
 func configure(spec providers.Spec) (providers.Configured, error) {
 	p := providers.NewProblems(spec)
 	var v struct {
-		Container string `yaml:"container"`
-		Block     Config `yaml:"azure"`
+		Container      string        `yaml:"container"`
+		Block          Config        `yaml:"azure"`
+		Notifications  Notifications `yaml:"notifications"`
+		RequestTimeout time.Duration `yaml:"requestTimeout"`
 	}
 	if err := spec.Decode(&v); err != nil {
 		return providers.Configured{}, err
@@ -45,17 +48,24 @@ func configure(spec providers.Spec) (providers.Configured, error) {
 	c := v.Block
 	c.ID, c.Container = spec.ID, v.Container
 	c.check(p)
+	n := v.Notifications
+	n.Source, n.Account, n.RequestTimeout = spec.ID, c, v.RequestTimeout
 	return providers.Configured{
-		Bucket: c.Container, Location: providers.Location("azure", c.Container, spec.Prefix), Settings: c,
+		Bucket: c.Container, Location: providers.Location(Name, c.Container, spec.Prefix), Settings: c, Notifications: n,
 		Open: func(ctx context.Context, o providers.OpenOptions) (providers.Provider, error) {
-			// The SDK's listener is process-wide (see sdklog.RouteAzure);
-			// without one it formats no log lines at all.
-			if log := o.Logger(); log.Enabled(ctx, slog.LevelDebug) {
-				sdklog.RouteAzure(log)
-			}
+			routeLogs(ctx, o.Logger())
 			return New(ctx, c)
 		},
 	}, p.Err()
+}
+
+// routeLogs sends the Azure SDK's logging to log when it logs debug. The
+// SDK's listener is process-wide (see sdklog.RouteAzure); without one it
+// formats no log lines at all.
+func routeLogs(ctx context.Context, log *slog.Logger) {
+	if log.Enabled(ctx, slog.LevelDebug) {
+		sdklog.RouteAzure(log)
+	}
 }
 
 // check reports what New would refuse, naming the fields, never a value.

@@ -20,7 +20,7 @@ import (
 // without an error code means the container is missing (a listing has no
 // blob to miss) rather than the blob.
 func classify(err error, listing bool) error {
-	err = Redact(err)
+	err = redact(err)
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -78,10 +78,10 @@ func (e *ResponseError) Error() string {
 
 func (e *ResponseError) Unwrap() error { return e.Err }
 
-// Redact rewrites err so that its message can be logged: a service error
+// redact rewrites err so that its message can be logged: a service error
 // becomes a *ResponseError, and a transport error's URL loses its query,
 // which may hold a SAS signature. Other errors pass unchanged.
-func Redact(err error) error {
+func redact(err error) error {
 	if err == nil {
 		return nil
 	}

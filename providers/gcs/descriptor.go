@@ -22,8 +22,8 @@ type Config struct {
 // Descriptor is the gcs provider kind.
 func Descriptor() providers.Descriptor {
 	return providers.Descriptor{
-		Name: "gcs", Order: KeyOrder, Block: "gcs", Fields: []string{"bucket"},
-		Transports: []string{"pubsub"}, Presigns: true,
+		Name: Name, Order: KeyOrder, Block: "gcs", Fields: []string{"bucket"},
+		Transports: []string{TransportPubSub}, Presigns: true,
 		Configure: configure,
 	}
 }
@@ -31,8 +31,9 @@ func Descriptor() providers.Descriptor {
 func configure(spec providers.Spec) (providers.Configured, error) {
 	p := providers.NewProblems(spec)
 	var v struct {
-		Bucket string `yaml:"bucket"`
-		Block  Config `yaml:"gcs"`
+		Bucket        string        `yaml:"bucket"`
+		Block         Config        `yaml:"gcs"`
+		Notifications Notifications `yaml:"notifications"`
 	}
 	if err := spec.Decode(&v); err != nil {
 		return providers.Configured{}, err
@@ -47,8 +48,10 @@ func configure(spec providers.Spec) (providers.Configured, error) {
 			p.Add([]string{"gcs", "endpoint"}, "%v", err)
 		}
 	}
+	n := v.Notifications
+	n.Source, n.Bucket, n.CredentialsFile = spec.ID, c.Bucket, c.CredentialsFile
 	return providers.Configured{
-		Bucket: c.Bucket, Location: providers.Location("gs", c.Bucket, spec.Prefix), Settings: c,
+		Bucket: c.Bucket, Location: providers.Location("gs", c.Bucket, spec.Prefix), Settings: c, Notifications: n,
 		Open: func(ctx context.Context, o providers.OpenOptions) (providers.Provider, error) {
 			return New(ctx, c, WithClientOptions(option.WithLogger(o.Logger())))
 		},

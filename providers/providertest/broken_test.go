@@ -144,7 +144,7 @@ type s3Harness struct {
 }
 
 func (h *s3Harness) open(t *testing.T, endpoint, bucket string, pageSize int) providers.Provider {
-	src := h.srv.ProviderConfig(bucket)
+	src := s3.Config(h.srv.ProviderConfig(bucket))
 	if endpoint != "" {
 		src.Endpoint = endpoint
 	}

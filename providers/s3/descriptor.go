@@ -2,6 +2,7 @@ package s3
 
 import (
 	"context"
+	"time"
 
 	"github.com/imgly/syncer/internal/sdklog"
 	"github.com/imgly/syncer/providers"
@@ -23,8 +24,8 @@ const DefaultRegion = "us-east-1"
 // Descriptor is the s3 provider kind.
 func Descriptor() providers.Descriptor {
 	return providers.Descriptor{
-		Name: "s3", Order: KeyOrder, Block: "s3", Fields: []string{"bucket"},
-		Transports: []string{"sqs", "webhook"}, Presigns: true,
+		Name: Name, Order: KeyOrder, Block: "s3", Fields: []string{"bucket"},
+		Transports: []string{TransportSQS, TransportWebhook}, Presigns: true,
 		Configure: configure,
 	}
 }
@@ -32,8 +33,10 @@ func Descriptor() providers.Descriptor {
 func configure(spec providers.Spec) (providers.Configured, error) {
 	p := providers.NewProblems(spec)
 	var v struct {
-		Bucket string `yaml:"bucket"`
-		Block  Config `yaml:"s3"`
+		Bucket         string        `yaml:"bucket"`
+		Block          Config        `yaml:"s3"`
+		Notifications  Notifications `yaml:"notifications"`
+		RequestTimeout time.Duration `yaml:"requestTimeout"`
 	}
 	if err := spec.Decode(&v); err != nil {
 		return providers.Configured{}, err
@@ -51,8 +54,10 @@ func configure(spec providers.Spec) (providers.Configured, error) {
 	if c.Region == "" {
 		c.Region = DefaultRegion
 	}
+	n := v.Notifications
+	n.Source, n.Region, n.RequestTimeout = spec.ID, c.Region, v.RequestTimeout
 	return providers.Configured{
-		Bucket: c.Bucket, Location: providers.Location("s3", c.Bucket, spec.Prefix), Settings: c,
+		Bucket: c.Bucket, Location: providers.Location(Name, c.Bucket, spec.Prefix), Settings: c, Notifications: n,
 		Open: func(ctx context.Context, o providers.OpenOptions) (providers.Provider, error) {
 			return New(ctx, c, WithAWSOptions(sdklog.AWSOptions(o.Logger())...))
 		},

@@ -30,27 +30,6 @@ type Provider struct {
 
 var _ providers.Provider = (*Provider)(nil)
 
-// Option configures a Provider.
-type Option func(*options)
-
-type options struct {
-	pageSize   int
-	awsOptions []func(*awsconfig.LoadOptions) error
-	httpClient aws.HTTPClient
-}
-
-// WithPageSize sets the objects per ListObjectsV2 page.
-func WithPageSize(n int) Option { return func(o *options) { o.pageSize = n } }
-
-// WithAWSOptions adds options to the AWS config loading, e.g. static
-// credentials in tests.
-func WithAWSOptions(opts ...func(*awsconfig.LoadOptions) error) Option {
-	return func(o *options) { o.awsOptions = append(o.awsOptions, opts...) }
-}
-
-// WithHTTPClient sets the HTTP client the SDK uses.
-func WithHTTPClient(c aws.HTTPClient) Option { return func(o *options) { o.httpClient = c } }
-
 // New returns a provider for cfg. Credentials come from the default AWS chain
 // (environment, shared config, web identity / IRSA).
 func New(ctx context.Context, cfg Config, opts ...Option) (*Provider, error) {
@@ -58,20 +37,14 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Provider, error) {
 	for _, fn := range opts {
 		fn(&o)
 	}
-	load := []func(*awsconfig.LoadOptions) error{
-		awsconfig.WithRegion(cmp.Or(cfg.Region, DefaultRegion)),
+	acfg, err := loadAWSConfig(ctx, cmp.Or(cfg.Region, DefaultRegion), o,
 		// Checksums only where S3 requires them: S3-compatible stores
 		// differ in what trailing-checksum uploads they understand, and
 		// syncer only lists and heads.
 		awsconfig.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
-		awsconfig.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
-	}
-	if o.httpClient != nil {
-		load = append(load, awsconfig.WithHTTPClient(o.httpClient))
-	}
-	acfg, err := awsconfig.LoadDefaultConfig(ctx, append(load, o.awsOptions...)...)
+		awsconfig.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired))
 	if err != nil {
-		return nil, fmt.Errorf("s3 %s: load AWS config: %w", cfg.Bucket, err)
+		return nil, fmt.Errorf("s3 %s: %w", cfg.Bucket, err)
 	}
 	client := awss3.NewFromConfig(acfg, func(so *awss3.Options) {
 		if cfg.Endpoint != "" {
@@ -152,7 +125,7 @@ func fromListed(c *types.Object) providers.Object {
 	return providers.Object{
 		Key:          aws.ToString(c.Key),
 		Size:         aws.ToInt64(c.Size),
-		ETag:         NormalizeETag(aws.ToString(c.ETag)),
+		ETag:         normalizeETag(aws.ToString(c.ETag)),
 		LastModified: aws.ToTime(c.LastModified).UTC(),
 	}
 }
@@ -170,16 +143,16 @@ func (p *Provider) Stat(ctx context.Context, key string) (providers.Object, erro
 	return providers.Object{
 		Key:          key,
 		Size:         aws.ToInt64(out.ContentLength),
-		ETag:         NormalizeETag(aws.ToString(out.ETag)),
+		ETag:         normalizeETag(aws.ToString(out.ETag)),
 		LastModified: aws.ToTime(out.LastModified).UTC(),
 		ContentType:  aws.ToString(out.ContentType),
 	}, nil
 }
 
-// NormalizeETag is the form of an S3 ETag syncer stores: without the quotes
+// normalizeETag is the form of an S3 ETag syncer stores: without the quotes
 // listings and HEAD put around it. Notifications go through it too, so that
 // a key seen by both compares equal.
-func NormalizeETag(s string) string { return strings.Trim(s, `"`) }
+func normalizeETag(s string) string { return strings.Trim(s, `"`) }
 
 // classify maps an SDK error to a provider error kind.
 func classify(err error) error {

@@ -26,7 +26,7 @@ type store struct {
 func (h *harness) New(t *testing.T, pageSize int) providertest.Store {
 	bucket := fmt.Sprintf("bucket-%d", h.n.Add(1))
 	h.srv.CreateBucket(t, bucket)
-	p, err := s3.New(context.Background(), h.srv.ProviderConfig(bucket), s3.WithPageSize(pageSize))
+	p, err := s3.New(context.Background(), s3.Config(h.srv.ProviderConfig(bucket)), s3.WithPageSize(pageSize))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func (h *harness) NewBehindProxy(t *testing.T, pageSize int) (providertest.Store
 	bucket := fmt.Sprintf("bucket-%d", h.n.Add(1))
 	h.srv.CreateBucket(t, bucket)
 	proxy := testkit.StartFaultProxy(t, h.srv.URL, 1)
-	src := h.srv.ProviderConfig(bucket)
+	src := s3.Config(h.srv.ProviderConfig(bucket))
 	src.Endpoint = proxy.URL
 	p, err := s3.New(context.Background(), src, s3.WithPageSize(pageSize))
 	if err != nil {
@@ -76,7 +76,7 @@ func (h *harness) BucketNotFoundCode() string { return "NoSuchBucket" }
 // gofakes3 checks no credentials, so there is no DeniedHarness: the 401/403
 // mapping is checked through the fault proxy (StatusKinds).
 func (h *harness) NewMissing(t *testing.T, pageSize int) providers.Provider {
-	p, err := s3.New(context.Background(), h.srv.ProviderConfig(fmt.Sprintf("missing-%d", h.n.Add(1))), s3.WithPageSize(pageSize))
+	p, err := s3.New(context.Background(), s3.Config(h.srv.ProviderConfig(fmt.Sprintf("missing-%d", h.n.Add(1)))), s3.WithPageSize(pageSize))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func TestScanThroughFaults(t *testing.T) {
 	srv := testkit.StartS3(t, nil)
 	srv.CreateBucket(t, "bkt")
 	proxy := testkit.StartFaultProxy(t, srv.URL, 1)
-	src := srv.ProviderConfig("bkt")
+	src := s3.Config(srv.ProviderConfig("bkt"))
 	src.Endpoint = proxy.URL
 	ap, err := s3.New(context.Background(), src)
 	if err != nil {
@@ -103,7 +103,7 @@ func TestScanBacksOffAThrottlingStore(t *testing.T) {
 	srv.CreateBucket(t, "bkt")
 	srv.Put(t, "bkt", "a.txt", []byte("a"), "")
 	proxy := testkit.StartFaultProxy(t, srv.URL, 1)
-	src := srv.ProviderConfig("bkt")
+	src := s3.Config(srv.ProviderConfig("bkt"))
 	src.Endpoint = proxy.URL
 	ap, err := s3.New(context.Background(), src)
 	if err != nil {
