@@ -79,6 +79,7 @@ func (c *Config) resolveKinds(kinds *providers.Registry) error {
 		}
 		errs = append(errs, s.checkOwnKeys(f, d, kinds)...)
 		errs = append(errs, s.checkAssetsKind(f, d, kinds)...)
+		errs = append(errs, s.checkRanges(f, d, kinds)...)
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,10 @@
 package config
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/imgly/syncer/providers/kinds"
+)
 
 func TestWatchAndListConcurrency(t *testing.T) {
 	cfg := parse(t, `
@@ -10,9 +14,12 @@ sources:
   - {id: c, provider: s3, bucket: b, listConcurrency: 16}
   - {id: d, provider: s3, bucket: b}
 `, nil)
-	if !cfg.Sources[0].Watching() || cfg.Sources[1].Watching() || cfg.Sources[2].Watching() {
-		t.Errorf("watching: %v %v %v, want true (local default) false (off) false (s3)",
-			cfg.Sources[0].Watching(), cfg.Sources[1].Watching(), cfg.Sources[2].Watching())
+	watching := func(i int) bool {
+		d, _ := kinds.All().Lookup(cfg.Sources[i].Provider)
+		return cfg.Sources[i].Watching(d)
+	}
+	if !watching(0) || watching(1) || watching(2) {
+		t.Errorf("watching: %v %v %v, want true (local default) false (off) false (s3)", watching(0), watching(1), watching(2))
 	}
 	if c, d := cfg.Sources[2].ListConcurrency, cfg.Sources[3].ListConcurrency; c != 16 || d != 0 {
 		t.Errorf("listConcurrency %d, %d; want 16, 0 (automatic)", c, d)

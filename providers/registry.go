@@ -36,6 +36,12 @@ type Descriptor struct {
 	// asset API's uri defaults to "presign"; otherwise syncer serves the
 	// files itself ("serve").
 	Presigns bool
+	// ListsRanges says that the store starts a listing after any key, so a
+	// scan may list key ranges at once (a source's listConcurrency).
+	ListsRanges bool
+	// Watches says that the kind watches its store itself, without
+	// notifications (a source's watch switch, on by default).
+	Watches bool
 	// Configure decodes and validates the kind's part of one source (its
 	// block and Fields) into the kind's typed Config. Its error joins one
 	// *FieldError per problem.

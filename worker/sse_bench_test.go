@@ -109,7 +109,7 @@ func benchBursts(b *testing.B, sse *sseClient, uploads int, upload func(string, 
 	var spans []time.Duration
 	for round := range 5 {
 		time.Sleep(time.Second) // quiet before the burst: the leading edge's case
-		sse.events()             // forget what came before
+		sse.events()            // forget what came before
 		start := time.Now()
 		var wg sync.WaitGroup
 		for c := range 16 {

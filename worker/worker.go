@@ -177,7 +177,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 		if err := w.addNotifications(ctx, s); err != nil {
 			return nil, fmt.Errorf("source %s: notifications: %w", s.Config.ID, err)
 		}
-		if s.Config.Watching() {
+		if s.Config.Watching(w.kindOf(s.Config)) {
 			if err := w.addLocalWatch(s); err != nil {
 				return nil, err
 			}
@@ -208,7 +208,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	for _, s := range w.sources {
 		jobs = append(jobs, schedule.Job{Spec: s.Config.Schedule, Target: schedule.Target{
 			ID: s.Config.ID, Provider: s.Provider, Filter: Filter(s.Config), Catalog: s.Catalog, Guard: Guard(s.Config),
-			ListConcurrency: ListConcurrency(s.Config),
+			ListConcurrency: w.listConcurrency(s.Config),
 		}})
 	}
 	if w.sched, err = schedule.NewScheduler(jobs, schedule.Options{SpillDir: cfg.Catalog.Path}, w.log, w.reg); err != nil {

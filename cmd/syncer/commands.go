@@ -17,6 +17,7 @@ import (
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/buildinfo"
+	"github.com/imgly/syncer/providers"
 	"github.com/imgly/syncer/providers/kinds"
 	"github.com/imgly/syncer/schedule"
 	"github.com/imgly/syncer/worker"
@@ -326,7 +327,7 @@ func cmdScan(ctx context.Context, path, id string, o scanFlags, remote *remoteFl
 	last := time.Now()
 	res, err := schedule.Reconcile(ctx, schedule.Target{
 		ID: src.ID, Provider: p, Filter: worker.Filter(*src), Catalog: cs, Guard: worker.Guard(*src),
-		ListConcurrency: worker.ListConcurrency(*src),
+		ListConcurrency: worker.ListConcurrency(*src, kindOf(*src)),
 	}, schedule.Options{SpillDir: cfg.Catalog.Path, AllowMassDelete: o.allowMassDelete, OnPage: func(pr schedule.Progress) {
 		if time.Since(last) >= time.Second {
 			last = time.Now()
@@ -581,4 +582,10 @@ func newVersionCmd(stdout io.Writer) *cobra.Command {
 			fmt.Fprintln(stdout, "syncer", buildinfo.Read())
 		},
 	}
+}
+
+// kindOf is src's kind in this build's registry.
+func kindOf(src config.Source) providers.Descriptor {
+	d, _ := kinds.All().Lookup(src.Provider)
+	return d
 }

@@ -23,7 +23,7 @@ type Config struct {
 func Descriptor() providers.Descriptor {
 	return providers.Descriptor{
 		Name: Name, Order: KeyOrder, Block: "gcs", Fields: []string{"bucket"},
-		Transports: []string{TransportPubSub}, Presigns: true,
+		Transports: []string{TransportPubSub}, Presigns: true, ListsRanges: true,
 		Configure: configure,
 	}
 }

@@ -38,7 +38,7 @@ func (c Config) SettleTime() time.Duration {
 // listed so that config refuses it on other kinds; the watch reads it.
 func Descriptor() providers.Descriptor {
 	return providers.Descriptor{
-		Name: "local", Order: KeyOrder, Fields: []string{"path", "followSymlinks", "settle", "watch"},
+		Name: "local", Order: KeyOrder, Fields: []string{"path", "followSymlinks", "settle", "watch"}, Watches: true,
 		Configure: configure,
 	}
 }

@@ -25,7 +25,7 @@ const DefaultRegion = "us-east-1"
 func Descriptor() providers.Descriptor {
 	return providers.Descriptor{
 		Name: Name, Order: KeyOrder, Block: "s3", Fields: []string{"bucket"},
-		Transports: []string{TransportSQS, TransportWebhook}, Presigns: true,
+		Transports: []string{TransportSQS, TransportWebhook}, Presigns: true, ListsRanges: true,
 		Configure: configure,
 	}
 }
