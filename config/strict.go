@@ -207,30 +207,7 @@ func (r *refs) check(n *yaml.Node, t reflect.Type, path string) []error {
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			return at("must be a mapping of keys (%s), not %s", keysOf(t), kindName(n))
-		}
-		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name == "" || name == "-" {
-				continue
-			}
-			fields[name] = f.Type
-		}
-		var errs []error
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			p := join(path, k.Value)
-			ft, ok := fields[k.Value]
-			if !ok {
-				errs = append(errs, fmt.Errorf("%s: unknown key (line %d)", p, k.Line))
-				continue
-			}
-			errs = append(errs, r.check(v, ft, p)...)
-		}
-		return errs
+		return r.checkStruct(n, t, path, at)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			return at("must be a list, not %s", kindName(n))
@@ -243,6 +220,40 @@ func (r *refs) check(n *yaml.Node, t reflect.Type, path string) []error {
 	case reflect.Map, reflect.Interface:
 		return nil // none today; the decoder's business
 	}
+	return r.checkScalar(n, t, at)
+}
+
+// checkStruct checks a mapping against struct type t: every key must be
+// one of its yaml fields, and every value must suit that field.
+func (r *refs) checkStruct(n *yaml.Node, t reflect.Type, path string, at func(format string, args ...any) []error) []error {
+	if n.Kind != yaml.MappingNode {
+		return at("must be a mapping of keys (%s), not %s", keysOf(t), kindName(n))
+	}
+	fields := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		fields[name] = f.Type
+	}
+	var errs []error
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		p := join(path, k.Value)
+		ft, ok := fields[k.Value]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: unknown key (line %d)", p, k.Line))
+			continue
+		}
+		errs = append(errs, r.check(v, ft, p)...)
+	}
+	return errs
+}
+
+// checkScalar checks a single value against type t.
+func (r *refs) checkScalar(n *yaml.Node, t reflect.Type, at func(format string, args ...any) []error) []error {
 	// A single value.
 	if n.Kind != yaml.ScalarNode {
 		return at("must be a single value, not %s", kindName(n))

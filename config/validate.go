@@ -41,20 +41,35 @@ func (c *Config) Validate() error {
 	}
 	c.NATS.validate(bad)
 	c.Catalog.validate(bad)
-	if c.HTTP.Listen != "off" {
-		if err := checkListen(c.HTTP.Listen); err != nil {
+	c.HTTP.validate(bad)
+	if !streamRe.MatchString(c.NATS.Stream) {
+		bad("nats.stream", "%q is not a valid stream name (use A-Z a-z 0-9 _ -)", c.NATS.Stream)
+	}
+	if !subjectPrefixRe.MatchString(c.NATS.SubjectPrefix) {
+		bad("nats.subjectPrefix", "%q is not a valid NATS subject prefix (dot-separated tokens of A-Z a-z 0-9 _ -)", c.NATS.SubjectPrefix)
+	}
+	c.validateTuning(bad)
+	c.validateSources(bad)
+	return errors.Join(errs...)
+}
+
+// validate checks the HTTP listener, its connection limit, public URL and
+// CORS origins.
+func (h *HTTP) validate(bad func(field, format string, args ...any)) {
+	if h.Listen != "off" {
+		if err := checkListen(h.Listen); err != nil {
 			bad("http.listen", `%v; or "off" for no listener`, err)
 		}
 	}
-	if c.HTTP.MaxConns < 0 || c.HTTP.MaxConns > 0 && c.HTTP.MaxConns < 512 {
-		bad("http.maxConns", "%d: use 0 for the default (4096) or at least 512 (256 are kept from event streams)", c.HTTP.MaxConns)
+	if h.MaxConns < 0 || h.MaxConns > 0 && h.MaxConns < 512 {
+		bad("http.maxConns", "%d: use 0 for the default (4096) or at least 512 (256 are kept from event streams)", h.MaxConns)
 	}
-	if c.HTTP.PublicURL != "" {
-		if err := checkHTTPURL(c.HTTP.PublicURL); err != nil {
+	if h.PublicURL != "" {
+		if err := checkHTTPURL(h.PublicURL); err != nil {
 			bad("http.publicURL", "%v", err)
 		}
 	}
-	for i, o := range c.HTTP.CORS.AllowedOrigins {
+	for i, o := range h.CORS.AllowedOrigins {
 		if o == "*" {
 			continue
 		}
@@ -62,12 +77,10 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("http.cors.allowedOrigins[%d]", i), "%q is not an origin (scheme://host[:port], no path) or \"*\"", o)
 		}
 	}
-	if !streamRe.MatchString(c.NATS.Stream) {
-		bad("nats.stream", "%q is not a valid stream name (use A-Z a-z 0-9 _ -)", c.NATS.Stream)
-	}
-	if !subjectPrefixRe.MatchString(c.NATS.SubjectPrefix) {
-		bad("nats.subjectPrefix", "%q is not a valid NATS subject prefix (dot-separated tokens of A-Z a-z 0-9 _ -)", c.NATS.SubjectPrefix)
-	}
+}
+
+// validateTuning checks the events, notify and log settings.
+func (c *Config) validateTuning(bad func(field, format string, args ...any)) {
 	if c.Events.CoalesceWindow < 0 {
 		bad("events.coalesceWindow", "must not be negative")
 	}
@@ -96,6 +109,11 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "%q is not one of text, json", c.Log.Format)
 	}
+}
+
+// validateSources checks each source: its id (unique), schedule, globs,
+// provider, calls, scale and assets.
+func (c *Config) validateSources(bad func(field, format string, args ...any)) {
 	seen := map[string]int{}
 	for i := range c.Sources {
 		s := &c.Sources[i]
@@ -129,7 +147,6 @@ func (c *Config) Validate() error {
 		s.validateScale(f, bad)
 		s.validateAssets(f, bad)
 	}
-	return errors.Join(errs...)
 }
 
 // validateProvider checks the notification blocks; the kind's own
