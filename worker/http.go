@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -192,12 +193,7 @@ func (w *Worker) serveCatalogStats(rw http.ResponseWriter, r *http.Request) {
 // prefix (the keys with it are the prefix itself and those right after).
 func (w *Worker) serveCatalogObjects(rw http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	var src *Source
-	for _, s := range w.sources {
-		if s.Config.ID == id {
-			src = s
-		}
-	}
+	src := w.source(id) // ids are unique (config.Validate)
 	if src == nil {
 		writeError(rw, http.StatusNotFound, fmt.Sprintf("no source %q", id))
 		return
@@ -250,19 +246,7 @@ func (w *Worker) serveCatalogObjects(rw http.ResponseWriter, r *http.Request) {
 	// which would block a commit that needs to grow the file.
 	after := prefix
 	for {
-		chunk := make([]catalog.Entry, 0, catalogChunk)
-		done := false
-		err := src.Catalog.Range(ctx, after, func(e catalog.Entry) error {
-			if !strings.HasPrefix(e.Key, prefix) {
-				done = true
-				return catalog.ErrStop
-			}
-			chunk = append(chunk, e)
-			if len(chunk) == catalogChunk {
-				return catalog.ErrStop
-			}
-			return nil
-		})
+		chunk, done, err := readChunk(ctx, src.Catalog, after, prefix)
 		if err != nil {
 			if n == 0 && ctx.Err() == nil {
 				writeError(rw, http.StatusInternalServerError, err.Error())
@@ -284,6 +268,24 @@ func (w *Worker) serveCatalogObjects(rw http.ResponseWriter, r *http.Request) {
 		}
 		after = chunk[len(chunk)-1].Key
 	}
+}
+
+// readChunk reads up to catalogChunk entries after after, in one read
+// transaction; done says the prefix's entries ended.
+func readChunk(ctx context.Context, cat *catalog.Source, after, prefix string) (chunk []catalog.Entry, done bool, err error) {
+	chunk = make([]catalog.Entry, 0, catalogChunk)
+	err = cat.Range(ctx, after, func(e catalog.Entry) error {
+		if !strings.HasPrefix(e.Key, prefix) {
+			done = true
+			return catalog.ErrStop
+		}
+		chunk = append(chunk, e)
+		if len(chunk) == catalogChunk {
+			return catalog.ErrStop
+		}
+		return nil
+	})
+	return chunk, done, err
 }
 
 // catalogChunk is how many entries one read transaction of a catalog

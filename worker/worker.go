@@ -145,73 +145,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 	if w.cat, err = OpenCatalog(ctx, cfg.Catalog, w.log); err != nil {
 		return nil, err
 	}
-	var routes []notify.Route
-	for i, sc := range cfg.Sources {
-		s, err := w.openSource(ctx, sc, fmt.Sprintf("sources[%d]", i))
-		if err != nil {
-			return nil, err
-		}
-		w.sources = append(w.sources, s)
-		// Notifications name a bucket; a kind without one (local) gets its
-		// directory watch's (localwatch.go).
-		bucket := s.Kind.Bucket
-		if bucket == "" {
-			bucket = localBucket(sc.ID)
-		}
-		routes = append(routes, notify.Route{
-			SourceID: sc.ID, Provider: sc.Provider, Bucket: bucket,
-			Filter: Filter(sc), Store: s.Provider, Catalog: s.Catalog,
-		})
-	}
-	if w.router, err = notify.NewRouter(routes, notify.RouterOptions{
-		StatRate: cfg.Notify.StatRate, StatBurst: cfg.Notify.StatBurst, StatConcurrency: cfg.Notify.StatConcurrency,
-		VerifyAfter: cfg.Notify.VerifyAfter,
-		Log:         w.log, Registerer: w.reg,
-	}); err != nil {
+	if err := w.openSources(ctx); err != nil {
 		return nil, err
 	}
-	if w.watchFallbacks, err = newWatchFallbacks(w.reg); err != nil {
+	if err := w.connect(); err != nil {
 		return nil, err
 	}
-	for _, s := range w.sources {
-		if err := w.addNotifications(ctx, s); err != nil {
-			return nil, fmt.Errorf("source %s: notifications: %w", s.Config.ID, err)
-		}
-		if s.Config.Watching(w.kindOf(s.Config)) {
-			if err := w.addLocalWatch(s); err != nil {
-				return nil, err
-			}
-		}
-	}
-
-	if w.nc, w.embedded, err = ConnectNATS(cfg.NATS, "syncer", w.log); err != nil {
-		return nil, err
-	}
-	w.natsClosed = closedSignal(w.nc)
-	if w.embedded != nil {
-		w.log.Info("embedded NATS with JetStream", "url", w.embedded.URL(), "store", cfg.NATS.StoreDir)
-		if cfg.NATS.Websocket.Enabled() {
-			w.log.Info("embedded NATS WebSocket for browsers (read-only)", "url", w.embedded.Server.WebsocketURL())
-		}
-	}
-	w.pub, err = events.NewPublisher(w.nc, events.Options{
-		Stream: cfg.NATS.Stream, SubjectPrefix: cfg.NATS.SubjectPrefix,
-		Domain: cfg.NATS.JSDomain, Replicas: cfg.NATS.Replicas,
-		Window: cfg.Events.CoalesceWindow, MaxChanges: cfg.Events.MaxChanges,
-		Instance: w.cat.InstanceID(), Log: w.log, Registerer: w.reg, OnPublish: opts.OnPublish,
-	})
-	if err != nil {
-		return nil, err
-	}
-
-	var jobs []schedule.Job
-	for _, s := range w.sources {
-		jobs = append(jobs, schedule.Job{Spec: s.Config.Schedule, Target: schedule.Target{
-			ID: s.Config.ID, Provider: s.Provider, Filter: Filter(s.Config), Catalog: s.Catalog, Guard: Guard(s.Config),
-			ListConcurrency: w.listConcurrency(s.Config),
-		}})
-	}
-	if w.sched, err = schedule.NewScheduler(jobs, schedule.Options{SpillDir: cfg.Catalog.Path}, w.log, w.reg); err != nil {
+	if err := w.newScheduler(); err != nil {
 		return nil, err
 	}
 	w.setupHA()
@@ -230,6 +170,87 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err 
 		}
 	}
 	return w, nil
+}
+
+// openSources opens every configured source and routes its notifications
+// and directory watches to it.
+func (w *Worker) openSources(ctx context.Context) (err error) {
+	cfg := w.cfg
+	var routes []notify.Route
+	for i, sc := range cfg.Sources {
+		s, err := w.openSource(ctx, sc, fmt.Sprintf("sources[%d]", i))
+		if err != nil {
+			return err
+		}
+		w.sources = append(w.sources, s)
+		// Notifications name a bucket; a kind without one (local) gets its
+		// directory watch's (localwatch.go).
+		bucket := s.Kind.Bucket
+		if bucket == "" {
+			bucket = localBucket(sc.ID)
+		}
+		routes = append(routes, notify.Route{
+			SourceID: sc.ID, Provider: sc.Provider, Bucket: bucket,
+			Filter: Filter(sc), Store: s.Provider, Catalog: s.Catalog,
+		})
+	}
+	if w.router, err = notify.NewRouter(routes, notify.RouterOptions{
+		StatRate: cfg.Notify.StatRate, StatBurst: cfg.Notify.StatBurst, StatConcurrency: cfg.Notify.StatConcurrency,
+		VerifyAfter: cfg.Notify.VerifyAfter,
+		Log:         w.log, Registerer: w.reg,
+	}); err != nil {
+		return err
+	}
+	if w.watchFallbacks, err = newWatchFallbacks(w.reg); err != nil {
+		return err
+	}
+	for _, s := range w.sources {
+		if err := w.addNotifications(ctx, s); err != nil {
+			return fmt.Errorf("source %s: notifications: %w", s.Config.ID, err)
+		}
+		if s.Config.Watching(w.kindOf(s.Config)) {
+			if err := w.addLocalWatch(s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// connect connects to NATS (starting the embedded server if so
+// configured) and builds the publisher on that connection.
+func (w *Worker) connect() (err error) {
+	cfg := w.cfg
+	if w.nc, w.embedded, err = ConnectNATS(cfg.NATS, "syncer", w.log); err != nil {
+		return err
+	}
+	w.natsClosed = closedSignal(w.nc)
+	if w.embedded != nil {
+		w.log.Info("embedded NATS with JetStream", "url", w.embedded.URL(), "store", cfg.NATS.StoreDir)
+		if cfg.NATS.Websocket.Enabled() {
+			w.log.Info("embedded NATS WebSocket for browsers (read-only)", "url", w.embedded.Server.WebsocketURL())
+		}
+	}
+	w.pub, err = events.NewPublisher(w.nc, events.Options{
+		Stream: cfg.NATS.Stream, SubjectPrefix: cfg.NATS.SubjectPrefix,
+		Domain: cfg.NATS.JSDomain, Replicas: cfg.NATS.Replicas,
+		Window: cfg.Events.CoalesceWindow, MaxChanges: cfg.Events.MaxChanges,
+		Instance: w.cat.InstanceID(), Log: w.log, Registerer: w.reg, OnPublish: w.opts.OnPublish,
+	})
+	return err
+}
+
+// newScheduler schedules every source's listings.
+func (w *Worker) newScheduler() (err error) {
+	var jobs []schedule.Job
+	for _, s := range w.sources {
+		jobs = append(jobs, schedule.Job{Spec: s.Config.Schedule, Target: schedule.Target{
+			ID: s.Config.ID, Provider: s.Provider, Filter: Filter(s.Config), Catalog: s.Catalog, Guard: Guard(s.Config),
+			ListConcurrency: w.listConcurrency(s.Config),
+		}})
+	}
+	w.sched, err = schedule.NewScheduler(jobs, schedule.Options{SpillDir: w.cfg.Catalog.Path}, w.log, w.reg)
+	return err
 }
 
 // Sources are the opened sources.
