@@ -139,16 +139,9 @@ func Parse(attrs map[string]string, data []byte) ([]notify.Event, *notify.Skip) 
 	if sk != nil {
 		return nil, sk
 	}
-	var kind notify.Kind
-	switch typ {
-	case eventFinalize, eventMetadataUpdate:
-		kind = notify.Upsert
-	case eventDelete, eventArchive:
-		kind = notify.Delete
-	case eventInitialize:
-		return nil, skip(ReasonIgnoredType, "%s", typ)
-	default:
-		return nil, skip(ReasonUnknownType, "event type %.64q", typ)
+	kind, sk := kindOf(typ)
+	if sk != nil {
+		return nil, sk
 	}
 	bucket, sk := get(attrBucket)
 	if sk != nil {
@@ -198,28 +191,9 @@ func Parse(attrs map[string]string, data []byte) ([]notify.Event, *notify.Skip) 
 	switch format {
 	case formatNone:
 	case formatJSON:
-		p, sk := decodePayload(data, bucket, key, gen)
-		if sk != nil {
+		if meta, sk = fromPayload(&ev, data, gen); sk != nil {
 			return nil, sk
 		}
-		if p.Metageneration != "" {
-			if meta, err = parseCount(p.Metageneration); err != nil {
-				return nil, skip(ReasonBadPayload, "metageneration %.32q", p.Metageneration)
-			}
-		}
-		if p.Size != "" {
-			if ev.Object.Size, err = parseCount(p.Size); err != nil {
-				return nil, skip(ReasonBadPayload, "size %.32q", p.Size)
-			}
-		}
-		if p.Updated != "" {
-			if ev.Object.LastModified, err = time.Parse(time.RFC3339Nano, p.Updated); err != nil {
-				return nil, skip(ReasonBadPayload, "updated %.64q", p.Updated)
-			}
-		}
-		ev.Object.ETag = p.Etag
-		ev.Object.ContentType = p.ContentType
-		ev.Complete = p.Size != "" && p.Etag != "" && p.Generation != ""
 	default:
 		return nil, skip(ReasonBadAttribute, "payloadFormat %.32q", format)
 	}
@@ -231,6 +205,51 @@ func Parse(attrs map[string]string, data []byte) ([]notify.Event, *notify.Skip) 
 		ev.Sequencer = pad(gen) + "." + pad(meta)
 	}
 	return []notify.Event{ev}, nil
+}
+
+// kindOf is what a notification's event type does to its object, or why
+// it is skipped.
+func kindOf(typ string) (notify.Kind, *notify.Skip) {
+	switch typ {
+	case eventFinalize, eventMetadataUpdate:
+		return notify.Upsert, nil
+	case eventDelete, eventArchive:
+		return notify.Delete, nil
+	case eventInitialize:
+		return 0, skip(ReasonIgnoredType, "%s", typ)
+	default:
+		return 0, skip(ReasonUnknownType, "event type %.64q", typ)
+	}
+}
+
+// fromPayload fills ev's object from a JSON_API_V1 payload and returns the
+// object's metageneration (0 when the payload has none).
+func fromPayload(ev *notify.Event, data []byte, gen int64) (int64, *notify.Skip) {
+	var err error
+	meta := int64(0)
+	p, sk := decodePayload(data, ev.Bucket, ev.Key, gen)
+	if sk != nil {
+		return 0, sk
+	}
+	if p.Metageneration != "" {
+		if meta, err = parseCount(p.Metageneration); err != nil {
+			return 0, skip(ReasonBadPayload, "metageneration %.32q", p.Metageneration)
+		}
+	}
+	if p.Size != "" {
+		if ev.Object.Size, err = parseCount(p.Size); err != nil {
+			return 0, skip(ReasonBadPayload, "size %.32q", p.Size)
+		}
+	}
+	if p.Updated != "" {
+		if ev.Object.LastModified, err = time.Parse(time.RFC3339Nano, p.Updated); err != nil {
+			return 0, skip(ReasonBadPayload, "updated %.64q", p.Updated)
+		}
+	}
+	ev.Object.ETag = p.Etag
+	ev.Object.ContentType = p.ContentType
+	ev.Complete = p.Size != "" && p.Etag != "" && p.Generation != ""
+	return meta, nil
 }
 
 // decodePayload reads a JSON_API_V1 payload and checks that it describes the
