@@ -230,21 +230,9 @@ func convert(env *envelope) ([]notify.Event, *Skip) {
 		return nil, bad("no event type")
 	}
 
-	var kind notify.Kind
-	switch {
-	case strings.EqualFold(typ, TypeBlobCreated):
-		kind = notify.Upsert
-	case strings.EqualFold(typ, TypeBlobDeleted):
-		kind = notify.Delete
-	case strings.EqualFold(typ, TypeBlobRenamed):
-		// handled below
-	case strings.EqualFold(typ, TypeDirectoryCreated), strings.EqualFold(typ, TypeDirectoryRenamed),
-		strings.EqualFold(typ, TypeDirectoryDeleted):
-		return nil, &Skip{ID: env.ID, Type: typ, Reason: ReasonDirectory}
-	case strings.HasPrefix(strings.ToLower(typ), eventGridPrefix):
-		return nil, &Skip{ID: env.ID, Type: typ, Reason: ReasonEventGrid}
-	default:
-		return nil, &Skip{ID: env.ID, Type: typ, Reason: ReasonEventType}
+	kind, sk := blobKind(env.ID, typ)
+	if sk != nil {
+		return nil, sk
 	}
 
 	container, subjKey, err := splitSubject(env.Subject)
@@ -267,21 +255,7 @@ func convert(env *envelope) ([]notify.Event, *Skip) {
 	}
 
 	if kind == 0 { // BlobRenamed
-		dest, _ := pickKey(subjKey, d.DestinationURL, container)
-		if dest == "" {
-			return nil, bad("no usable destination name")
-		}
-		var out []notify.Event
-		if src, ok := keyFromURL(d.SourceURL, container); ok && src != dest {
-			del := base
-			del.Kind, del.Key, del.Object.Key, del.Complete = notify.Delete, src, src, true
-			out = append(out, del)
-		}
-		up := base
-		up.Kind, up.Key, up.Object.Key = notify.Upsert, dest, dest
-		up.Object.LastModified = at
-		up.Complete = false // a rename event carries no ETag or length
-		return append(out, up), nil
+		return renamed(base, d, subjKey, container, at, bad)
 	}
 
 	key, sure := pickKey(subjKey, d.URL, container)
@@ -309,6 +283,46 @@ func convert(env *envelope) ([]notify.Event, *Skip) {
 		ev.Complete = sure && !namesSnapshotOrVersion(d.URL)
 	}
 	return []notify.Event{ev}, nil
+}
+
+// blobKind is what an event type does to its blob: 0 for a rename (which
+// deletes one name and creates another), or why the event is skipped.
+func blobKind(id, typ string) (notify.Kind, *Skip) {
+	switch {
+	case strings.EqualFold(typ, TypeBlobCreated):
+		return notify.Upsert, nil
+	case strings.EqualFold(typ, TypeBlobDeleted):
+		return notify.Delete, nil
+	case strings.EqualFold(typ, TypeBlobRenamed):
+		return 0, nil
+	case strings.EqualFold(typ, TypeDirectoryCreated), strings.EqualFold(typ, TypeDirectoryRenamed),
+		strings.EqualFold(typ, TypeDirectoryDeleted):
+		return 0, &Skip{ID: id, Type: typ, Reason: ReasonDirectory}
+	case strings.HasPrefix(strings.ToLower(typ), eventGridPrefix):
+		return 0, &Skip{ID: id, Type: typ, Reason: ReasonEventGrid}
+	default:
+		return 0, &Skip{ID: id, Type: typ, Reason: ReasonEventType}
+	}
+}
+
+// renamed is the events of a BlobRenamed: the source name's delete, when
+// it is known and differs, and the destination's upsert.
+func renamed(base notify.Event, d blobData, subjKey, container string, at time.Time, bad func(format string, args ...any) *Skip) ([]notify.Event, *Skip) {
+	dest, _ := pickKey(subjKey, d.DestinationURL, container)
+	if dest == "" {
+		return nil, bad("no usable destination name")
+	}
+	var out []notify.Event
+	if src, ok := keyFromURL(d.SourceURL, container); ok && src != dest {
+		del := base
+		del.Kind, del.Key, del.Object.Key, del.Complete = notify.Delete, src, src, true
+		out = append(out, del)
+	}
+	up := base
+	up.Kind, up.Key, up.Object.Key = notify.Upsert, dest, dest
+	up.Object.LastModified = at
+	up.Complete = false // a rename event carries no ETag or length
+	return append(out, up), nil
 }
 
 // splitSubject splits /blobServices/default/containers/{c}/blobs/{name}.
