@@ -104,19 +104,25 @@ func (e *envelope) parseEventBridge() (Result, error) {
 	}
 	if kind == notify.Delete {
 		ev.Object = providers.Object{Key: key, Version: ev.Object.Version}
-		switch {
-		case !seqOK:
-			ev.Complete = false
-		case d.DeletionType == "Delete Marker Created":
-			ev.Complete = true
-		case d.DeletionType == "Permanently Deleted" && d.Object.VersionID != "":
-			// One version is gone for good; it may not have been the
-			// current one.
-			ev.Complete = false
-		default:
-			ev.Complete = true
-		}
+		ev.Complete = deleteComplete(&d, seqOK)
 	}
 	res.Events = append(res.Events, ev)
 	return res, nil
+}
+
+// deleteComplete says whether an EventBridge delete says all the catalog
+// needs, or a stat must decide.
+func deleteComplete(d *ebDetail, seqOK bool) bool {
+	switch {
+	case !seqOK:
+		return false
+	case d.DeletionType == "Delete Marker Created":
+		return true
+	case d.DeletionType == "Permanently Deleted" && d.Object.VersionID != "":
+		// One version is gone for good; it may not have been the
+		// current one.
+		return false
+	default:
+		return true
+	}
 }

@@ -369,7 +369,13 @@ func parseRecord(raw json.RawMessage, i int) (notify.Event, *Skip) {
 			ContentType: r.S3.Object.ContentType,
 		},
 	}
-	versioned := r.S3.Object.VersionID != ""
+	setKind(&ev, act, r.S3.Object.Size, r.S3.Object.ETag, r.S3.Object.VersionID != "", seqOK)
+	return ev, nil
+}
+
+// setKind sets what record action act does to ev, and whether ev says all
+// the catalog needs (otherwise the applier stats the key).
+func setKind(ev *notify.Event, act action, size flexInt, etag string, versioned, seqOK bool) {
 	switch act {
 	case actUpsert:
 		// Size, ETag and a sequencer are what the catalog needs of a
@@ -377,7 +383,7 @@ func parseRecord(raw json.RawMessage, i int) (notify.Event, *Skip) {
 		// change, and a create older than the router's verifyAfter is
 		// checked by a stat anyway. Without them (Ceph has no sequencer,
 		// so seqOK is false) the applier stats the key.
-		ev.Kind, ev.Complete = notify.Upsert, seqOK && completeObject(r.S3.Object.Size, r.S3.Object.ETag)
+		ev.Kind, ev.Complete = notify.Upsert, seqOK && completeObject(size, etag)
 		ev.Object.LastModified = ev.Time
 	case actDelete:
 		// On a versioned bucket this deleted one version, which may not
@@ -390,9 +396,8 @@ func parseRecord(raw json.RawMessage, i int) (notify.Event, *Skip) {
 	}
 	// A delete carries no size or ETag; only the key and version matter.
 	if ev.Kind == notify.Delete {
-		ev.Object = providers.Object{Key: key, Version: ev.Object.Version}
+		ev.Object = providers.Object{Key: ev.Key, Version: ev.Object.Version}
 	}
-	return ev, nil
 }
 
 // supportedEventVersion accepts major version 2 with any minor: minors only
