@@ -122,41 +122,10 @@ func cmdTail(ctx context.Context, o tailOptions, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	subject := o.prefix + ".>"
-	if o.source != "" {
-		subject = events.Subject(o.prefix, o.source)
-	}
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy}
-	switch {
-	case o.all:
-		occ.DeliverPolicy = jetstream.DeliverAllPolicy
-	case o.since != "":
-		start, _ := parseSince(o.since, time.Now()) // checked in resolve
-		occ.DeliverPolicy = jetstream.DeliverByStartTimePolicy
-		occ.OptStartTime = &start
-	}
-
-	// Wait for the server and the stream: syncer creates the stream when
-	// it starts, and the tail may well be started first.
-	var cons jetstream.Consumer
-	waiting := ""
-	for {
-		cons, err = js.OrderedConsumer(ctx, o.stream, occ)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		if why := tailWaitReason(err); why != waiting {
-			waiting = why
-			fmt.Fprintf(stderr, "syncer: events tail: waiting for stream %s at %s (%s)\n", o.stream, o.url, why)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
+	// nil: ctx ended while waiting.
+	cons := waitConsumer(ctx, js, o, stderr)
+	if cons == nil {
+		return nil
 	}
 
 	// The ordered consumer's iterator recreates its server-side consumer
@@ -198,6 +167,51 @@ func cmdTail(ctx context.Context, o tailOptions, stdout, stderr io.Writer) error
 		n++
 	}
 	return nil
+}
+
+// consumerConfig is the ordered consumer o asks for: the source's subject
+// (or all of them), from now, the start or o.since.
+func (o tailOptions) consumerConfig() jetstream.OrderedConsumerConfig {
+	subject := o.prefix + ".>"
+	if o.source != "" {
+		subject = events.Subject(o.prefix, o.source)
+	}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy}
+	switch {
+	case o.all:
+		occ.DeliverPolicy = jetstream.DeliverAllPolicy
+	case o.since != "":
+		start, _ := parseSince(o.since, time.Now()) // checked in resolve
+		occ.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		occ.OptStartTime = &start
+	}
+	return occ
+}
+
+// waitConsumer waits for the server and the stream: syncer creates the
+// stream when it starts, and the tail may well be started first. It
+// returns nil when ctx ends first.
+func waitConsumer(ctx context.Context, js jetstream.JetStream, o tailOptions, stderr io.Writer) jetstream.Consumer {
+	occ := o.consumerConfig()
+	waiting := ""
+	for {
+		cons, err := js.OrderedConsumer(ctx, o.stream, occ)
+		if err == nil {
+			return cons
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if why := tailWaitReason(err); why != waiting {
+			waiting = why
+			fmt.Fprintf(stderr, "syncer: events tail: waiting for stream %s at %s (%s)\n", o.stream, o.url, why)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func tailWaitReason(err error) string {
