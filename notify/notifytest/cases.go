@@ -93,7 +93,9 @@ func testPoison(t *testing.T, h Harness) {
 	e.gate.FailWith(func([]notify.Event) error { return errors.New("always failing") })
 	e.start(t)
 	e.q.Send(t, Bucket, Prefix+"poison.png", 1)
-	Eventually(t, h.Wait+4*h.Redelivery, "the message to be dead-lettered", func() bool { return e.q.DeadLettered(t) == 1 })
+	// At least once: a dead-letter path delivers at least once too (pstest
+	// may move a message redelivered meanwhile a second time).
+	Eventually(t, h.Wait+4*h.Redelivery, "the message to be dead-lettered", func() bool { return e.q.DeadLettered(t) >= 1 })
 	Eventually(t, h.Wait, "the queue to drain", func() bool { return e.q.Unsettled(t) == 0 })
 	if e.entrySeq(t, Prefix+"poison.png") != 0 {
 		t.Error("a failing message was committed")
