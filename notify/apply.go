@@ -65,6 +65,7 @@ type Router struct {
 	verifyAfter time.Duration
 	sem         chan struct{}
 	log         *slog.Logger
+	once        *OnceLog
 
 	m     *Metrics
 	stats *prometheus.CounterVec
@@ -103,6 +104,7 @@ func NewRouter(routes []Route, o RouterOptions) (*Router, error) {
 		verifyAfter: o.VerifyAfter,
 		sem:         make(chan struct{}, o.StatConcurrency),
 		log:         o.Log,
+		once:        NewOnceLog(o.Log),
 		m:           NewMetrics(o.Registerer),
 		stats: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncer_notification_stats_total",
@@ -168,8 +170,13 @@ func (r *Router) Apply(ctx context.Context, events []Event) error {
 			if t != nil {
 				count(t.Source, OutcomeSkippedForeign, 1)
 			}
-			r.log.Debug("notification for no configured source", "provider", events[j].Provider,
-				"bucket", events[j].Bucket, "key", events[j].Key, "id", events[j].ID)
+			// Once per transport and bucket at warn: a queue or
+			// subscription fed by a bucket no source watches is
+			// usually a misconfiguration; the counter keeps the total.
+			ev := &events[j]
+			r.once.Log(ctx, slog.LevelWarn, transport+"|"+ev.Provider+"|"+ev.Bucket,
+				"notification for a bucket no source watches skipped; does the queue belong to this source?",
+				"transport", transport, "provider", ev.Provider, "bucket", ev.Bucket, "key", ev.Key, "id", ev.ID)
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imgly/syncer/notify"
+	"github.com/imgly/syncer/notify/notifytest"
 )
 
 // recorder is a notify.Applier that records what it is given. fail, when
@@ -95,18 +96,7 @@ func (r *recorder) waitFor(t *testing.T, d time.Duration, what string, cond func
 
 // eventually polls cond, for state only a server can report, until it
 // holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
+var eventually = notifytest.Eventually
 
 // counter reads one series of a counter from reg.
 func counter(t *testing.T, reg *prometheus.Registry, name, outcome string) float64 {

@@ -82,7 +82,8 @@ const (
 	apiCopyBlob     = "CopyBlob"   // hierarchical namespace: fires when the copy starts
 )
 
-// Reason says why an event was not turned into a change.
+// Reason says why an event was not turned into a change: the Code of its
+// Skip, finer than the Skip's notify.SkipReason.
 type Reason string
 
 const (
@@ -96,13 +97,24 @@ const (
 	ReasonMalformed Reason = "malformed"
 )
 
-// Skip is one event left out of Result.Events, and why.
-type Skip struct {
-	ID     string
-	Type   string
-	Reason Reason
-	// Detail explains a malformed event.
-	Detail string
+// Skip is one event left out of Result.Events, and why: Code is its
+// Reason, Detail explains a malformed event.
+type Skip = notify.Skip
+
+// skipReasons maps this parser's reasons onto notify's one vocabulary.
+var skipReasons = map[Reason]notify.SkipReason{
+	ReasonEventType: notify.SkipUnsupported,
+	ReasonDirectory: notify.SkipUnsupported,
+	ReasonEventGrid: notify.SkipUnsupported,
+	ReasonMalformed: notify.SkipMalformed,
+}
+
+// skipped is the Skip of an event (id, type) left out for r.
+func skipped(r Reason, id, typ, detail string) *Skip {
+	if detail == "" {
+		detail = string(r)
+	}
+	return &Skip{Reason: skipReasons[r], Code: string(r), ID: id, Type: typ, Detail: detail}
 }
 
 // Result is what one message held.
@@ -165,7 +177,7 @@ func Parse(body []byte) (Result, error) {
 		if err := json.Unmarshal(raw, &env); err != nil {
 			malformed++
 			detail := "not an event object: " + err.Error()
-			res.Skips = append(res.Skips, Skip{Reason: ReasonMalformed, Detail: detail})
+			res.Skips = append(res.Skips, *skipped(ReasonMalformed, "", "", detail))
 			if firstBad == "" {
 				firstBad = detail
 			}
@@ -174,7 +186,7 @@ func Parse(body []byte) (Result, error) {
 		evs, skip := convert(&env)
 		if skip != nil {
 			res.Skips = append(res.Skips, *skip)
-			if skip.Reason == ReasonMalformed {
+			if skip.Reason == notify.SkipMalformed {
 				malformed++
 				if firstBad == "" {
 					firstBad = skip.Detail
@@ -221,7 +233,7 @@ func convert(env *envelope) ([]notify.Event, *Skip) {
 		typ, when = env.Type, env.Time
 	}
 	bad := func(format string, args ...any) *Skip {
-		return &Skip{ID: env.ID, Type: typ, Reason: ReasonMalformed, Detail: fmt.Sprintf(format, args...)}
+		return skipped(ReasonMalformed, env.ID, typ, fmt.Sprintf(format, args...))
 	}
 	switch {
 	case isCE && env.SpecVersion != ceSpecVersion:
@@ -297,11 +309,11 @@ func blobKind(id, typ string) (notify.Kind, *Skip) {
 		return 0, nil
 	case strings.EqualFold(typ, TypeDirectoryCreated), strings.EqualFold(typ, TypeDirectoryRenamed),
 		strings.EqualFold(typ, TypeDirectoryDeleted):
-		return 0, &Skip{ID: id, Type: typ, Reason: ReasonDirectory}
+		return 0, skipped(ReasonDirectory, id, typ, "")
 	case strings.HasPrefix(strings.ToLower(typ), eventGridPrefix):
-		return 0, &Skip{ID: id, Type: typ, Reason: ReasonEventGrid}
+		return 0, skipped(ReasonEventGrid, id, typ, "")
 	default:
-		return 0, &Skip{ID: id, Type: typ, Reason: ReasonEventType}
+		return 0, skipped(ReasonEventType, id, typ, "")
 	}
 }
 

@@ -176,7 +176,7 @@ func TestParseCloudEvents(t *testing.T) {
 	}
 
 	res = mustParse(t, ceRenamed)
-	if len(res.Events) != 2 || len(res.Skips) != 1 || res.Skips[0].Reason != ReasonDirectory {
+	if len(res.Events) != 2 || len(res.Skips) != 1 || res.Skips[0].Code != string(ReasonDirectory) {
 		t.Fatalf("got %+v", res)
 	}
 	del, up := res.Events[0], res.Events[1]
@@ -199,17 +199,17 @@ func TestParseEitherSchema(t *testing.T) {
 
 func TestParseSkips(t *testing.T) {
 	res := mustParse(t, egTier)
-	if len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Reason != ReasonEventType || res.Skips[0].Type != "Microsoft.Storage.BlobTierChanged" {
+	if len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Code != string(ReasonEventType) || res.Skips[0].Type != "Microsoft.Storage.BlobTierChanged" {
 		t.Errorf("tier change: %+v", res)
 	}
 	res = mustParse(t, egValidation)
-	if len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Reason != ReasonEventGrid {
+	if len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Code != string(ReasonEventGrid) {
 		t.Errorf("validation event: %+v", res)
 	}
 	// One bad event among good ones is skipped; the rest stand.
 	mixed := `[` + egDeleted + `, {"eventType": "Microsoft.Storage.BlobCreated", "subject": "/nope"}, 7]`
 	res = mustParse(t, mixed)
-	if len(res.Events) != 1 || len(res.Skips) != 2 || res.Skips[0].Reason != ReasonMalformed || res.Skips[1].Reason != ReasonMalformed {
+	if len(res.Events) != 1 || len(res.Skips) != 2 || res.Skips[0].Code != string(ReasonMalformed) || res.Skips[1].Code != string(ReasonMalformed) {
 		t.Errorf("mixed: %+v", res)
 	}
 	// An empty array is nothing to do, not an error.

@@ -41,8 +41,8 @@ func (e *envelope) parseEventBridge() (Result, error) {
 	res := Result{Format: FormatEventBridge}
 	dt := *e.DetailType
 	if e.Source != "aws.s3" {
-		res.Skips = append(res.Skips, Skip{Kind: SkipIgnored, Name: dt,
-			Reason: fmt.Sprintf("EventBridge source %q is not aws.s3", e.Source)})
+		res.Skips = append(res.Skips, Skip{Reason: SkipIgnored, Type: dt,
+			Detail: fmt.Sprintf("EventBridge source %q is not aws.s3", e.Source)})
 		return res, nil
 	}
 	var d ebDetail
@@ -50,8 +50,8 @@ func (e *envelope) parseEventBridge() (Result, error) {
 		return Result{}, fmt.Errorf("%w: EventBridge detail: %v", ErrMalformed, err)
 	}
 	bucket, rawKey := d.Bucket.Name, d.Object.Key
-	skip := func(kind SkipKind, reason string) (Result, error) {
-		res.Skips = append(res.Skips, Skip{Kind: kind, Name: dt, Bucket: bucket, Key: rawKey, Reason: reason})
+	skip := func(kind notify.SkipReason, reason string) (Result, error) {
+		res.Skips = append(res.Skips, Skip{Reason: kind, Type: dt, Bucket: bucket, Key: rawKey, Detail: reason})
 		return res, nil
 	}
 	var kind notify.Kind

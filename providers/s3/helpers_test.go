@@ -208,12 +208,12 @@ func checkResult(t testing.TB, res Result) {
 		}
 	}
 	for i, s := range res.Skips {
-		switch s.Kind {
+		switch s.Reason {
 		case SkipIgnored, SkipTest, SkipMalformed:
 		default:
-			t.Fatalf("skip %d: kind %q", i, s.Kind)
+			t.Fatalf("skip %d: kind %q", i, s.Reason)
 		}
-		if s.Reason == "" {
+		if s.Detail == "" {
 			t.Fatalf("skip %d: no reason", i)
 		}
 	}

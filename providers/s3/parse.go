@@ -59,31 +59,23 @@ const (
 	FormatEmpty       Format = "empty"       // empty body: a sender's connectivity probe
 )
 
-// SkipKind says why a record produced no event.
-type SkipKind string
-
+// Why a record produced no event, in notify's one vocabulary.
 const (
 	// SkipIgnored: an event type syncer does not track (tagging, ACLs,
 	// restores, storage-class transitions, accesses, ...).
-	SkipIgnored SkipKind = "ignored"
+	SkipIgnored = notify.SkipUnsupported
 	// SkipTest: s3:TestEvent, or an empty probe body.
-	SkipTest SkipKind = "test"
+	SkipTest = notify.SkipTest
 	// SkipMalformed: a record inside an otherwise well-formed body that
 	// cannot be understood (bad key encoding, missing bucket or key,
 	// unsupported eventVersion).
-	SkipMalformed SkipKind = "malformed"
+	SkipMalformed = notify.SkipMalformed
 )
 
-// Skip is one record that produced no event, for counting and logging.
-type Skip struct {
-	Kind SkipKind
-	// Name is the event name or detail-type.
-	Name   string
-	Bucket string
-	// Key is the decoded key, or the raw one when it failed to decode.
-	Key    string
-	Reason string
-}
+// Skip is one record that produced no event: Type is the event name or
+// detail-type, Key the decoded key (or the raw one when it failed to
+// decode), Detail why.
+type Skip = notify.Skip
 
 // Result is what one body says.
 type Result struct {
@@ -107,7 +99,7 @@ func parseBody(body []byte, allowSNS bool) (Result, error) {
 		return Result{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(body), MaxBodySize)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return Result{Format: FormatEmpty, Skips: []Skip{{Kind: SkipTest, Reason: "empty body"}}}, nil
+		return Result{Format: FormatEmpty, Skips: []Skip{{Reason: SkipTest, Detail: "empty body"}}}, nil
 	}
 	var env envelope
 	if err := unmarshalObject(body, &env); err != nil {
@@ -173,7 +165,7 @@ func (e *envelope) parse(allowSNS bool) (Result, error) {
 	switch {
 	case e.isTest():
 		return Result{Format: FormatTestEvent, Skips: []Skip{{
-			Kind: SkipTest, Name: e.Event, Bucket: e.Bucket, Reason: "test event",
+			Reason: SkipTest, Type: e.Event, Bucket: e.Bucket, Detail: "test event",
 		}}}, nil
 	case e.isSNS():
 		if !allowSNS {
@@ -206,7 +198,7 @@ func (e *envelope) parseSNS() (Result, error) {
 		// SubscriptionConfirmation and UnsubscribeConfirmation only reach
 		// HTTP subscribers; SQS subscriptions are confirmed by SNS itself.
 		return Result{Format: FormatSNS, Skips: []Skip{{
-			Kind: SkipIgnored, Name: "sns:" + e.Type, Reason: "SNS message type is not Notification",
+			Reason: SkipIgnored, Type: "sns:" + e.Type, Detail: "SNS message type is not Notification",
 		}}}, nil
 	}
 	inner, err := parseBody([]byte(*e.Message), false)
@@ -307,20 +299,20 @@ func recordAction(name string) action {
 func parseRecord(raw json.RawMessage, i int) (notify.Event, *Skip) {
 	var r record
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return notify.Event{}, &Skip{Kind: SkipMalformed, Reason: fmt.Sprintf("record %d: %v", i, err)}
+		return notify.Event{}, &Skip{Reason: SkipMalformed, Detail: fmt.Sprintf("record %d: %v", i, err)}
 	}
 	bucket, rawKey := r.S3.Bucket.Name, r.S3.Object.Key
 	bad := func(format string, args ...any) (notify.Event, *Skip) {
-		return notify.Event{}, &Skip{Kind: SkipMalformed, Name: r.EventName, Bucket: bucket, Key: rawKey,
-			Reason: fmt.Sprintf("record %d: ", i) + fmt.Sprintf(format, args...)}
+		return notify.Event{}, &Skip{Reason: SkipMalformed, Type: r.EventName, Bucket: bucket, Key: rawKey,
+			Detail: fmt.Sprintf("record %d: ", i) + fmt.Sprintf(format, args...)}
 	}
 	if !supportedEventVersion(r.EventVersion) {
 		return bad("unsupported eventVersion %q (want 2.x)", r.EventVersion)
 	}
 	act := recordAction(r.EventName)
 	if act == actIgnore {
-		return notify.Event{}, &Skip{Kind: SkipIgnored, Name: r.EventName, Bucket: bucket, Key: rawKey,
-			Reason: "event type not tracked"}
+		return notify.Event{}, &Skip{Reason: SkipIgnored, Type: r.EventName, Bucket: bucket, Key: rawKey,
+			Detail: "event type not tracked"}
 	}
 	if bucket == "" {
 		return bad("no bucket name")

@@ -109,11 +109,11 @@ func TestParseBadKeys(t *testing.T) {
 		if len(res.Events) != 1 || res.Events[0].Key != "good" {
 			t.Fatalf("%q: the good record must still apply: %+v", raw, res.Events)
 		}
-		if len(res.Skips) != 1 || res.Skips[0].Kind != SkipMalformed || res.Skips[0].Key != raw {
+		if len(res.Skips) != 1 || res.Skips[0].Reason != SkipMalformed || res.Skips[0].Key != raw {
 			t.Fatalf("%q: skips %+v", raw, res.Skips)
 		}
 		eb := parseOK(t, eventBridgeBody("Object Created", "b", ebObj{Key: raw, Size: 1}, "PutObject", ""))
-		if len(eb.Events) != 0 || len(eb.Skips) != 1 || eb.Skips[0].Kind != SkipMalformed {
+		if len(eb.Events) != 0 || len(eb.Skips) != 1 || eb.Skips[0].Reason != SkipMalformed {
 			t.Fatalf("eventbridge %q: %+v", raw, eb)
 		}
 	}
@@ -199,7 +199,7 @@ func TestParseIgnored(t *testing.T) {
 	}
 	for _, name := range names {
 		res := parseOK(t, recordsBody(awsRecord(name, "b", obj{Key: "k", Size: 1})))
-		if len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Kind != SkipIgnored || res.Skips[0].Name != name {
+		if len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Reason != SkipIgnored || res.Skips[0].Type != name {
 			t.Errorf("%q: %+v", name, res)
 		}
 	}
@@ -215,7 +215,7 @@ func TestParseEventVersion(t *testing.T) {
 		r := awsRecord("ObjectCreated:Put", "b", obj{Key: "k", Size: 1})
 		r["eventVersion"] = v
 		res := parseOK(t, recordsBody(r))
-		if len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Kind != SkipMalformed {
+		if len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Reason != SkipMalformed {
 			t.Errorf("eventVersion %q: %+v", v, res)
 		}
 	}
@@ -223,15 +223,15 @@ func TestParseEventVersion(t *testing.T) {
 
 func TestParseTestEvent(t *testing.T) {
 	res := parseOK(t, testEventBody("media"))
-	if res.Format != FormatTestEvent || len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Kind != SkipTest || res.Skips[0].Bucket != "media" {
+	if res.Format != FormatTestEvent || len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Reason != SkipTest || res.Skips[0].Bucket != "media" {
 		t.Fatalf("raw: %+v", res)
 	}
 	res = parseOK(t, snsWrap(testEventBody("media")))
-	if res.Format != FormatSNS || res.Inner != FormatTestEvent || len(res.Skips) != 1 || res.Skips[0].Kind != SkipTest {
+	if res.Format != FormatSNS || res.Inner != FormatTestEvent || len(res.Skips) != 1 || res.Skips[0].Reason != SkipTest {
 		t.Fatalf("in SNS: %+v", res)
 	}
 	res = parseOK(t, "  \n")
-	if res.Format != FormatEmpty || len(res.Skips) != 1 || res.Skips[0].Kind != SkipTest {
+	if res.Format != FormatEmpty || len(res.Skips) != 1 || res.Skips[0].Reason != SkipTest {
 		t.Fatalf("empty: %+v", res)
 	}
 }
@@ -255,7 +255,7 @@ func TestParseSNS(t *testing.T) {
 	}
 	// Not a notification.
 	res = parseOK(t, strings.Replace(snsWrap(inner), `"Type":"Notification"`, `"Type":"SubscriptionConfirmation"`, 1))
-	if len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Kind != SkipIgnored {
+	if len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Reason != SkipIgnored {
 		t.Fatalf("%+v", res)
 	}
 	for _, msg := range []string{"not json", "", snsWrap(inner), "[1]", `{"foo":1}`} {
@@ -296,12 +296,12 @@ func TestParseEventBridge(t *testing.T) {
 	for _, dt := range []string{"Object Restore Initiated", "Object Restore Completed", "Object Restore Expired",
 		"Object Storage Class Changed", "Object Access Tier Changed", "Object ACL Updated", "Object Tags Added", "Object Tags Deleted"} {
 		res := parseOK(t, eventBridgeBody(dt, "media", ebObj{Key: "k"}, "", ""))
-		if len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Kind != SkipIgnored || res.Skips[0].Name != dt {
+		if len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Reason != SkipIgnored || res.Skips[0].Type != dt {
 			t.Errorf("%s: %+v", dt, res)
 		}
 	}
 	other := strings.Replace(body, `"source":"aws.s3"`, `"source":"aws.ec2"`, 1)
-	if res := parseOK(t, other); len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Kind != SkipIgnored {
+	if res := parseOK(t, other); len(res.Events) != 0 || len(res.Skips) != 1 || res.Skips[0].Reason != SkipIgnored {
 		t.Errorf("foreign source: %+v", res)
 	}
 	if _, err := Parse([]byte(`{"version":"0","detail-type":"Object Created","source":"aws.s3","detail":"x"}`)); !errors.Is(err, ErrMalformed) {
@@ -327,7 +327,7 @@ func TestParseMinIO(t *testing.T) {
 	if del.Kind != notify.Delete || !del.Complete {
 		t.Fatalf("%+v", del)
 	}
-	if res := parseOK(t, minioBody("s3:ObjectRemoved:NoOP", "media", "a", obj{Sequencer: "17A9E1B2C3D4E5F7"})); len(res.Events) != 0 || res.Skips[0].Kind != SkipIgnored {
+	if res := parseOK(t, minioBody("s3:ObjectRemoved:NoOP", "media", "a", obj{Sequencer: "17A9E1B2C3D4E5F7"})); len(res.Events) != 0 || res.Skips[0].Reason != SkipIgnored {
 		t.Fatalf("%+v", res)
 	}
 }
@@ -352,10 +352,10 @@ func TestParseCeph(t *testing.T) {
 			t.Errorf("%s: %+v", name, res)
 		}
 	}
-	if res := parseOK(t, cephBody("ObjectCreated:Put", "media", "k", "-1")); len(res.Events) != 0 || res.Skips[0].Kind != SkipMalformed {
+	if res := parseOK(t, cephBody("ObjectCreated:Put", "media", "k", "-1")); len(res.Events) != 0 || res.Skips[0].Reason != SkipMalformed {
 		t.Fatalf("negative size: %+v", res)
 	}
-	if res := parseOK(t, cephBody("ObjectCreated:Put", "media", "k", "big")); len(res.Events) != 0 || res.Skips[0].Kind != SkipMalformed {
+	if res := parseOK(t, cephBody("ObjectCreated:Put", "media", "k", "big")); len(res.Events) != 0 || res.Skips[0].Reason != SkipMalformed {
 		t.Fatalf("bad size: %+v", res)
 	}
 	// Ceph has been seen writing a space for the "T".
@@ -380,7 +380,7 @@ func TestParseMalformed(t *testing.T) {
 	}
 	// A malformed record inside a well-formed body is a skip, not an error.
 	res := parseOK(t, `{"Records":[1, {"eventVersion":"2.1","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":""},"object":{"key":"k"}}}]}`)
-	if len(res.Events) != 0 || len(res.Skips) != 2 || res.Skips[0].Kind != SkipMalformed || res.Skips[1].Kind != SkipMalformed {
+	if len(res.Events) != 0 || len(res.Skips) != 2 || res.Skips[0].Reason != SkipMalformed || res.Skips[1].Reason != SkipMalformed {
 		t.Fatalf("%+v", res)
 	}
 	// An empty Records array is a valid body with nothing in it.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/notify"
+	"github.com/imgly/syncer/notify/notifytest"
 )
 
 // The SQS tests talk to fauxqs (SQS and SNS protocol server on Node 22),
@@ -203,18 +204,7 @@ func (e *env) inQueue(t *testing.T) int {
 
 // eventually waits for cond, checking it every few milliseconds, and fails
 // the test at the deadline.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
+var eventually = notifytest.Eventually
 
 // recorder is a notify.Applier that records what it is given. fail, when
 // set, decides per call whether Apply fails.
