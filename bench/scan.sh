@@ -213,6 +213,11 @@ done >"$WORK/internal.txt"
 	echo "Catalog after the first scan: $((DBSIZE / 1048576)) MiB"
 	echo
 	awk -v n="$N" -v rounds="$ROUNDS" -v internal="$WORK/internal.txt" '
+	function secs(d,  p) { # a Go duration ("850ms", "7.5s", "1m6.3s") in seconds
+		if (d ~ /ms$/) return d / 1000
+		if (d ~ /^[0-9.]+m[0-9]/) { split(d, p, "m"); return p[1] * 60 + p[2] }
+		return d + 0
+	}
 	function med(arr, m,  i, j, t, s) { # median of arr[1..m]
 		for (i = 1; i <= m; i++) s[i] = arr[i]
 		for (i = 2; i <= m; i++) for (j = i; j > 1 && s[j-1] > s[j]; j--) { t = s[j]; s[j] = s[j-1]; s[j-1] = t }
@@ -229,15 +234,17 @@ done >"$WORK/internal.txt"
 		wr[l] = f["oublock"] / 2
 	}
 	END {
-		print "| run | wall s | reconcile | CPU s | obj/s (wall) | peak RSS MB | anon MB | file MB | written KiB |"
-		print "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		print "| run | wall s | reconcile | after it s | CPU s | obj/s (wall) | peak RSS MB | anon MB | file MB | written KiB |"
+		print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 		for (k = 1; k <= nr; k++) {
 			l = order[k]
 			ops = (l == "open") ? "" : sprintf("%.0f", n / wall[l])
-			printf "| %s | %.2f | %s | %.2f | %s | %.1f | %.1f | %.1f | %d |\n", l, wall[l], (l in in_) ? in_[l] : "", cpu[l], ops, rss[l], anon[l], file[l], wr[l]
+			after = (l in in_) ? sprintf("%.2f", wall[l] - secs(in_[l])) : ""
+			printf "| %s | %.2f | %s | %s | %.2f | %s | %.1f | %.1f | %.1f | %d |\n", l, wall[l], (l in in_) ? in_[l] : "", after, cpu[l], ops, rss[l], anon[l], file[l], wr[l]
 		}
 		print ""
-		print "reconcile: the duration the scan summary reports (schedule.Reconcile alone). CPU: user+sys of the measured"
+		print "reconcile: the duration the scan summary reports (schedule.Reconcile alone); after it: the rest of the wall"
+		print "time (start, opening, and for an import the publishing left once the listing ended). CPU: user+sys of the measured"
 		print "process (the server is another process). anon/file: peaks of RssAnon/RssFile sampled every 10 ms. written:"
 		print "file-system writes of the process (getrusage oublock), its own stdout/stderr log files included."
 		print ""
