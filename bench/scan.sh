@@ -28,7 +28,8 @@
 # rescan inserted, updated or deleted (pg_stat_user_tables) instead of
 # bbolt's pages. psql must be on PATH or in /usr/lib/postgresql/*/bin.
 #
-# Environment: ROUNDS (default 2); WORK (scratch dir, default a new temp dir;
+# Environment: ROUNDS (default 2); LISTCONC (the source's listConcurrency, default
+# unset: automatic); WORK (scratch dir, default a new temp dir;
 # its catalogs and binaries are removed at the end unless KEEP=1, the report
 # and the runs' logs stay); OUT (report file, default $WORK/report.md, also
 # printed at the end).
@@ -128,6 +129,7 @@ sources:
     provider: s3
     bucket: bench
     s3: {endpoint: "$URL", region: us-east-1, pathStyle: true}
+${LISTCONC:+    listConcurrency: $LISTCONC}
 EOF
 }
 

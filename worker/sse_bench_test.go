@@ -39,7 +39,7 @@ func BenchmarkSSELatency(b *testing.B) {
 // notification sent by 16 concurrent clients as fast as they go; reports
 // the events (editor refreshes) per burst.
 func BenchmarkSSEBurst(b *testing.B) {
-	for _, window := range []time.Duration{0, 250 * time.Millisecond} {
+	for _, window := range []time.Duration{0, 250 * time.Millisecond, 500 * time.Millisecond} {
 		b.Run(fmt.Sprintf("window=%s", window), func(b *testing.B) {
 			for range b.N {
 				benchSSE(b, window, true)
