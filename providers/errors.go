@@ -24,20 +24,42 @@ func NotListing(what, why string) error {
 	return Classify(ErrTransient, fmt.Errorf("%s: %w: %s", what, ErrNotListing, why))
 }
 
-// DecodeXMLListing decodes body into v and, when that fails, says why the
-// body is no XML listing at all ("" when it decoded). The S3 and Azure
-// listing checks share it, so both describe a bad body the same way.
-func DecodeXMLListing(body []byte, v any) (why string) {
-	err := xml.Unmarshal(body, v)
-	switch {
-	case err == nil:
-		return ""
-	case len(bytes.TrimSpace(body)) == 0:
-		return "empty body"
-	case errors.Is(err, io.EOF):
-		return fmt.Sprintf("no XML element in %d bytes", len(body))
+// XMLListingRoot checks the frame of an XML listing without decoding it: the
+// body's first element must be want and the body must end with its end tag,
+// so that an empty, non-XML or cut-off body, an error document or a portal's
+// page is told apart from a listing. It returns that first element, or why
+// the body is not such a listing. The listing itself is decoded once, by the
+// SDK: a full second decode here cost as much CPU as the SDK's own (a third
+// of a no-change rescan).
+func XMLListingRoot(body []byte, want string) (root xml.StartElement, why string) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return root, "empty body"
 	}
-	return fmt.Sprintf("not XML (%d bytes): %v", len(body), err)
+	d := xml.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := d.RawToken()
+		if errors.Is(err, io.EOF) {
+			return root, fmt.Sprintf("no XML element in %d bytes", len(body))
+		}
+		if err != nil {
+			return root, fmt.Sprintf("not XML (%d bytes): %v", len(body), err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			root = se
+			break
+		}
+	}
+	if root.Name.Local != want {
+		return root, fmt.Sprintf("root element <%s>, want <%s>", root.Name.Local, want)
+	}
+	end := "</" + want + ">"
+	if root.Name.Space != "" {
+		end = "</" + root.Name.Space + ":" + want + ">"
+	}
+	if !bytes.HasSuffix(bytes.TrimRight(body, " \t\r\n"), []byte(end)) {
+		return root, fmt.Sprintf("cut off: %d bytes without the closing %s", len(body), end)
+	}
+	return root, ""
 }
 
 // KindOfStatus is the error kind of a failed request's HTTP status, the one

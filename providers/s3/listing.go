@@ -3,23 +3,24 @@ package s3
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"fmt"
 	"io"
 
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/imgly/syncer/providers"
 )
 
-// checkListing returns an API option that checks the raw body of a
-// successful ListObjectsV2 response before the SDK decodes it. The SDK reads
+// checkListing returns an API option that checks the frame of the raw body
+// of a successful ListObjectsV2 response before the SDK decodes it (list
+// checks the decoded fields). The SDK reads
 // an empty, whitespace, plain-text, JSON or HTML body with status 200 as a
 // listing of nothing — and a scan would then delete every object — so the
 // check runs beneath every deserialize middleware, on the raw response (the
 // SDK's own check for a 200 <Error> consumes an empty or non-XML body).
-func checkListing(bucket, token string) func(*middleware.Stack) error {
+func checkListing() func(*middleware.Stack) error {
 	return func(st *middleware.Stack) error {
 		return st.Deserialize.Add(middleware.DeserializeMiddlewareFunc("syncer.CheckListing",
 			func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
@@ -37,7 +38,7 @@ func checkListing(bucket, token string) func(*middleware.Stack) error {
 					return out, md, fmt.Errorf("read listing: %w", err)
 				}
 				resp.Body = io.NopCloser(bytes.NewReader(body))
-				if why := validListing(body, bucket, token); why != "" {
+				if why := validListing(body); why != "" {
 					return out, md, providers.NotListing("ListObjectsV2", why)
 				}
 				return out, md, nil
@@ -45,41 +46,31 @@ func checkListing(bucket, token string) func(*middleware.Stack) error {
 	}
 }
 
-// listBucketResult is the part of a ListObjectsV2 response the check reads.
-type listBucketResult struct {
-	XMLName               xml.Name
-	Name                  *string    `xml:"Name"`
-	KeyCount              *int       `xml:"KeyCount"`
-	IsTruncated           *bool      `xml:"IsTruncated"`
-	ContinuationToken     *string    `xml:"ContinuationToken"`
-	NextContinuationToken *string    `xml:"NextContinuationToken"`
-	Contents              []struct{} `xml:"Contents"`
-	CommonPrefixes        []struct{} `xml:"CommonPrefixes"`
+// validListing says what is wrong with body as a ListObjectsV2 response, or
+// "" when nothing is: its frame only (XMLListingRoot); checkPage checks what
+// the SDK decoded from it.
+func validListing(body []byte) string {
+	_, why := providers.XMLListingRoot(body, "ListBucketResult")
+	return why
 }
 
-// validListing says what is wrong with body as the ListObjectsV2 page of
-// bucket requested with token, or "" when nothing is. S3 always sends Name
-// and IsTruncated; KeyCount and ContinuationToken are optional in
-// S3-compatible stores but must agree when present.
-func validListing(body []byte, bucket, token string) string {
-	var r listBucketResult
-	if why := providers.DecodeXMLListing(body, &r); why != "" {
-		return why
-	}
+// checkPage says what is wrong with out as the ListObjectsV2 page of bucket
+// requested with token, or "" when nothing is. S3 always sends Name and
+// IsTruncated; KeyCount and ContinuationToken are optional in S3-compatible
+// stores but must agree when present.
+func checkPage(out *awss3.ListObjectsV2Output, bucket, token string) string {
 	switch {
-	case r.XMLName.Local != "ListBucketResult":
-		return fmt.Sprintf("root element <%s>, want <ListBucketResult>", r.XMLName.Local)
-	case r.Name == nil:
+	case out.Name == nil:
 		return "no <Name>"
-	case *r.Name != bucket:
-		return fmt.Sprintf("listing of bucket %q", *r.Name)
-	case r.IsTruncated == nil:
+	case *out.Name != bucket:
+		return fmt.Sprintf("listing of bucket %q", *out.Name)
+	case out.IsTruncated == nil:
 		return "no <IsTruncated>"
-	case *r.IsTruncated && (r.NextContinuationToken == nil || *r.NextContinuationToken == ""):
+	case *out.IsTruncated && (out.NextContinuationToken == nil || *out.NextContinuationToken == ""):
 		return "truncated page without a continuation token"
-	case r.KeyCount != nil && *r.KeyCount != len(r.Contents)+len(r.CommonPrefixes):
-		return fmt.Sprintf("<KeyCount> %d but %d entries", *r.KeyCount, len(r.Contents)+len(r.CommonPrefixes))
-	case r.ContinuationToken != nil && *r.ContinuationToken != token:
+	case out.KeyCount != nil && int(*out.KeyCount) != len(out.Contents)+len(out.CommonPrefixes):
+		return fmt.Sprintf("<KeyCount> %d but %d entries", *out.KeyCount, len(out.Contents)+len(out.CommonPrefixes))
+	case out.ContinuationToken != nil && *out.ContinuationToken != token:
 		return "<ContinuationToken> is not the one sent"
 	}
 	return ""

@@ -99,8 +99,13 @@ func (p *Provider) list(ctx context.Context, prefix, token, startAfter string) (
 		in.StartAfter = aws.String(startAfter)
 	}
 	out, err := p.client.ListObjectsV2(ctx, in, func(o *awss3.Options) {
-		o.APIOptions = append(o.APIOptions, checkListing(p.bucket, token))
+		o.APIOptions = append(o.APIOptions, checkListing())
 	})
+	if err == nil {
+		if why := checkPage(out, p.bucket, token); why != "" {
+			err = providers.NotListing("ListObjectsV2", why)
+		}
+	}
 	if err != nil {
 		if nl := providers.AsNotListing(err); nl != nil {
 			err = nl // without the SDK's wrapping, which says only "StatusCode: 200"
@@ -112,11 +117,7 @@ func (p *Provider) list(ctx context.Context, prefix, token, startAfter string) (
 		page.Objects = append(page.Objects, fromListed(&out.Contents[i]))
 	}
 	if aws.ToBool(out.IsTruncated) {
-		page.Next = aws.ToString(out.NextContinuationToken)
-		if page.Next == "" {
-			return providers.Page{}, providers.Classify(providers.ErrTransient,
-				fmt.Errorf("s3: list s3://%s/%s: truncated page without a continuation token", p.bucket, prefix))
-		}
+		page.Next = aws.ToString(out.NextContinuationToken) // not empty: checkPage
 	}
 	return page, nil
 }
