@@ -56,6 +56,19 @@ func healthzLatencies(t *testing.T, addr string, n int) []time.Duration {
 	return out
 }
 
+// responsive fails t when /healthz's p99 under attack exceeds 100 ms or,
+// on a machine busy enough that the same requests without the attack are
+// slow too, ten times their p99 (measured in the same test; the attackers
+// share the test's CPU) — never more than 1 s: a starved listener answers
+// only once the 5 s header timeout frees a connection.
+func responsive(t *testing.T, base, attacked []time.Duration, what string) {
+	t.Helper()
+	limit := min(time.Second, max(100*time.Millisecond, 10*p99(base)))
+	if got := p99(attacked); got > limit {
+		t.Errorf("/healthz p99 %v %s (max %v), want <= %v (unloaded p99 %v)", got, what, slices.Max(attacked), limit, p99(base))
+	}
+}
+
 func p99(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
@@ -70,7 +83,7 @@ func TestSlowlorisDoesNotStarveHealthz(t *testing.T) {
 	const n, maxConns = 100, 64
 	w := hookWorker(t, worker.HTTPLimits{MaxConns: maxConns})
 	addr := w.HTTPAddr()
-	healthzLatencies(t, addr, 1) // warm up
+	base := healthzLatencies(t, addr, 100)
 
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -146,9 +159,7 @@ func TestSlowlorisDoesNotStarveHealthz(t *testing.T) {
 	lat := healthzLatencies(t, addr, 100)
 	stop()
 	wg.Wait()
-	if got := p99(lat); got > 100*time.Millisecond {
-		t.Errorf("/healthz p99 %v during slowloris (max %v), want <= 100ms", got, slices.Max(lat))
-	}
+	responsive(t, base, lat, "during slowloris")
 	if refused == 0 {
 		t.Error("no slow unauthenticated body got its 401")
 	}
@@ -211,11 +222,9 @@ func openIdle(t *testing.T, addr string, n int) []net.Conn {
 func TestIdleConnectionsDoNotStarveHealthz(t *testing.T) {
 	w := hookWorker(t, worker.HTTPLimits{})
 	addr := w.HTTPAddr()
+	base := healthzLatencies(t, addr, 100)
 	openIdle(t, addr, 2000)
-	lat := healthzLatencies(t, addr, 100)
-	if got := p99(lat); got > 100*time.Millisecond {
-		t.Errorf("/healthz p99 %v with 2,000 idle connections (max %v), want <= 100ms", got, slices.Max(lat))
-	}
+	responsive(t, base, healthzLatencies(t, addr, 100), "with 2,000 idle connections")
 }
 
 // TestIdleConnectionsBeyondTheCap: more idle connections than MaxConns:
@@ -223,11 +232,9 @@ func TestIdleConnectionsDoNotStarveHealthz(t *testing.T) {
 func TestIdleConnectionsBeyondTheCap(t *testing.T) {
 	w := hookWorker(t, worker.HTTPLimits{MaxConns: 100})
 	addr := w.HTTPAddr()
+	base := healthzLatencies(t, addr, 100)
 	conns := openIdle(t, addr, 300)
-	lat := healthzLatencies(t, addr, 100)
-	if got := p99(lat); got > 100*time.Millisecond {
-		t.Errorf("/healthz p99 %v with 300 idle connections over a cap of 100 (max %v), want <= 100ms", got, slices.Max(lat))
-	}
+	responsive(t, base, healthzLatencies(t, addr, 100), "with 300 idle connections over a cap of 100")
 	// The first ones opened were evicted: the server closed them.
 	_ = conns[0].SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := conns[0].Read(make([]byte, 1)); err != io.EOF {
