@@ -181,21 +181,9 @@ type handler func(rw http.ResponseWriter, r *http.Request, tok string, tokOK boo
 func (s *Server) wrap(h handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		s.cors(rw, r)
-		tok, tokOK := token(r)
+		tok, tokOK := notify.RequestToken(r)
 		h(rw, r, tok, tokOK)
 	})
-}
-
-// token is the request's bearer token, from the path form or the header.
-func token(r *http.Request) (string, bool) {
-	if t := r.PathValue("token"); t != "" {
-		return t, true
-	}
-	scheme, t, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || t == "" {
-		return "", false
-	}
-	return t, true
 }
 
 // mayRead says the token (if any) may read src. A source's own tokens

@@ -2,10 +2,13 @@ package examples_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,85 +29,143 @@ func chromium(t *testing.T) {
 
 // TestEditorInBrowser: examples/editor in headless chromium, offline, sees
 // an upload to the bucket appear and a delete disappear, over SSE (through
-// serve.mjs's proxy) and over NATS WebSocket.
+// serve.mjs's proxy) and over NATS WebSocket from syncer's own embedded
+// nats-server (nats.websocket), and on the embedded default itself.
 func TestEditorInBrowser(t *testing.T) {
 	chromium(t)
 	node := livetest.Node(t, "playwright-core", "@cesdk/engine", "esbuild", "@nats-io/nats-core")
 	for _, transport := range []string{"sse", "nats"} {
 		t.Run(transport, func(t *testing.T) {
-			s := livetest.Start(t, livetest.Options{Sources: []string{"media"}})
+			s := livetest.Start(t, livetest.Options{Sources: []string{"media"}, EmbeddedNATS: true})
 			cmd := exec.Command(node, "editor/test/browser.mjs")
 			cmd.Env = append(os.Environ(), "SYNCER_URL="+s.URL, "SOURCE=media", "TRANSPORT="+transport, "NATS_URL="+s.WSURL)
 			res := s.Run(t, 3*time.Minute, cmd)
 			t.Logf("browser over %s: %v", transport, res)
 		})
 	}
-	// The README's walk-through: a local source like the embedded default's
-	// ./assets, its files served by syncer through serve.mjs's proxy.
+	// The README's walk-through: `syncer run`'s embedded default (its
+	// ./assets watched, its events settings), its files served by syncer
+	// through serve.mjs's proxy.
 	t.Run("local", func(t *testing.T) {
-		s := livetest.Start(t, livetest.Options{Local: []string{"assets"}})
+		s := livetest.Start(t, livetest.Options{Base: embeddedDefault(t)})
 		cmd := exec.Command(node, "editor/test/browser.mjs")
 		cmd.Env = append(os.Environ(), "SYNCER_URL="+s.URL, "SOURCE=assets")
 		res := s.Run(t, 3*time.Minute, cmd)
-		t.Logf("browser, local source: %v", res)
+		t.Logf("browser, embedded default: %v", res)
 	})
 }
 
-// TestBrowserLatency is the browser benchmark of docs/benchmarks.md: bucket
-// PUT (gofakes3, webhook) → onAssetSourceUpdated in headless chromium, for
-// SSE and NATS WebSocket, against a Go NATS subscriber's PUT → event in the
-// same run as the baseline. About 4 minutes, so not in the default run:
+// embeddedDefault is the configuration `syncer run` uses without --config:
+// the YAML of defaultConfig in cmd/syncer/commands.go, read from there so
+// that the tests follow it when it changes.
+func embeddedDefault(t *testing.T) []byte {
+	t.Helper()
+	src, err := os.ReadFile("../cmd/syncer/commands.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)func defaultConfig\\(\\).*?\\[\\]byte\\(`(.*?)`\\)").FindSubmatch(src)
+	if m == nil {
+		t.Fatal("cmd/syncer/commands.go: no YAML in defaultConfig (the test's extractor needs updating)")
+	}
+	return m[1]
+}
+
+// latencyCase is one path of the browser benchmark.
+type latencyCase struct {
+	name, transport, source string
+	opts                    livetest.Options
+	senders                 int // concurrent senders of the second burst; 0: none
+}
+
+// TestBrowserLatency is the browser benchmark of docs/benchmarks.md: a
+// change → onAssetSourceUpdated in headless chromium, against a Go NATS
+// subscriber's change → event in the same run as the baseline, on four
+// paths: bucket PUT (gofakes3, webhook) over SSE and over NATS WebSocket
+// (syncer's embedded server), a file written into the embedded default's
+// watched directory (SSE), and a PUT found only by the scheduled scan at
+// its shortest interval (SSE). About 12 minutes, so not in the default run:
 //
-//	SYNCER_BENCH_BROWSER=1 go test -run TestBrowserLatency -v -timeout 30m ./examples/
+//	SYNCER_BENCH_BROWSER=1 go test -run TestBrowserLatency -v -timeout 60m ./examples/
 //
-// N, SPACING_MS and BURST (env) change the uploads, their spacing and the burst.
+// N, SPACING_MS and BURST (env) change the uploads, their spacing and the
+// bursts; BENCH_PATHS (sse,nats,local,poll) picks paths.
 func TestBrowserLatency(t *testing.T) {
 	if os.Getenv("SYNCER_BENCH_BROWSER") == "" {
-		t.Skip("a benchmark: SYNCER_BENCH_BROWSER=1 go test -run TestBrowserLatency -v -timeout 30m ./examples/")
+		t.Skip("a benchmark: SYNCER_BENCH_BROWSER=1 go test -run TestBrowserLatency -v -timeout 60m ./examples/")
 	}
 	chromium(t)
 	node := livetest.Node(t, "playwright-core", "@cesdk/engine", "esbuild", "@nats-io/nats-core")
-	for _, transport := range []string{"sse", "nats"} {
-		t.Run(transport, func(t *testing.T) {
-			s := livetest.Start(t, livetest.Options{
-				Sources:   []string{"media"},
-				Configure: func(c *config.Config) { c.HTTP.CORS.AllowedOrigins = []string{"*"} },
-			})
-			arrived := subscribeArrivals(t, s.NATS.URL, "syncer.changed.media")
-			cmd := exec.Command(node, "editor/test/latency.mjs")
-			cmd.Env = append(os.Environ(), "SYNCER_URL="+s.URL, "SOURCE=media", "TRANSPORT="+transport, "NATS_URL="+s.WSURL)
-			res := s.Run(t, 25*time.Minute, cmd)
-			var out struct {
-				Uploads []struct {
-					Key     string  `json:"key"`
-					T0      int64   `json:"t0"`
-					Browser float64 `json:"browser"`
-				} `json:"uploads"`
-				Burst       int `json:"burst"`
-				BurstEvents int `json:"burstEvents"`
-			}
-			b, _ := json.Marshal(res)
-			if err := json.Unmarshal(b, &out); err != nil || len(out.Uploads) == 0 {
-				t.Fatalf("latency.mjs result: %v %s", err, b)
-			}
-			var browser, baseline []float64
-			for _, u := range out.Uploads {
-				browser = append(browser, u.Browser)
-				at, ok := arrived(u.Key)
-				if !ok {
-					t.Fatalf("the Go subscriber never saw %s", u.Key)
-				}
-				baseline = append(baseline, float64(at.UnixMilli()-u.T0))
-			}
-			bp50, bp99 := percentile(browser, 0.50), percentile(browser, 0.99)
-			np50, np99 := percentile(baseline, 0.50), percentile(baseline, 0.99)
-			t.Logf("%s: %d uploads, PUT → onAssetSourceUpdated in chromium p50 %.0f ms, p99 %.0f ms, max %.0f ms; "+
-				"PUT → NATS event (Go subscriber, baseline) p50 %.0f ms, p99 %.0f ms; browser/baseline p50 %.2f×, p99 %.2f×; "+
-				"burst of %d uploads: %d events",
-				transport, len(browser), bp50, bp99, percentile(browser, 1), np50, np99, bp50/np50, bp99/np99,
-				out.Burst, out.BurstEvents)
-		})
+	cors := func(c *config.Config) { c.HTTP.CORS.AllowedOrigins = []string{"*"} }
+	webhook := livetest.Options{Sources: []string{"media"}, EmbeddedNATS: true, Configure: cors}
+	poll := livetest.Options{Sources: []string{"media"}, EmbeddedNATS: true, Configure: func(c *config.Config) {
+		cors(c)
+		// No notifications at all; robfig/cron runs "@every" at whole
+		// seconds, at least 1 s apart, so this is the shortest interval.
+		c.Sources[0].Notifications.Webhook = nil
+		c.Sources[0].Schedule = "@every 1s"
+	}}
+	cases := []latencyCase{
+		{name: "sse", transport: "sse", source: "media", opts: webhook, senders: 16},
+		{name: "nats", transport: "nats", source: "media", opts: webhook, senders: 16},
+		{name: "local", transport: "sse", source: "assets", opts: livetest.Options{Base: embeddedDefault(t), Configure: cors}},
+		{name: "poll", transport: "sse", source: "media", opts: poll},
 	}
+	paths := os.Getenv("BENCH_PATHS")
+	for _, c := range cases {
+		if paths != "" && !slices.Contains(strings.Split(paths, ","), c.name) {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) { browserLatency(t, node, c) })
+	}
+}
+
+// browserLatency runs editor/test/latency.mjs on one path and logs the
+// percentiles and burst counts docs/benchmarks.md records.
+func browserLatency(t *testing.T, node string, c latencyCase) {
+	s := livetest.Start(t, c.opts)
+	arrived := subscribeArrivals(t, s.NATSURL, "syncer.changed."+c.source)
+	cmd := exec.Command(node, "editor/test/latency.mjs")
+	cmd.Env = append(os.Environ(), "SYNCER_URL="+s.URL, "SOURCE="+c.source, "TRANSPORT="+c.transport,
+		"NATS_URL="+s.WSURL, fmt.Sprintf("BURST_SENDERS=%d", c.senders))
+	res := s.Run(t, 25*time.Minute, cmd)
+	type burst struct {
+		Events int `json:"events"`
+		MS     int `json:"ms"`
+	}
+	var out struct {
+		Uploads []struct {
+			Key     string  `json:"key"`
+			T0      int64   `json:"t0"`
+			Browser float64 `json:"browser"`
+		} `json:"uploads"`
+		Burst      int    `json:"burst"`
+		Sequential burst  `json:"sequential"`
+		Senders    int    `json:"senders"`
+		Concurrent *burst `json:"concurrent"`
+	}
+	b, _ := json.Marshal(res)
+	if err := json.Unmarshal(b, &out); err != nil || len(out.Uploads) == 0 {
+		t.Fatalf("latency.mjs result: %v %s", err, b)
+	}
+	var browser, baseline []float64
+	for _, u := range out.Uploads {
+		browser = append(browser, u.Browser)
+		at, ok := arrived(u.Key)
+		if !ok {
+			t.Fatalf("the Go subscriber never saw %s", u.Key)
+		}
+		baseline = append(baseline, float64(at.UnixMilli()-u.T0))
+	}
+	bp50, bp99 := percentile(browser, 0.50), percentile(browser, 0.99)
+	np50, np99 := percentile(baseline, 0.50), percentile(baseline, 0.99)
+	bursts := fmt.Sprintf("burst of %d one after the other (%d ms): %d events", out.Burst, out.Sequential.MS, out.Sequential.Events)
+	if out.Concurrent != nil {
+		bursts += fmt.Sprintf("; from %d senders (%d ms): %d events", out.Senders, out.Concurrent.MS, out.Concurrent.Events)
+	}
+	t.Logf("%s (%s): %d uploads, change → onAssetSourceUpdated in chromium p50 %.0f ms, p99 %.0f ms, max %.0f ms; "+
+		"change → NATS event (Go subscriber, baseline) p50 %.0f ms, p99 %.0f ms; browser/baseline p50 %.2f×, p99 %.2f×; %s",
+		c.name, c.transport, len(browser), bp50, bp99, percentile(browser, 1), np50, np99, bp50/np50, bp99/np99, bursts)
 }
 
 // subscribeArrivals records when each key's first event reached a plain

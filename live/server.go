@@ -209,23 +209,11 @@ func (s *Server) preflight(rw http.ResponseWriter, r *http.Request) {
 	rw.WriteHeader(http.StatusNoContent)
 }
 
-// token is the request's bearer token, from the path form or the header.
-func token(r *http.Request) (string, bool) {
-	if t := r.PathValue("token"); t != "" {
-		return t, true
-	}
-	scheme, t, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || t == "" {
-		return "", false
-	}
-	return t, true
-}
-
 // lookup finds the sources ids name and checks the request may read each.
 // An unknown source is a 401 to whoever may not read every source, so
 // that only a token holder learns which sources exist (as the asset API).
 func (s *Server) lookup(r *http.Request, ids []string) ([]*source, int, string) {
-	tok, tokOK := token(r)
+	tok, tokOK := notify.RequestToken(r)
 	shared := s.opts.Open || tokOK && s.opts.Allowed(tok)
 	out := make([]*source, 0, len(ids))
 	for _, id := range ids {

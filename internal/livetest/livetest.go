@@ -24,8 +24,6 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
-
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/testkit"
 	"github.com/imgly/syncer/schedule"
@@ -46,13 +44,28 @@ type Options struct {
 	// Configure, if set, adjusts the configuration before it is validated
 	// (tokens, CORS, event settings).
 	Configure func(*config.Config)
+	// Base, if set, is the configuration to start from instead of a bare
+	// embedded-NATS one: the embedded default's, say. Its listeners, catalog
+	// and NATS store move to free ports and temporary directories, and its
+	// local sources to directories of their own (Syncer.Dir); its nats.url
+	// must be "embedded" (EmbeddedNATS is then implied).
+	Base []byte
+	// EmbeddedNATS runs syncer on its own embedded nats-server (nats.url:
+	// embedded) with the WebSocket listener browsers use, nats.websocket
+	// {listen, allowedOrigins: WSOrigins}, as a user of the embedded
+	// server configures it; otherwise syncer connects to a testkit server
+	// set up the same way. Both are on free loopback ports.
+	EmbeddedNATS bool
+	WSOrigins    []string
 }
 
 // Syncer is a running syncer and the servers around it.
 type Syncer struct {
-	S3    *testkit.S3
-	NATS  *testkit.ConfiguredNATS
-	WSURL string // ws://127.0.0.1:<port> of the NATS WebSocket listener
+	S3 *testkit.S3
+	// NATS is the testkit server; nil with Options.EmbeddedNATS.
+	NATS    *testkit.ConfiguredNATS
+	NATSURL string // nats://127.0.0.1:<port>, for Go subscribers with every permission
+	WSURL   string // ws://127.0.0.1:<port> of the NATS WebSocket listener (read-only)
 	// URL is http://<addr> of syncer's HTTP listener; it stays the same
 	// across Stop and Start.
 	URL string
@@ -61,6 +74,7 @@ type Syncer struct {
 	dirs     map[string]string
 	hookBase atomic.Pointer[string] // where the S3 server announces changes; nil while stopped
 	hookErrs atomic.Int64
+	hooked   map[string]bool // sources with an S3 webhook: the others learn of changes by scanning
 
 	mu     sync.Mutex
 	w      *worker.Worker
@@ -74,24 +88,32 @@ func Start(t testing.TB, o Options) *Syncer {
 	t.Helper()
 	s := &Syncer{dirs: map[string]string{"": t.TempDir()}} // "": where files are written before the rename
 	s.S3 = testkit.StartS3(t, s.announce)
-	// WebSocket clients get the read-only user the embedded server's
-	// nats.websocket gives browsers (worker.BrowserPermissions); TCP
-	// clients (syncer, the tests' own subscribers) every permission.
-	s.NATS = testkit.StartNATSWith(t, t.TempDir(), func(no *natsserver.Options) {
-		no.Websocket = natsserver.WebsocketOpts{Host: "127.0.0.1", Port: -1, NoTLS: true, NoAuthUser: "browser"}
-		no.Users = []*natsserver.User{
-			{Username: "syncer", Password: "unused-syncer", AllowedConnectionTypes: map[string]struct{}{"STANDARD": {}}},
-			{Username: "browser", Password: "unused-browser", AllowedConnectionTypes: map[string]struct{}{"WEBSOCKET": {}},
-				Permissions: worker.BrowserPermissions(config.DefaultStream, "syncer.changed")},
-		}
-		no.NoAuthUser = "syncer"
-	})
-	s.WSURL = s.NATS.Server.WebsocketURL()
-	cfg, err := config.Parse([]byte("nats: {url: embedded}\n"), func(string) (string, bool) { return "", false })
+	base := o.Base
+	if base == nil {
+		base = []byte("nats: {url: embedded}\n")
+	} else {
+		o.EmbeddedNATS = true
+	}
+	cfg, err := config.Parse(base, func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.NATS.URL = s.NATS.URL
+	for i, src := range cfg.Sources {
+		if src.Provider == "local" {
+			s.dirs[src.ID] = t.TempDir()
+			cfg.Sources[i].Path = s.dirs[src.ID]
+		}
+	}
+	if o.EmbeddedNATS {
+		// Free ports for both listeners: the WebSocket's "port 0" is
+		// syncer's own rule; nats.listen's is set after validation below.
+		cfg.NATS.StoreDir = t.TempDir()
+		cfg.NATS.Websocket = config.Websocket{Listen: "127.0.0.1:0", AllowedOrigins: o.WSOrigins}
+	} else {
+		s.NATS = startNATS(t)
+		s.NATSURL, s.WSURL = s.NATS.URL, s.NATS.Server.WebsocketURL()
+		cfg.NATS.URL = s.NATS.URL
+	}
 	cfg.Catalog.Path = t.TempDir()
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	for _, id := range o.Sources {
@@ -111,7 +133,17 @@ func Start(t testing.TB, o Options) *Syncer {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	if o.EmbeddedNATS {
+		// nats-server's "any free port" (its port 0 is 4222), which the
+		// configuration rightly refuses from a user; the first start
+		// replaces it with the port taken.
+		cfg.NATS.Listen = "127.0.0.1:-1"
+	}
 	s.cfg = cfg
+	s.hooked = map[string]bool{}
+	for _, src := range cfg.Sources {
+		s.hooked[src.ID] = src.Notifications.Webhook != nil
+	}
 	s.Start(t)
 	s.URL = "http://" + s.cfg.HTTP.Listen
 	t.Cleanup(func() { s.Stop(t) })
@@ -126,7 +158,8 @@ func (s *Syncer) Start(t testing.TB) {
 	if s.w != nil {
 		t.Fatal("livetest: syncer already running")
 	}
-	w, err := worker.New(context.Background(), s.cfg, worker.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	urls := &logURLs{}
+	w, err := worker.New(context.Background(), s.cfg, worker.Options{Log: slog.New(urls)})
 	if err != nil {
 		t.Fatalf("livetest: start syncer: %v", err)
 	}
@@ -135,6 +168,9 @@ func (s *Syncer) Start(t testing.TB) {
 	go func() { done <- w.Run(ctx) }()
 	s.w, s.cancel, s.done = w, cancel, done
 	s.cfg.HTTP.Listen = w.HTTPAddr() // a restart binds the same port
+	if s.cfg.NATS.URL == "embedded" {
+		s.pinEmbedded(t, ctx, w, urls)
+	}
 	base := "http://" + w.HTTPAddr() + "/webhooks/s3/"
 	s.hookBase.Store(&base)
 	for _, src := range s.cfg.Sources {
@@ -240,7 +276,7 @@ func (s *Syncer) announce(next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(rec, r)
-		if rec.code < 300 {
+		if rec.code < 300 && s.hooked[bucket] {
 			if err := s.post(r.Context(), bucket, name, key); err != nil {
 				s.hookErrs.Add(1)
 			}
@@ -306,7 +342,8 @@ func FreePort(t testing.TB) int {
 // stdout: {"op":"put","bucket":"media","key":"a.png","body":"<base64>",
 // "contentType":"image/png"}, {"op":"delete",...}, {"op":"stop"} or
 // {"op":"start"}, {"op":"burst","bucket":"media","key":"p","n":100} (puts
-// p-0000.png … p-0099.png one after the other). The test answers "ok\n" on the script's stdin once done.
+// p-0000.png … p-0099.png one after the other; with "senders":16 from 16
+// concurrent senders, S3 sources only). The test answers "ok\n" on the script's stdin once done.
 // The script's last line is its result: {"ok":true,...} or {"ok":false,"error":"..."}.
 type Op struct {
 	Op          string `json:"op"`
@@ -315,6 +352,7 @@ type Op struct {
 	Body        []byte `json:"body"`
 	ContentType string `json:"contentType"`
 	N           int    `json:"n"`
+	Senders     int    `json:"senders"` // burst: concurrent senders (default 1, one after the other)
 	// Result lines.
 	OK    *bool  `json:"ok"`
 	Error string `json:"error"`

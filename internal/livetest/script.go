@@ -11,8 +11,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // Testenv is the absolute path of the repository's testenv/ (whose
@@ -112,10 +116,43 @@ func (s *Syncer) do(t testing.TB, op Op) {
 	case "start":
 		s.Start(t)
 	case "burst":
+		if op.Senders > 1 {
+			s.burst(t, op)
+			return
+		}
 		for i := range op.N {
 			s.Put(t, op.Bucket, fmt.Sprintf("%s-%04d.png", op.Key, i), []byte("burst"), "image/png")
 		}
 	default:
 		t.Fatalf("livetest: unknown op %q", op.Op)
+	}
+}
+
+// burst puts op.N objects from op.Senders concurrent senders, each as fast
+// as its PUTs (and their webhook announcements) return, as a bulk upload
+// tool would.
+func (s *Syncer) burst(t testing.TB, op Op) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, op.Senders)
+	for c := range op.Senders {
+		wg.Go(func() {
+			for i := c; i < op.N; i += op.Senders {
+				key := fmt.Sprintf("%s-%04d.png", op.Key, i)
+				_, err := s.S3.Client.PutObject(context.Background(), &awss3.PutObjectInput{
+					Bucket: aws.String(op.Bucket), Key: aws.String(key), Body: strings.NewReader("burst"),
+					ContentType: aws.String("image/png"),
+				})
+				if err != nil {
+					errs <- fmt.Errorf("put %s: %w", key, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("livetest: burst: %v", err)
 	}
 }

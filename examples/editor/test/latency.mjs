@@ -1,10 +1,11 @@
 // Bucket PUT (S3 emulator, webhook notification) → onAssetSourceUpdated in
 // the browser, over the transport TRANSPORT: N uploads (default 100)
 // spaced SPACING_MS (default 1000) apart, then one burst of BURST uploads
-// (default 100) counting the events it cost. Run by examples/editor_test.go
-// (TestBrowserLatency); prints per-upload times for it to set against its
-// own NATS subscriber's.
-// Env: SYNCER_URL, SOURCE, TRANSPORT, NATS_URL, N, SPACING_MS, BURST, TESTENV.
+// (default 100) put one after the other, and, with BURST_SENDERS (e.g. 16),
+// another from that many concurrent senders, counting the events each cost.
+// Run by examples/editor_test.go (TestBrowserLatency); prints per-upload
+// times for it to set against its own NATS subscriber's.
+// Env: SYNCER_URL, SOURCE, TRANSPORT, NATS_URL, N, SPACING_MS, BURST, BURST_SENDERS, TESTENV.
 import { op, finish } from '../../../internal/livetest/ops.mjs';
 import { open } from './chromium.mjs';
 
@@ -12,6 +13,7 @@ const env = process.env;
 const n = Number(env.N || 100);
 const spacing = Number(env.SPACING_MS || 1000);
 const burst = Number(env.BURST || 100);
+const senders = Number(env.BURST_SENDERS || 0);
 const source = env.SOURCE;
 let b;
 const result = { ok: false, transport: env.TRANSPORT };
@@ -42,12 +44,22 @@ try {
     const wait = t0 + spacing - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait)); // the spacing the benchmark asks for
   }
-  const eventsBefore = await page.evaluate(() => window.syncerExample.events);
-  await op({ op: 'burst', bucket: source, key: `burst/${env.TRANSPORT}`, n: burst });
-  // Sequence numbers: the n uploads are 1..n, the burst n+1..n+burst.
-  await page.waitForFunction((seq) => window.syncerExample.lastSeq >= seq, n + burst, { timeout: 60000 });
-  const burstEvents = (await page.evaluate(() => window.syncerExample.events)) - eventsBefore;
-  Object.assign(result, { ok: true, uploads, burst, burstEvents });
+  // Sequence numbers: the n uploads are 1..n, each burst the next `burst`.
+  let lastSeq = n;
+  const eventsOf = async (o) => {
+    const before = await page.evaluate(() => window.syncerExample.events);
+    const t0 = Date.now();
+    await op(o);
+    const ms = Date.now() - t0; // the senders' time for the whole burst
+    lastSeq += o.n;
+    await page.waitForFunction((seq) => window.syncerExample.lastSeq >= seq, lastSeq, { timeout: 60000 });
+    return { events: (await page.evaluate(() => window.syncerExample.events)) - before, ms };
+  };
+  const sequential = await eventsOf({ op: 'burst', bucket: source, key: `burst/${env.TRANSPORT}`, n: burst });
+  const concurrent = senders > 1
+    ? await eventsOf({ op: 'burst', bucket: source, key: `burst16/${env.TRANSPORT}`, n: burst, senders })
+    : undefined;
+  Object.assign(result, { ok: true, uploads, burst, sequential, senders, concurrent });
 } catch (err) {
   Object.assign(result, { error: String(err.stack || err).slice(0, 4000), logs: b?.logs.slice(-30).map((l) => l.slice(0, 300)) });
 } finally {
