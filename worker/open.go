@@ -62,6 +62,9 @@ func StartEmbeddedNATS(listen, storeDir string, configure ...func(*natsserver.Op
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: listen %q: %w", listen, err)
 	}
+	if port == 0 {
+		port = -1 // nats-server reads 0 as its default 4222; -1 is "any free port"
+	}
 	if err := os.MkdirAll(storeDir, 0o755); err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}

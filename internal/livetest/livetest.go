@@ -134,10 +134,8 @@ func Start(t testing.TB, o Options) *Syncer {
 		t.Fatal(err)
 	}
 	if o.EmbeddedNATS {
-		// nats-server's "any free port" (its port 0 is 4222), which the
-		// configuration rightly refuses from a user; the first start
-		// replaces it with the port taken.
-		cfg.NATS.Listen = "127.0.0.1:-1"
+		// Any free port; the first start replaces it with the port taken.
+		cfg.NATS.Listen = "127.0.0.1:0"
 	}
 	s.cfg = cfg
 	s.hooked = map[string]bool{}
