@@ -6,8 +6,9 @@
 # then `syncer run` with that bucket as an S3 source with a webhook, an
 # embedded NATS (file store) and a fresh catalog, and bench/webhookload, which
 # POSTs S3 ObjectCreated notifications at RATE/s for new keys and reads the
-# source's stream (see bench/webhookload for what it measures: send → the
-# event's store time in JetStream, and send → the webhook's 200).
+# source's stream (see bench/webhookload for what it measures: from each
+# notification's due time at RATE to the event's store time in JetStream, and
+# to the webhook's 200).
 #
 # With N > 0 the start-up scan is a first import of N objects: webhookload
 # follows it on the stream, reports when its last event was stored after
@@ -20,7 +21,7 @@
 # Environment: RATE (default 200), DURATION (default 10s: how long to send at
 # least), AFTER (default 10s), WINDOW (events.coalesceWindow, default 1ns: the
 # config reads 0 as "the default 250ms", and 1ns publishes as soon as 0 does),
-# SENDERS (default 32), WORK (scratch dir, default a new temp dir, removed at
+# SENDERS (default 256), WORK (scratch dir, default a new temp dir, removed at
 # the end unless KEEP=1; the logs and report.txt stay).
 # Needs: go, python3 (to pick free ports).
 set -euo pipefail
@@ -30,7 +31,7 @@ RATE=${RATE:-200}
 DURATION=${DURATION:-10s}
 AFTER=${AFTER:-10s}
 WINDOW=${WINDOW:-1ns}
-SENDERS=${SENDERS:-32}
+SENDERS=${SENDERS:-256}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/syncer-webhook.XXXXXX")}
 BIN=$WORK/bin

@@ -3,13 +3,17 @@
 // at a fixed rate and reads the source's JetStream stream for the events
 // that carry them.
 //
-// For each notification it measures
-//   - send → stored: from just before the POST to the time JetStream stored
-//     the event holding the change (the message's stream timestamp, on the
-//     same clock: the server acks the publisher right after storing it, so
-//     this is receipt → JetStream ack plus the HTTP request's way in);
-//   - send → 200: the webhook answers once the change is committed to the
+// For each notification it measures, from the time it was due at the offered
+// rate (not when a sender got to it: with every sender waiting on a slow
+// answer, the late ones would otherwise not count their wait):
+//   - due → stored: to the time JetStream stored the event holding the
+//     change (the message's stream timestamp, on the same clock: the server
+//     acks the publisher right after storing it, so this is receipt →
+//     JetStream ack plus the HTTP request's way in);
+//   - due → 200: the webhook answers once the change is committed to the
 //     catalog, so this is the commit plus one HTTP round trip.
+//
+// It also counts the notifications that were sent more than 10 ms late.
 //
 // The stream is read with an ordered consumer from its start, so a reader
 // that falls behind (a million-object import is a burst of events) does not
@@ -64,7 +68,7 @@ func main() {
 	flag.StringVar(&o.bucket, "bucket", "bench", "the bucket named in the notifications")
 	flag.StringVar(&o.prefix, "prefix", "webhookload/", "key prefix of the notified objects")
 	flag.IntVar(&o.rate, "rate", 200, "notifications per second offered")
-	flag.IntVar(&o.senders, "senders", 32, "concurrent HTTP senders")
+	flag.IntVar(&o.senders, "senders", 256, "concurrent HTTP senders (enough that none is due while all wait)")
 	flag.IntVar(&o.importN, "import", 0, "objects of a first import to follow (0: none)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long to send (at least, with -import)")
 	flag.DurationVar(&o.after, "after", 10*time.Second, "with -import: how long to go on sending after its last event")
@@ -84,8 +88,8 @@ func main() {
 
 // note is one notification's timeline.
 type note struct {
-	sent, answered, arrived time.Time
-	status                  int
+	due, sent, answered, arrived time.Time
+	status                       int
 }
 
 // tracker holds what the senders and the subscriber observed.
@@ -172,11 +176,12 @@ func send(ctx context.Context, o options, tr *tracker) (int, time.Time) {
 		if !stop.IsZero() && !now.Before(stop) {
 			break
 		}
-		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+		due := start.Add(time.Duration(i) * interval)
+		if d := time.Until(due); d > 0 {
 			time.Sleep(d) // pacing the load, not synchronisation
 		}
 		tr.mu.Lock()
-		tr.notes = append(tr.notes, note{})
+		tr.notes = append(tr.notes, note{due: due})
 		tr.mu.Unlock()
 		jobs <- i
 	}
@@ -371,7 +376,7 @@ func report(o options, tr *tracker, start, stopped time.Time) {
 	}
 	var during, after []note
 	for _, n := range tr.notes {
-		if o.importN > 0 && (tr.imported < tr.importN || n.sent.Before(tr.lastImp)) {
+		if o.importN > 0 && (tr.imported < tr.importN || n.due.Before(tr.lastImp)) {
 			during = append(during, n)
 		} else {
 			after = append(after, n)
@@ -391,19 +396,22 @@ func report(o options, tr *tracker, start, stopped time.Time) {
 // phase prints one group's latencies.
 func phase(name string, notes []note) {
 	var toAck, toOK []time.Duration
-	failed := 0
+	failed, late := 0, 0
 	var first, last time.Time
 	for _, n := range notes {
 		if n.status != http.StatusOK {
 			failed++
 		} else {
-			toOK = append(toOK, n.answered.Sub(n.sent))
+			toOK = append(toOK, n.answered.Sub(n.due))
 		}
-		if first.IsZero() || n.sent.Before(first) {
-			first = n.sent
+		if n.sent.Sub(n.due) > 10*time.Millisecond {
+			late++
+		}
+		if first.IsZero() || n.due.Before(first) {
+			first = n.due
 		}
 		if !n.arrived.IsZero() {
-			toAck = append(toAck, n.arrived.Sub(n.sent))
+			toAck = append(toAck, n.arrived.Sub(n.due))
 			if n.arrived.After(last) {
 				last = n.arrived
 			}
@@ -413,9 +421,10 @@ func phase(name string, notes []note) {
 	if len(toAck) > 0 {
 		sustained = float64(len(toAck)) / last.Sub(first).Seconds()
 	}
-	fmt.Printf("%s: %d sent, %d not answered 200, %d arrived (%.0f/s sustained)\n", name, len(notes), failed, len(toAck), sustained)
-	fmt.Printf("  send → stored in the stream (≈ ack): %s\n", quantiles(toAck))
-	fmt.Printf("  send → webhook 200 (committed): %s\n", quantiles(toOK))
+	fmt.Printf("%s: %d sent (%d over 10 ms late), %d not answered 200, %d stored (%.0f/s sustained)\n",
+		name, len(notes), late, failed, len(toAck), sustained)
+	fmt.Printf("  due → stored in the stream (≈ ack): %s\n", quantiles(toAck))
+	fmt.Printf("  due → webhook 200 (committed): %s\n", quantiles(toOK))
 }
 
 func quantiles(d []time.Duration) string {
