@@ -142,10 +142,12 @@ func (s *Source) Get(ctx context.Context, key string) (Entry, bool, error) {
 // Stats returns the source's counters.
 func (s *Source) Stats(ctx context.Context) (Stats, error) { return s.b.Stats(ctx) }
 
-// Commit applies muts in one transaction, in order, and appends one outbox
-// record per resulting change, numbered with the source's next sequence
-// numbers. Mutations that change nothing, or whose guard fails, are skipped
-// (see Decide). It returns the changes it committed.
+// Commit applies muts in order and appends one outbox record per resulting
+// change, numbered with the source's next sequence numbers. Mutations that
+// change nothing, or whose guard fails, are skipped (see Decide). It returns
+// the changes it committed. A batch of notifications is one transaction; a
+// scan's batch may be several, so that notification commits waiting for the
+// writer go in between (a failure then keeps the transactions before it).
 func (s *Source) Commit(ctx context.Context, muts []Mutation) ([]Change, error) {
 	if len(muts) == 0 {
 		return nil, nil

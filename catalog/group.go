@@ -3,6 +3,7 @@ package catalog
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -19,6 +20,12 @@ type groupCommit struct {
 	mu    sync.Mutex
 	queue []*groupCall
 	busy  bool // a leader is committing, or about to
+
+	// What a long transaction outside the group (a scan's batch) needs to
+	// give way to it; see pending and yield.
+	waiting  atomic.Int64  // calls queued or in a transaction, not yet answered
+	finished uint64        // under mu: group transactions ended
+	turn     chan struct{} // under mu: closed when the next one ends; nil if nobody waits
 }
 
 type groupCall struct {
@@ -39,6 +46,7 @@ func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 	c := &groupCall{fn: fn, done: make(chan groupOutcome, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
+	g.waiting.Add(1)
 	lead := !g.busy
 	g.busy = true
 	g.mu.Unlock()
@@ -53,8 +61,54 @@ func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 	g.queue = nil
 	g.mu.Unlock()
 	g.commit(batch)
+	g.ended(len(batch))
 	g.handOver()
 	return (<-c.done).err
+}
+
+// ended notes that a group transaction of n calls has ended (committed or
+// not), and wakes a transaction that yielded to it.
+func (g *groupCommit) ended(n int) {
+	g.mu.Lock()
+	g.waiting.Add(-int64(n))
+	g.finished++
+	if g.turn != nil {
+		close(g.turn)
+		g.turn = nil
+	}
+	g.mu.Unlock()
+}
+
+// pending reports whether grouped calls wait for the writer. A long
+// transaction outside the group polls it to end early and let them in: the
+// writer is bbolt's one lock, and without this a notification that arrives
+// at the start of a scan's batch of thousands waits out the whole batch.
+func (g *groupCommit) pending() bool { return g.waiting.Load() > 0 }
+
+// mark returns how many group transactions have ended; taken inside the
+// yielding transaction, it is what yield waits to see move.
+func (g *groupCommit) mark() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.finished
+}
+
+// yield waits, after a transaction that ended early because calls were
+// pending, until one group transaction has ended since mark, or nothing is
+// pending. One, not all: at a high notification rate the group always has
+// calls pending, and the yielding transaction must get its turn too.
+func (g *groupCommit) yield(mark uint64) {
+	g.mu.Lock()
+	for g.finished == mark && g.waiting.Load() > 0 {
+		if g.turn == nil {
+			g.turn = make(chan struct{})
+		}
+		turn := g.turn
+		g.mu.Unlock()
+		<-turn
+		g.mu.Lock()
+	}
+	g.mu.Unlock()
 }
 
 // handOver makes whoever queued meanwhile lead the next batch, so that the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -37,9 +38,9 @@ func (s *boltSource) Outbox(ctx context.Context, from uint64, limit int) ([]Chan
 // and the stream, not the outbox, tells a restart what was published), so
 // they join the group commit of concurrent notification commits.
 //
-// A large ack is cut into transactions of ackChunk records, so that it never
-// holds the writer for long: a notification commit waits for one chunk at
-// most. An ack that covers the whole outbox (a first import flushed by `scan`)
+// A large ack is cut into transactions of at most ackChunkSize records and
+// ackHold of deleting, so that it never holds the writer for long: a
+// notification commit waits for one chunk at most. An ack that covers the whole outbox (a first import flushed by `scan`)
 // drops the outbox bucket instead, which frees its pages without visiting
 // every record.
 func (s *boltSource) Ack(ctx context.Context, through uint64) error {
@@ -69,11 +70,16 @@ func (s *boltSource) Ack(ctx context.Context, through uint64) error {
 }
 
 // ackChunkSize bounds the records one ack transaction deletes. At 4,096 a
-// chunk costs a few milliseconds.
-const ackChunkSize = 4096
+// chunk costs a few milliseconds on a quiet machine; ackHold bounds it in
+// time as well, since on a loaded one it costs ten times that, and the
+// notifications of its group wait for it.
+const (
+	ackChunkSize = 4096
+	ackHold      = 5 * time.Millisecond
+)
 
-// ackChunk deletes up to ackChunkSize outbox records with Seq <= through and
-// reports whether none are left.
+// ackChunk deletes up to ackChunkSize outbox records with Seq <= through,
+// for ackHold at most, and reports whether none are left.
 func ackChunk(src *bolt.Bucket, through uint64) (done bool, err error) {
 	out := src.Bucket(outboxBucket)
 	cur := out.Cursor()
@@ -96,7 +102,11 @@ func ackChunk(src *bolt.Bucket, through uint64) (done bool, err error) {
 		}
 		keys = append(keys, k)
 	}
-	for _, k := range keys {
+	start := time.Now()
+	for i, k := range keys {
+		if i > 0 && i%yieldEvery == 0 && time.Since(start) >= ackHold {
+			return false, nil
+		}
 		if err := out.Delete(k); err != nil {
 			return false, err
 		}
