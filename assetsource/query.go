@@ -325,33 +325,40 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 			}
 			return err
 		}
-		h := &topK{q: &q, order: order}
-		n := 0
-		err := m.scan(ctx, sn, func(e catalog.Entry) error {
-			n++
-			if len(h.items) < k {
-				heap.Push(h, e)
-			} else if less(&q, order, &e, &h.items[0]) {
-				h.items[0] = e
-				heap.Fix(h, 0)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		res.Total = n
-		// Pop yields the worst first: fill the sorted slice from the end.
-		sorted := make([]catalog.Entry, len(h.items))
-		for i := len(sorted) - 1; i >= 0; i-- {
-			sorted[i] = heap.Pop(h).(catalog.Entry)
-		}
-		if offset < len(sorted) {
-			res.Entries = sorted[offset:]
+		return runTop(ctx, sn, m, &q, &res)
+	})
+	return res, err
+}
+
+// runTop answers a filtered query in any order but ascending keys: one
+// scan of the matches into a bounded heap of the page and those before it.
+func runTop(ctx context.Context, sn *catalog.Snapshot, m matcher, q *Query, res *Result) error {
+	offset, k := q.Page*q.PerPage, q.Page*q.PerPage+q.PerPage
+	h := &topK{q: q, order: m.order}
+	n := 0
+	err := m.scan(ctx, sn, func(e catalog.Entry) error {
+		n++
+		if len(h.items) < k {
+			heap.Push(h, e)
+		} else if less(q, m.order, &e, &h.items[0]) {
+			h.items[0] = e
+			heap.Fix(h, 0)
 		}
 		return nil
 	})
-	return res, err
+	if err != nil {
+		return err
+	}
+	res.Total = n
+	// Pop yields the worst first: fill the sorted slice from the end.
+	sorted := make([]catalog.Entry, len(h.items))
+	for i := len(sorted) - 1; i >= 0; i-- {
+		sorted[i] = heap.Pop(h).(catalog.Entry)
+	}
+	if offset < len(sorted) {
+		res.Entries = sorted[offset:]
+	}
+	return nil
 }
 
 // runCursor answers a keyset query: the page after q.After in key order,
