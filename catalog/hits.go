@@ -91,11 +91,15 @@ func (sn *boltSnapshot) SearchHits(ctx context.Context, text string, match func(
 	c := sn.search.Cursor()
 	n := 0
 	var buf []byte // the key, for a UTF-16 source whose sort keys differ
+	anchor := -1
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		if n++; n%256 == 0 && ctx.Err() != nil {
 			return true, ctx.Err()
 		}
-		err := sn.searchBlock(v, t, func(sk, f []byte) error {
+		if anchor < 0 {
+			anchor = rarestByte(v, t)
+		}
+		err := sn.searchBlock(v, t, anchor, func(sk, f []byte) error {
 			h := Hit{Key: sk, Size: int64(binary.BigEndian.Uint64(f[8:])), LastModified: math.MinInt64}
 			if ns := int64(binary.BigEndian.Uint64(f)); ns != 0 {
 				h.LastModified = ns
@@ -121,9 +125,45 @@ func (sn *boltSnapshot) SearchHits(ctx context.Context, text string, match func(
 	return true, nil
 }
 
+// rarestByte picks the byte of t that is rarest in a sample of the
+// source's text (its first block): the one to look for with IndexByte.
+// bytes.Index looks for t's first byte, and in file names that is often a
+// letter of every key (the "n" of ".png" for "needle"): a short IndexByte
+// per record then, where a rare byte makes one long vectorised run.
+func rarestByte(sample, t []byte) int {
+	var freq [256]int
+	for _, c := range sample {
+		freq[c]++
+	}
+	j := 0
+	for i := range t {
+		if freq[t[i]] < freq[t[j]] {
+			j = i
+		}
+	}
+	return j
+}
+
+// indexFrom is bytes.Index(s[off:], t)+off (or -1), found through the
+// occurrences of t[j]: each is a candidate start j bytes before it, in
+// increasing order, so the first that holds t is the first occurrence.
+func indexFrom(s []byte, off int, t []byte, j int) int {
+	for p := off + j; p < len(s); p++ {
+		i := bytes.IndexByte(s[p:], t[j])
+		if i < 0 {
+			return -1
+		}
+		p += i
+		if c := p - j; c+len(t) <= len(s) && bytes.Equal(s[c:c+len(t)], t) {
+			return c
+		}
+	}
+	return -1
+}
+
 // searchBlock calls fn with the sort key and the fields of each record of
-// block v whose text holds t.
-func (sn *boltSnapshot) searchBlock(v, t []byte, fn func(sk, fields []byte) error) error {
+// block v whose text holds t, looking for t through its byte at anchor.
+func (sn *boltSnapshot) searchBlock(v, t []byte, anchor int, fn func(sk, fields []byte) error) error {
 	text, fields, err := splitBlock(v)
 	if err != nil {
 		return err
@@ -132,11 +172,10 @@ func (sn *boltSnapshot) searchBlock(v, t []byte, fn func(sk, fields []byte) erro
 	// hit, so a block's text is counted through at most once.
 	pos, idx := 0, 0
 	for off := 0; off < len(text); {
-		i := bytes.Index(text[off:], t)
+		i := indexFrom(text, off, t, anchor)
 		if i < 0 {
 			break
 		}
-		i += off
 		rs := bytes.LastIndexByte(text[:i], recEnd) + 1
 		r, rn, err := parseRecord(text[rs:])
 		if err != nil {

@@ -188,3 +188,24 @@ func TestSearchBlocksV1Dropped(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// indexFrom finds what bytes.Index finds, through any anchor byte.
+func TestIndexFrom(t *testing.T) {
+	s := []byte("aab needle nee needl eneedle xneedle\xff\xfeneedle")
+	for _, q := range []string{"needle", "e", "ee", "a", "aab", "le", "x", "zz", "needle\xff", "eneedle"} {
+		for j := range len(q) {
+			for off := 0; off <= len(s); off++ {
+				want := bytes.Index(s[off:], []byte(q))
+				if want >= 0 {
+					want += off
+				}
+				if got := indexFrom(s, off, []byte(q), j); got != want {
+					t.Fatalf("indexFrom(%d, %q, %d) = %d, want %d", off, q, j, got, want)
+				}
+			}
+		}
+	}
+	if j := rarestByte([]byte("dir007/img-0000123.png\xfe\xffdir007/needle-0000100.png\xfe\xff"), []byte("needle")); j != 4 {
+		t.Errorf("rarest byte of needle: %d, want 4 (the l)", j)
+	}
+}
