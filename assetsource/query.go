@@ -1,9 +1,11 @@
 package assetsource
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"fmt"
+	"math"
 	"net/url"
 	"path"
 	"strconv"
@@ -174,6 +176,7 @@ func tagsOf(r string) []string {
 type matcher struct {
 	q      *Query
 	prefix string
+	order  providers.Order
 }
 
 func (m matcher) none() bool {
@@ -227,32 +230,42 @@ type Result struct {
 // order reversed for Desc — so every order is total and pages of it never
 // overlap or skip.
 func less(q *Query, order providers.Order, a, b *catalog.Entry) bool {
+	return precedes(q, order, rankOf(a), rankOf(b))
+}
+
+// rank is what the orders read of an asset: an entry's, or a search hit's
+// (which comes without its entry).
+type rank struct {
+	key         string
+	size, mtime int64 // mtime in unix ns, math.MinInt64 when unknown
+}
+
+func rankOf(e *catalog.Entry) rank {
+	r := rank{key: e.Key, size: e.Size, mtime: math.MinInt64}
+	if !e.LastModified.IsZero() {
+		r.mtime = e.LastModified.UnixNano()
+	}
+	return r
+}
+
+// precedes is less on ranks.
+func precedes(q *Query, order providers.Order, a, b rank) bool {
 	c := 0
 	switch q.Sort {
 	case ByLastModified:
-		c = a.LastModified.Compare(b.LastModified)
+		c = cmp.Compare(a.mtime, b.mtime)
 	case BySize:
-		c = cmpInt(a.Size, b.Size)
+		c = cmp.Compare(a.size, b.size)
 	case ByName:
-		c = strings.Compare(path.Base(a.Key), path.Base(b.Key))
+		c = strings.Compare(path.Base(a.key), path.Base(b.key))
 	}
 	if c == 0 {
-		c = order.Compare(a.Key, b.Key)
+		c = order.Compare(a.key, b.key)
 	}
 	if q.Desc {
 		return c > 0
 	}
 	return c < 0
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Run answers q from one snapshot of src. It streams the source once and
@@ -261,7 +274,7 @@ func cmpInt(a, b int64) int {
 // entries up to the page and takes the total from the catalog's count.
 func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix string, q Query) (Result, error) {
 	var res Result
-	m := matcher{q: &q, prefix: prefix}
+	m := matcher{q: &q, prefix: prefix, order: order}
 	offset, k := q.Page*q.PerPage, q.Page*q.PerPage+q.PerPage
 	err := src.View(ctx, func(sn *catalog.Snapshot) error {
 		res.Seq = sn.Seq
@@ -281,6 +294,9 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 				}
 				return nil
 			})
+		}
+		if q.Text != "" && len(q.Groups) == 0 {
+			return runSearch(ctx, sn, m, &q, &res)
 		}
 		if q.Sort == ByKey && !q.Desc {
 			n := 0
@@ -309,33 +325,40 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 			}
 			return err
 		}
-		h := &topK{q: &q, order: order}
-		n := 0
-		err := m.scan(ctx, sn, func(e catalog.Entry) error {
-			n++
-			if len(h.items) < k {
-				heap.Push(h, e)
-			} else if less(&q, order, &e, &h.items[0]) {
-				h.items[0] = e
-				heap.Fix(h, 0)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		res.Total = n
-		// Pop yields the worst first: fill the sorted slice from the end.
-		sorted := make([]catalog.Entry, len(h.items))
-		for i := len(sorted) - 1; i >= 0; i-- {
-			sorted[i] = heap.Pop(h).(catalog.Entry)
-		}
-		if offset < len(sorted) {
-			res.Entries = sorted[offset:]
+		return runTop(ctx, sn, m, &q, &res)
+	})
+	return res, err
+}
+
+// runTop answers a filtered query in any order but ascending keys: one
+// scan of the matches into a bounded heap of the page and those before it.
+func runTop(ctx context.Context, sn *catalog.Snapshot, m matcher, q *Query, res *Result) error {
+	offset, k := q.Page*q.PerPage, q.Page*q.PerPage+q.PerPage
+	h := &topK{q: q, order: m.order}
+	n := 0
+	err := m.scan(ctx, sn, func(e catalog.Entry) error {
+		n++
+		if len(h.items) < k {
+			heap.Push(h, e)
+		} else if less(q, m.order, &e, &h.items[0]) {
+			h.items[0] = e
+			heap.Fix(h, 0)
 		}
 		return nil
 	})
-	return res, err
+	if err != nil {
+		return err
+	}
+	res.Total = n
+	// Pop yields the worst first: fill the sorted slice from the end.
+	sorted := make([]catalog.Entry, len(h.items))
+	for i := len(sorted) - 1; i >= 0; i-- {
+		sorted[i] = heap.Pop(h).(catalog.Entry)
+	}
+	if offset < len(sorted) {
+		res.Entries = sorted[offset:]
+	}
+	return nil
 }
 
 // runCursor answers a keyset query: the page after q.After in key order,
@@ -361,14 +384,24 @@ func runCursor(ctx context.Context, sn *catalog.Snapshot, m matcher, q *Query, r
 	return m.scan(ctx, sn, func(catalog.Entry) error { res.Total++; return nil })
 }
 
-// scan calls fn for the entries m accepts, in key order: through the
-// catalog's search (its search blocks read only the text's hits) when the
-// query has text, else one pass over the keys.
+// scan calls fn for the entries m accepts, in key order: through a seek
+// per group when the query names groups, else through the catalog's search
+// (its search blocks read only the text's hits) when it has text, else one
+// pass over the keys.
 func (m matcher) scan(ctx context.Context, sn *catalog.Snapshot, fn func(catalog.Entry) error) error {
 	if m.none() {
 		return sn.RangeMatch(ctx, func([]byte) bool { return true }, fn)
 	}
 	match := func(key []byte) bool { return m.match(unsafeString(key)) }
+	if len(m.q.Groups) > 0 {
+		prefixes, ok, err := m.groupPrefixes(ctx, sn)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return rangePrefixes(ctx, sn, prefixes, m.match, fn)
+		}
+	}
 	if m.q.Text != "" {
 		return sn.Search(ctx, m.q.Text, match, fn)
 	}

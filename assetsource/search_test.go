@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imgly/syncer/assetsource"
 	"github.com/imgly/syncer/catalog"
@@ -40,13 +41,25 @@ func TestSearchDifferential(t *testing.T) {
 				b.WriteString(frags[rng.IntN(len(frags))])
 			}
 			keys = append(keys, b.String())
-			muts = append(muts, catalog.Mutation{Origin: catalog.Scan, Object: providers.Object{Key: b.String(), ETag: "e", Size: int64(rng.IntN(100))}})
+			muts = append(muts, catalog.Mutation{Origin: catalog.Scan, Object: randomObject(rng, b.String())})
+		}
+		// Updates of earlier keys: new sizes and times (some unknown), which
+		// the search blocks must follow.
+		for range 300 {
+			if k := keys[rng.IntN(len(keys))]; len(keys) > 1000 {
+				muts = append(muts, catalog.Mutation{Origin: catalog.Scan, Object: randomObject(rng, k)})
+			}
 		}
 		for _, s := range []*catalog.Source{blocks, pass} {
 			if _, err := s.Commit(t.Context(), muts); err != nil {
 				t.Fatal(err)
 			}
 		}
+	}
+	objs := map[string]catalog.Entry{}
+	err = pass.Range(t.Context(), "", func(e catalog.Entry) error { objs[e.Key] = e; return nil })
+	if err != nil {
+		t.Fatal(err)
 	}
 	queries := []string{"pre", "PRE", "k", "ss", "σ", "𐐨", "g1/", "needle", "/", "zz"}
 	for range 30 {
@@ -55,7 +68,9 @@ func TestSearchDifferential(t *testing.T) {
 		queries = append(queries, string(k[i:min(len(k), i+1+rng.IntN(5))]))
 	}
 	shapes := []string{"", "&sortKey=key&sortingOrder=Ascending", "&sortKey=size&page=1&perPage=7", "&groups=g2,g3", "&tags=g4&sortKey=name",
-		"&sortKey=key&sortingOrder=Ascending&after="}
+		"&sortKey=key&sortingOrder=Ascending&after=", "&page=2&perPage=5", "&sortKey=lastModified&sortingOrder=Ascending&perPage=20",
+		"&sortKey=size&sortingOrder=Descending&perPage=30", "&sortKey=name&sortingOrder=Descending&page=1&perPage=9",
+		"&sortKey=key&sortingOrder=Descending&perPage=11", "&excludeGroups=g0&sortKey=size"}
 	for _, text := range queries {
 		f := catalog.Fold(text)
 		total := 0
@@ -84,11 +99,14 @@ func TestSearchDifferential(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Total != want.Total || got.More != want.More || !slices.Equal(entryKeys(got), entryKeys(want)) {
+			if got.Total != want.Total || got.More != want.More || !slices.EqualFunc(got.Entries, want.Entries, sameEntry) {
 				t.Errorf("query %q%s: blocks %d %q, pass %d %q", text, shape, got.Total, entryKeys(got), want.Total, entryKeys(want))
 			}
 			if shape == "" && want.Total != total {
 				t.Errorf("query %q: total %d, want %d", text, want.Total, total)
+			}
+			if refKeys, refTotal := reference(objs, prefix, q); refTotal != want.Total || !slices.Equal(refKeys, entryKeys(want)) {
+				t.Errorf("query %q%s: pass %d %q, reference %d %q", text, shape, want.Total, entryKeys(want), refTotal, refKeys)
 			}
 		}
 	}
@@ -100,4 +118,18 @@ func entryKeys(r assetsource.Result) []string {
 		out[i] = e.Key
 	}
 	return out
+}
+
+// randomObject is key with a size and a time drawn from small ranges, so
+// that the orders have ties to break, and one in six without a time.
+func randomObject(rng *rand.Rand, key string) providers.Object {
+	o := providers.Object{Key: key, ETag: fmt.Sprint(rng.IntN(1000)), Size: int64(rng.IntN(100))}
+	if rng.IntN(6) != 0 {
+		o.LastModified = time.Unix(1_700_000_000+int64(rng.IntN(200)), int64(rng.IntN(3))).UTC()
+	}
+	return o
+}
+
+func sameEntry(a, b catalog.Entry) bool {
+	return a.Key == b.Key && a.Seq == b.Seq && a.Size == b.Size && a.ETag == b.ETag && a.LastModified.Equal(b.LastModified)
 }

@@ -28,8 +28,11 @@
 # rescan inserted, updated or deleted (pg_stat_user_tables) instead of
 # bbolt's pages. psql must be on PATH or in /usr/lib/postgresql/*/bin.
 #
-# Environment: ROUNDS (default 2); LISTCONC (the source's listConcurrency, default
-# unset: automatic); WORK (scratch dir, default a new temp dir;
+# Environment: INDEX=1 gives the source the asset API's indexes (`assets:
+# {index: true}`: the sort-order indexes and the search blocks) so that their
+# cost shows against a run without; LISTCONC (the source's listConcurrency,
+# default unset: automatic); ROUNDS (default 2); WORK (scratch dir, default a
+# new temp dir;
 # its catalogs and binaries are removed at the end unless KEEP=1, the report
 # and the runs' logs stay); OUT (report file, default $WORK/report.md, also
 # printed at the end).
@@ -131,6 +134,9 @@ sources:
     s3: {endpoint: "$URL", region: us-east-1, pathStyle: true}
 ${LISTCONC:+    listConcurrency: $LISTCONC}
 EOF
+	if [[ ${INDEX:-0} == 1 ]]; then
+		echo "    assets: {index: true}" >>"$WORK/cfg$1.yaml"
+	fi
 }
 
 measure() { # measure LABEL command...: one measured run, output kept in $WORK/LABEL.{out,err}
@@ -208,7 +214,7 @@ for f in "$WORK"/first*.out "$WORK"/rescan*.out "$WORK"/import*.out; do
 done >"$WORK/internal.txt"
 
 {
-	echo "## syncer scan benchmark: $N objects, catalog: $([[ -n $PGURL ]] && echo PostgreSQL || echo bbolt)"
+	echo "## syncer scan benchmark: $N objects, catalog: $([[ -n $PGURL ]] && echo PostgreSQL || echo bbolt)$([[ ${INDEX:-0} == 1 ]] && echo ', indexed (assets: {index: true})')"
 	echo
 	echo "$(date -u +%FT%TZ), $(nproc) cores, $(uname -srm), $(go version | cut -d' ' -f3), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 	echo "Fill: $READY"

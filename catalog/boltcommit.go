@@ -106,7 +106,7 @@ func (w *boltCommit) record(sk []byte, cur *Entry, exists bool, ch Change) error
 			return err
 		}
 	}
-	w.searchChange(sk, exists, &ch)
+	w.searchChange(sk, cur, exists, &ch)
 	if ch.Op == Deleted {
 		if err := w.objs.Delete(sk); err != nil {
 			return err
@@ -154,19 +154,21 @@ func (w *boltCommit) finish() error {
 // beginSearch opens (building if missing) or drops the search blocks.
 func (w *boltCommit) beginSearch() (err error) {
 	if !w.s.indexed {
-		return dropSearch(w.src)
+		return dropSearch(w.src, true)
 	}
 	w.search, err = openSearch(w.src, w.objs, w.s.order)
 	return err
 }
 
-// searchChange notes an add or delete for the search blocks; an update
-// keeps its key, so its record stays as it is.
-func (w *boltCommit) searchChange(sk []byte, exists bool, ch *Change) {
+// searchChange notes a change for the search blocks: an add, a delete,
+// or an update that changes a field the blocks hold (an update keeps its
+// key, so its text stays as it is).
+func (w *boltCommit) searchChange(sk []byte, cur *Entry, exists bool, ch *Change) {
 	switch {
 	case ch.Op == Deleted && exists:
 		w.search.remove(sk)
-	case ch.Op != Deleted && !exists:
-		w.search.add(sk, ch.Object.Key)
+	case ch.Op == Deleted:
+	case !exists || cur.Size != ch.Object.Size || mtimeNanos(&cur.Object) != mtimeNanos(&ch.Object):
+		w.search.put(sk, &ch.Object)
 	}
 }

@@ -2,9 +2,8 @@ package catalog
 
 import (
 	"bytes"
-	"context"
+	"encoding/binary"
 	"errors"
-	"fmt"
 	"sort"
 
 	bolt "go.etcd.io/bbolt"
@@ -13,33 +12,51 @@ import (
 )
 
 // Search blocks of an indexed source, for the asset API's text query: the
-// bucket "search" holds packed blocks, each the records of a contiguous
+// bucket "search2" holds packed blocks, each the records of a contiguous
 // range of sort keys, keyed by its first sort key:
 //
-//	record: Fold(key) 0xFE [sort key] 0xFF   (sort key omitted when equal to Fold(key))
+//	block:  uvarint(len(text)) | text | fields
+//	text:   one record per object: Fold(key) 0xFE [sort key] 0xFF
+//	        (sort key omitted when equal to Fold(key))
+//	fields: per record, in the same order: mtime | size, 8 bytes each,
+//	        big-endian (mtime in unix ns as the entry holds it, 0 = unknown)
 //
 // A query walks a few thousand values and runs bytes.Index over contiguous
 // memory instead of a cursor step and a fold per object. 0xFE and 0xFF
 // occur neither in folded UTF-8 nor in a sort key (UTF-16 sort keys use
-// 0xF5/0xF6 at most), so a hit never spans two records. The blocks live in
-// the commit's transaction like the other indexes, are built at the first
+// 0xF5/0xF6 at most), so a hit never spans two records. The fields are
+// what the asset API's sort orders and `total` need: a query learns them
+// from the blocks, and only its page's entries are read from the objects.
+// They sit apart from the text so that bytes.Index scans only text, and
+// have a fixed width so that a record's number finds them. The blocks live
+// in the commit's transaction like the other indexes (an update that
+// changes size or mtime rewrites its record), are built at the first
 // indexed commit and dropped when indexing is off, so they are never stale.
-var searchBucket = []byte("search")
+var searchBucket = []byte("search2")
+
+// searchV1 is the bucket of the first block layout (text only): dropped
+// at the next commit, and never read.
+var searchV1 = []byte("search")
 
 const (
 	recText = 0xFE // ends a record's folded text
 	recEnd  = 0xFF // ends a record
-	// A block above blockMax bytes is cut into blocks of about blockFill:
-	// big enough that a query's cursor steps are few, small enough that a
-	// commit's insert rewrites little.
+	// fieldSize is the width of a record's fields.
+	fieldSize = 16
+	// A block whose text passes blockMax bytes is cut into blocks of about
+	// blockFill: big enough that a query's cursor steps are few, small
+	// enough that a commit's insert rewrites little.
 	blockMax  = 8 << 10
 	blockFill = 6 << 10
 )
 
-// searchOp is one pending add (key set) or delete of a sort key.
+var errCorruptBlock = errors.New("catalog: corrupt search block")
+
+// searchOp is one pending add or update (key set) or delete of a sort key.
 type searchOp struct {
-	sk  []byte
-	key string // "" for a delete
+	sk          []byte
+	key         string // "" for a delete
+	mtime, size int64
 }
 
 // searchBlocks is a commit's pending changes to the search blocks: a commit
@@ -49,17 +66,37 @@ type searchBlocks struct {
 	ops []searchOp
 }
 
-// dropSearch removes the blocks of a source that keeps no indexes.
-func dropSearch(src *bolt.Bucket) error {
-	if src.Bucket(searchBucket) == nil {
-		return nil
+// dropSearch removes the blocks of a source that keeps no indexes, and
+// those of the first layout in any case.
+func dropSearch(src *bolt.Bucket, all bool) error {
+	names := [][]byte{searchV1}
+	if all {
+		names = append(names, searchBucket)
 	}
-	return src.DeleteBucket(searchBucket)
+	for _, n := range names {
+		if src.Bucket(n) != nil {
+			if err := src.DeleteBucket(n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mtimeNanos is the mtime as entries store it: unix ns, 0 when unknown.
+func mtimeNanos(o *providers.Object) int64 {
+	if o.LastModified.IsZero() {
+		return 0
+	}
+	return o.LastModified.UnixNano()
 }
 
 // openSearch returns the source's search blocks, building them from the
 // objects in one ordered pass when they are missing.
 func openSearch(src, objs *bolt.Bucket, order providers.Order) (*searchBlocks, error) {
+	if err := dropSearch(src, false); err != nil {
+		return nil, err
+	}
 	if b := src.Bucket(searchBucket); b != nil {
 		b.FillPercent = 0.9
 		return &searchBlocks{b: b}, nil
@@ -69,41 +106,51 @@ func openSearch(src, objs *bolt.Bucket, order providers.Order) (*searchBlocks, e
 		return nil, err
 	}
 	b.FillPercent = 0.9
-	var blk []byte
-	var first []byte
+	s := &searchBlocks{b: b}
+	var out blockBuf
 	c := objs.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if first == nil {
-			first = append([]byte(nil), k...)
-		}
-		blk = appendRecord(blk, k, order.FromSortKey(string(k)))
-		if len(blk) >= blockFill {
-			if err := b.Put(first, blk); err != nil {
-				return nil, err
-			}
-			blk, first = nil, nil
-		}
-	}
-	if first != nil {
-		if err := b.Put(first, blk); err != nil {
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		e, err := decodeEntry(order.FromSortKey(string(k)), v)
+		if err != nil {
 			return nil, err
 		}
+		out.add(k, e.Key, mtimeNanos(&e.Object), e.Size)
+		if len(out.text) >= blockFill {
+			if err := s.store(out); err != nil {
+				return nil, err
+			}
+			out = blockBuf{}
+		}
 	}
-	return &searchBlocks{b: b}, nil
+	return s, s.store(out)
 }
 
-func appendRecord(dst, sk []byte, key string) []byte {
+// blockBuf is the text and fields of records on their way into blocks.
+type blockBuf struct{ text, fields []byte }
+
+func (b *blockBuf) add(sk []byte, key string, mtime, size int64) {
 	f := Fold(key)
-	dst = append(dst, f...)
-	dst = append(dst, recText)
+	b.text = append(b.text, f...)
+	b.text = append(b.text, recText)
 	if f != string(sk) {
-		dst = append(dst, sk...)
+		b.text = append(b.text, sk...)
 	}
-	return append(dst, recEnd)
+	b.text = append(b.text, recEnd)
+	b.fields = binary.BigEndian.AppendUint64(b.fields, uint64(mtime))
+	b.fields = binary.BigEndian.AppendUint64(b.fields, uint64(size))
 }
 
-// record is one record of a block: its bytes (with the end mark) and its
-// sort key, both views of the block.
+// splitBlock parses a block's header: its text and its fields.
+func splitBlock(v []byte) (text, fields []byte, err error) {
+	n, w := binary.Uvarint(v)
+	if w <= 0 || n > uint64(len(v)-w) || (uint64(len(v)-w)-n)%fieldSize != 0 {
+		return nil, nil, errCorruptBlock
+	}
+	return v[w : w+int(n)], v[w+int(n):], nil
+}
+
+// record is one record of a block's text: its bytes (with the end mark)
+// and its sort key, both views of the block.
 type record struct{ raw, sk []byte }
 
 // parseRecord splits the record starting at v[0]; n is its length.
@@ -111,7 +158,7 @@ func parseRecord(v []byte) (r record, n int, err error) {
 	t := bytes.IndexByte(v, recText)
 	e := bytes.IndexByte(v, recEnd)
 	if t < 0 || e < t {
-		return r, 0, errors.New("catalog: corrupt search block")
+		return r, 0, errCorruptBlock
 	}
 	r.raw, r.sk = v[:e+1], v[t+1:e]
 	if len(r.sk) == 0 {
@@ -120,9 +167,10 @@ func parseRecord(v []byte) (r record, n int, err error) {
 	return r, e + 1, nil
 }
 
-func (s *searchBlocks) add(sk []byte, key string) {
+// put notes an add of sk, or an update of its fields.
+func (s *searchBlocks) put(sk []byte, o *providers.Object) {
 	if s != nil {
-		s.ops = append(s.ops, searchOp{sk: sk, key: key})
+		s.ops = append(s.ops, searchOp{sk: sk, key: o.Key, mtime: mtimeNanos(o), size: o.Size})
 	}
 }
 
@@ -191,31 +239,39 @@ func (s *searchBlocks) blockOf(sk []byte) (key, blk, next []byte) {
 // yet) and stores the result, cut into blocks when it grew too big, each
 // under its first sort key; an emptied block is dropped.
 func (s *searchBlocks) rewrite(key, blk []byte, ops []searchOp) error {
-	out := make([]byte, 0, len(blk)+len(ops)*64)
-	for len(blk) > 0 || len(ops) > 0 {
+	var text, fields []byte
+	if key != nil {
+		var err error
+		if text, fields, err = splitBlock(blk); err != nil {
+			return err
+		}
+	}
+	out := blockBuf{text: make([]byte, 0, len(text)+len(ops)*64), fields: make([]byte, 0, len(fields)+len(ops)*fieldSize)}
+	for len(text) > 0 || len(ops) > 0 {
 		var r record
 		var n int
-		if len(blk) > 0 {
+		if len(text) > 0 {
 			var err error
-			if r, n, err = parseRecord(blk); err != nil {
-				return err
+			if r, n, err = parseRecord(text); err != nil || len(fields) < fieldSize {
+				return errCorruptBlock
 			}
 		}
 		c := 1 // which comes first: -1 the record, 1 the op, 0 both
 		if len(ops) == 0 {
 			c = -1
-		} else if len(blk) > 0 {
+		} else if len(text) > 0 {
 			c = bytes.Compare(r.sk, ops[0].sk)
 		}
-		if c <= 0 {
-			blk = blk[n:]
+		if c < 0 {
+			out.text = append(out.text, r.raw...)
+			out.fields = append(out.fields, fields[:fieldSize]...)
 		}
-		switch {
-		case c < 0:
-			out = append(out, r.raw...)
-		default:
-			if ops[0].key != "" {
-				out = appendRecord(out, ops[0].sk, ops[0].key)
+		if c <= 0 {
+			text, fields = text[n:], fields[fieldSize:]
+		}
+		if c >= 0 {
+			if op := ops[0]; op.key != "" {
+				out.add(op.sk, op.key, op.mtime, op.size)
 			}
 			ops = ops[1:]
 		}
@@ -228,84 +284,29 @@ func (s *searchBlocks) rewrite(key, blk []byte, ops []searchOp) error {
 	return s.store(out)
 }
 
-// store puts the records of out as blocks, cut at record ends once a block
-// passes blockFill when out exceeds blockMax.
-func (s *searchBlocks) store(out []byte) error {
-	for len(out) > 0 {
-		cut := len(out)
-		if len(out) > blockMax {
-			cut = blockFill + bytes.IndexByte(out[blockFill:], recEnd) + 1
+// store puts the records of out as blocks, cut at record ends once a
+// block's text passes blockFill when out's exceeds blockMax.
+func (s *searchBlocks) store(out blockBuf) error {
+	for len(out.text) > 0 {
+		cut := len(out.text)
+		if cut > blockMax {
+			cut = blockFill + bytes.IndexByte(out.text[blockFill:], recEnd) + 1
 		}
-		r, _, err := parseRecord(out)
+		r, _, err := parseRecord(out.text)
 		if err != nil {
 			return err
 		}
-		// out is not reused, so bbolt may keep both slices until the commit.
-		if err := s.b.Put(r.sk, out[:cut:cut]); err != nil {
+		nf := bytes.Count(out.text[:cut], []byte{recEnd}) * fieldSize
+		if nf > len(out.fields) {
+			return errCorruptBlock
+		}
+		// A fresh value per block: bbolt keeps it until the commit.
+		v := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen32+cut+nf), uint64(cut))
+		v = append(append(v, out.text[:cut]...), out.fields[:nf]...)
+		if err := s.b.Put(bytes.Clone(r.sk), v); err != nil {
 			return err
 		}
-		out = out[cut:]
+		out.text, out.fields = out.text[cut:], out.fields[nf:]
 	}
 	return nil
-}
-
-// Search: see Snapshot.Search. Without blocks (a source not indexed, or
-// not committed since) it reports handled false and the caller does a pass.
-func (sn *boltSnapshot) Search(ctx context.Context, text string, match func(key []byte) bool, fn func(Entry) error) (bool, error) {
-	t := []byte(text)
-	// A text holding a separator is not folded UTF-8: the pass handles it.
-	if sn.search == nil || sn.objs == nil || len(t) == 0 || bytes.IndexByte(t, recText) >= 0 || bytes.IndexByte(t, recEnd) >= 0 {
-		return false, nil
-	}
-	c := sn.search.Cursor()
-	n := 0
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if n++; n%256 == 0 && ctx.Err() != nil {
-			return true, ctx.Err()
-		}
-		for off := 0; off < len(v); {
-			i := bytes.Index(v[off:], t)
-			if i < 0 {
-				break
-			}
-			i += off
-			rs := bytes.LastIndexByte(v[:i], recEnd) + 1
-			r, rn, err := parseRecord(v[rs:])
-			if err != nil {
-				return true, fmt.Errorf("block %q: %w", k, err)
-			}
-			off = rs + rn
-			if i >= rs+bytes.IndexByte(r.raw, recText) {
-				continue // the hit is in the sort key, not the text
-			}
-			if err := sn.searchHit(r.sk, match, fn); err != nil {
-				if errors.Is(err, ErrStop) {
-					return true, nil
-				}
-				return true, err
-			}
-		}
-	}
-	return true, nil
-}
-
-// searchHit passes the entry of a record whose text holds the query to fn,
-// when match accepts its key.
-func (sn *boltSnapshot) searchHit(sk []byte, match func(key []byte) bool, fn func(Entry) error) error {
-	key := sk // byte order: the sort key is the key
-	if sn.src.order != providers.ByteOrder {
-		key = []byte(sn.src.order.FromSortKey(string(sk)))
-	}
-	if match != nil && !match(key) {
-		return nil
-	}
-	v := sn.objs.Get(sk)
-	if v == nil {
-		return fmt.Errorf("catalog: search record %q without object", sk)
-	}
-	e, err := decodeEntry(string(key), v)
-	if err != nil {
-		return fmt.Errorf("key %q: %w", key, err)
-	}
-	return fn(e)
 }
