@@ -282,6 +282,9 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 				return nil
 			})
 		}
+		if ok, err := pushdown(ctx, sn, prefix, &q, &res); ok || err != nil {
+			return err
+		}
 		if q.Sort == ByKey && !q.Desc {
 			n := 0
 			fast := m.none()
