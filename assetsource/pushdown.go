@@ -12,13 +12,12 @@ var pushIndex = [...]catalog.Index{ByLastModified: catalog.IndexLastModified, By
 
 // pushdown lets a backend that can answer the whole page (a
 // catalog.Pager: PostgreSQL) do so, so that only the page's rows come to
-// syncer instead of every match for the heap and the count. It reports
-// false, having done nothing, when the backend cannot or q has what the
-// page query does not express (tags, a cursor), and when the caller's own
-// path already reads no more than the page (key order without filters).
+// syncer: not every match for the heap and the count, nor, on the
+// unfiltered paths, the first chunk of a walk (1,024 rows for a page of
+// 50). It reports false, having done nothing, when the backend cannot or
+// q has what the page query does not express (tags, a cursor).
 func pushdown(ctx context.Context, sn *catalog.Snapshot, prefix string, q *Query, res *Result) (bool, error) {
-	m := matcher{q: q, prefix: prefix}
-	if q.Cursor || len(q.Tags) > 0 || m.none() && q.Sort == ByKey && !q.Desc {
+	if q.Cursor || len(q.Tags) > 0 {
 		return false, nil
 	}
 	page, total, ok, err := sn.Page(ctx, catalog.PageQuery{

@@ -82,13 +82,13 @@ func (r pagerReader) Page(ctx context.Context, q catalog.PageQuery) ([]catalog.E
 	return page, total, ok, err
 }
 
-// openPostgres opens a catalog on a fresh database of pg twice: through
-// the page query and without it.
-func openPostgres(t testing.TB, pg *testkit.Postgres) (push, plain *catalog.Catalog, pages *atomic.Int64) {
+// openPostgres opens the catalog at dsn twice: through the page query and
+// without it.
+func openPostgres(t testing.TB, dsn string) (push, plain *catalog.Catalog, pages *atomic.Int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cat, err := pgcatalog.Open(ctx, pg.NewDatabase(t), pgcatalog.Options{})
+	cat, err := pgcatalog.Open(ctx, dsn, pgcatalog.Options{})
 	if err != nil {
 		t.Fatalf("open catalog: %v", err)
 	}
@@ -105,7 +105,7 @@ func openPostgres(t testing.TB, pg *testkit.Postgres) (push, plain *catalog.Cata
 // orders, deep pages; byte and UTF-16 order, with and without indexes.
 func TestPushdownDifferential(t *testing.T) {
 	pg := testkit.StartPostgres(t)
-	push, plain, pages := openPostgres(t, pg)
+	push, plain, pages := openPostgres(t, pg.NewDatabase(t))
 	frags := []string{"a", "B", "é", "É", "ß", "K", "\u212A", "s", "ſ", "Σ", "ς", "𐐀", "𐐨", "😀", "/", "-", "pre", "x", "needle", "Needle"}
 	groups := []string{"g0", "g1", "G1", "é", "needle"}
 	const prefix = "pre"

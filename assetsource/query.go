@@ -268,6 +268,9 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 		if q.Cursor {
 			return runCursor(ctx, sn, m, &q, &res)
 		}
+		if ok, err := pushdown(ctx, sn, prefix, &q, &res); ok || err != nil {
+			return err
+		}
 		if m.none() && sn.Indexed() {
 			// Every entry matches: walk the order's index to the page;
 			// the total is the catalog's count.
@@ -281,9 +284,6 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 				}
 				return nil
 			})
-		}
-		if ok, err := pushdown(ctx, sn, prefix, &q, &res); ok || err != nil {
-			return err
 		}
 		if q.Sort == ByKey && !q.Desc {
 			n := 0

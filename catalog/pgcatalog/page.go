@@ -51,13 +51,27 @@ func (sn *snapshot) Page(ctx context.Context, q catalog.PageQuery) ([]catalog.En
 	}
 	args := slices.Clip(w.args)
 	n := len(args)
-	batch.Queue("SELECT "+entryColumns+" FROM syncer_objects WHERE "+w.where.String()+" ORDER BY "+by+
-		" OFFSET $"+strconv.Itoa(n+1)+" LIMIT $"+strconv.Itoa(n+2), append(args, q.Offset, q.Limit)...)
+	batch.Queue(pageQuery(w.where.String(), by, n, q), append(args, q.Offset, q.Limit)...)
 	page, total, handled, err := sn.readPage(ctx, batch, checked, filtered)
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("catalog: page of %s: %w", sn.s.id, err)
 	}
 	return page, total, handled, nil
+}
+
+// pageQuery is the page's SQL; its offset and limit are the arguments
+// after the filter's n. A deep page without text skips its offset in the
+// order index alone (an index-only scan: its columns hold the order and,
+// in sk, the groups) and reads only the page's rows from the table,
+// instead of fetching every skipped row; text needs the rows' folded
+// keys, so it filters the rows themselves.
+func pageQuery(where, by string, n int, q catalog.PageQuery) string {
+	limits := " ORDER BY " + by + " OFFSET $" + strconv.Itoa(n+1) + " LIMIT $" + strconv.Itoa(n+2)
+	if q.Offset == 0 || q.Text != "" {
+		return "SELECT " + entryColumns + " FROM syncer_objects WHERE " + where + limits
+	}
+	return "SELECT " + entryColumns + " FROM syncer_objects WHERE source = $1 AND sk IN (SELECT sk FROM syncer_objects WHERE " +
+		where + limits + ") ORDER BY " + by
 }
 
 // readPage sends the batch and reads its answers: the checks (when
