@@ -129,8 +129,8 @@ func logPlans(b *testing.B, conn *pgx.Conn) {
 	for _, sql := range []string{
 		page + "source = 'big' AND ix ORDER BY mtime DESC, sk DESC OFFSET 0 LIMIT 50",
 		page + "source = 'big' AND sk IN (SELECT sk FROM syncer_objects WHERE source = 'big' AND ix ORDER BY mtime DESC, sk DESC OFFSET 5000 LIMIT 50) ORDER BY mtime DESC, sk DESC",
-		page + text + " ORDER BY mtime DESC, sk DESC OFFSET 0 LIMIT 50",
-		"SELECT count(*) FROM syncer_objects WHERE " + text,
+		"SELECT sk, seq, size, mtime, etag, version, ctype, count(*) OVER () FROM syncer_objects WHERE " + text +
+			" ORDER BY mtime DESC, sk DESC OFFSET 0 LIMIT 50",
 		page + group + " ORDER BY mtime DESC, sk DESC OFFSET 0 LIMIT 50",
 		"SELECT count(*) FROM syncer_objects WHERE " + group,
 	} {

@@ -2,6 +2,7 @@ package pgcatalog
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/imgly/syncer/catalog"
 )
@@ -45,19 +47,38 @@ func (sn *snapshot) Page(ctx context.Context, q catalog.PageQuery) ([]catalog.En
 	w := sn.pageWhere(q)
 	batch := &pgx.Batch{}
 	checked := sn.queueChecks(batch, q)
-	filtered := q.Text != "" || len(q.Groups) > 0 || len(q.ExcludeGroups) > 0
-	if filtered {
+	// The total: the catalog's count without filters; with text, counted
+	// by the page's own query (a window over its one pass over the hits'
+	// rows, which both need); else a count of key ranges beside it.
+	total := counted
+	switch {
+	case q.Text != "":
+		total = windowed
+	case len(q.Groups) > 0 || len(q.ExcludeGroups) > 0:
+		total = separately
 		batch.Queue("SELECT count(*) FROM syncer_objects WHERE "+w.where.String(), w.args...)
 	}
 	args := slices.Clip(w.args)
-	n := len(args)
-	batch.Queue(pageQuery(w.where.String(), by, n, q), append(args, q.Offset, q.Limit)...)
-	page, total, handled, err := sn.readPage(ctx, batch, checked, filtered)
+	batch.Queue(pageQuery(w.where.String(), by, len(args), q), append(args, q.Offset, q.Limit)...)
+	page, n, handled, err := sn.readPage(ctx, batch, checked, total)
+	if err == nil && handled && total == windowed && len(page) == 0 && q.Offset > 0 {
+		// The page is past the end: no row carried the count.
+		err = sn.tx.QueryRow(ctx, "SELECT count(*) FROM syncer_objects WHERE "+w.where.String(), w.args...).Scan(&n)
+	}
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("catalog: page of %s: %w", sn.s.id, err)
 	}
-	return page, total, handled, nil
+	return page, int(n), handled, nil
 }
+
+// How a page's total is had.
+type totalBy int
+
+const (
+	counted    totalBy = iota // the snapshot's count of objects
+	separately                // a count(*) query of its own
+	windowed                  // count(*) OVER () on each of the page's rows
+)
 
 // pageQuery is the page's SQL; its offset and limit are the arguments
 // after the filter's n. A deep page without text skips its offset in the
@@ -67,7 +88,10 @@ func (sn *snapshot) Page(ctx context.Context, q catalog.PageQuery) ([]catalog.En
 // keys, so it filters the rows themselves.
 func pageQuery(where, by string, n int, q catalog.PageQuery) string {
 	limits := " ORDER BY " + by + " OFFSET $" + strconv.Itoa(n+1) + " LIMIT $" + strconv.Itoa(n+2)
-	if q.Offset == 0 || q.Text != "" {
+	if q.Text != "" {
+		return "SELECT " + entryColumns + ", count(*) OVER () FROM syncer_objects WHERE " + where + limits
+	}
+	if q.Offset == 0 {
 		return "SELECT " + entryColumns + " FROM syncer_objects WHERE " + where + limits
 	}
 	return "SELECT " + entryColumns + " FROM syncer_objects WHERE source = $1 AND sk IN (SELECT sk FROM syncer_objects WHERE " +
@@ -75,8 +99,8 @@ func pageQuery(where, by string, n int, q catalog.PageQuery) string {
 }
 
 // readPage sends the batch and reads its answers: the checks (when
-// checked), the count (when filtered) and the page.
-func (sn *snapshot) readPage(ctx context.Context, batch *pgx.Batch, checked, filtered bool) ([]catalog.Entry, int, bool, error) {
+// checked), the count (when separately) and the page, with the total.
+func (sn *snapshot) readPage(ctx context.Context, batch *pgx.Batch, checked bool, by totalBy) ([]catalog.Entry, int64, bool, error) {
 	br := sn.tx.SendBatch(ctx, batch)
 	defer br.Close()
 	if checked {
@@ -88,13 +112,11 @@ func (sn *snapshot) readPage(ctx context.Context, batch *pgx.Batch, checked, fil
 			return nil, 0, false, nil
 		}
 	}
-	total := int(sn.count)
-	if filtered {
-		var n int64
-		if err := br.QueryRow().Scan(&n); err != nil {
+	total := sn.count
+	if by == separately {
+		if err := br.QueryRow().Scan(&total); err != nil {
 			return nil, 0, false, err
 		}
-		total = int(n)
 	}
 	rows, err := br.Query()
 	if err != nil {
@@ -103,7 +125,15 @@ func (sn *snapshot) readPage(ctx context.Context, batch *pgx.Batch, checked, fil
 	defer rows.Close()
 	var page []catalog.Entry
 	for rows.Next() {
-		e, _, err := sn.s.scanEntry(rows)
+		var (
+			e   catalog.Entry
+			err error
+		)
+		if by == windowed {
+			e, total, err = sn.scanCounted(rows)
+		} else {
+			e, _, err = sn.s.scanEntry(rows)
+		}
 		if err != nil {
 			return nil, 0, false, err
 		}
@@ -112,8 +142,30 @@ func (sn *snapshot) readPage(ctx context.Context, batch *pgx.Batch, checked, fil
 	if err := rows.Err(); err != nil {
 		return nil, 0, false, err
 	}
+	if by == windowed && len(page) == 0 {
+		total = 0 // correct at offset 0; Page counts a page past the end
+	}
 	return page, total, true, nil
 }
+
+// scanCounted reads a row of entryColumns followed by the window's count.
+func (sn *snapshot) scanCounted(rows pgx.Rows) (catalog.Entry, int64, error) {
+	raw, fds := rows.RawValues(), rows.FieldDescriptions()
+	if len(raw) != 8 || len(fds) != 8 || fds[7].Format != pgx.BinaryFormatCode || len(raw[7]) != 8 {
+		return catalog.Entry{}, 0, fmt.Errorf("page row: want 8 columns with a binary count, got %d", len(raw))
+	}
+	e, _, err := sn.s.scanEntry(entryRow{rows})
+	return e, int64(binary.BigEndian.Uint64(raw[7])), err
+}
+
+// entryRow shows scanEntry a row's first len(entryColumns) columns.
+type entryRow struct{ pgx.Rows }
+
+func (r entryRow) RawValues() [][]byte { return r.Rows.RawValues()[:7] }
+func (r entryRow) FieldDescriptions() []pgconn.FieldDescription {
+	return r.Rows.FieldDescriptions()[:7]
+}
+func (r entryRow) Scan(dest ...any) error { return r.Rows.Scan(append(dest, new(int64))...) }
 
 // expressible says q's text can be compared in SQL as Go compares it: the
 // folded keys are text (UTF-8), the text holds no NUL, and the prefix is
