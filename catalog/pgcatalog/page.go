@@ -44,7 +44,7 @@ func (sn *snapshot) Page(ctx context.Context, q catalog.PageQuery) ([]catalog.En
 	if !ok || q.Limit < 1 || q.Offset < 0 || !sn.expressible(q) {
 		return nil, 0, false, nil
 	}
-	w := sn.pageWhere(q, sn.indexed)
+	w := sn.pageWhere(q)
 	batch := &pgx.Batch{}
 	checked := sn.queueChecks(batch, q)
 	// The total: the catalog's count without filters; with text, counted
@@ -56,11 +56,7 @@ func (sn *snapshot) Page(ctx context.Context, q catalog.PageQuery) ([]catalog.En
 		total = windowed
 	case len(q.Groups) > 0 || len(q.ExcludeGroups) > 0:
 		total = separately
-		// Without ix, which is every row's when the source is indexed
-		// and is not in the primary key: the count is an index-only
-		// scan of its key ranges.
-		c := sn.pageWhere(q, false)
-		batch.Queue("SELECT count(*) FROM syncer_objects WHERE "+c.where.String(), c.args...)
+		batch.Queue("SELECT count(*) FROM syncer_objects WHERE "+w.where.String(), w.args...)
 	}
 	args := slices.Clip(w.args)
 	batch.Queue(pageQuery(w.where.String(), by, len(args), q), append(args, q.Offset, q.Limit)...)
@@ -212,12 +208,10 @@ func (sn *snapshot) queueChecks(batch *pgx.Batch, q catalog.PageQuery) bool {
 // starts after the prefix's characters and one "/". A group: keys in the
 // ranges of prefix+"/"+group+"/" and prefix+group+"/" — the keys whose
 // relative part starts with group+"/", all keys being below the prefix.
-// ix adds the condition of the partial indexes, which holds for every row
-// of an indexed source.
-func (sn *snapshot) pageWhere(q catalog.PageQuery, ix bool) *pageSQL {
+func (sn *snapshot) pageWhere(q catalog.PageQuery) *pageSQL {
 	w := &pageSQL{}
 	w.where.WriteString("source = " + w.arg(sn.s.id))
-	if ix {
+	if sn.indexed {
 		w.where.WriteString(" AND ix") // the condition of the partial indexes
 	}
 	if q.Text != "" {
