@@ -281,6 +281,9 @@ func Run(ctx context.Context, src *catalog.Source, order providers.Order, prefix
 		if q.Cursor {
 			return runCursor(ctx, sn, m, &q, &res)
 		}
+		if ok, err := pushdown(ctx, sn, prefix, &q, &res); ok || err != nil {
+			return err
+		}
 		if m.none() && sn.Indexed() {
 			// Every entry matches: walk the order's index to the page;
 			// the total is the catalog's count.

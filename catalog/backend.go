@@ -300,3 +300,44 @@ func (s *Source) Fenced(f Fence) *Source {
 	c.fence = &f
 	return &c
 }
+
+// PageQuery asks for one page of a source's entries, filtered and sorted
+// as the asset API's findAssets asks, for a backend that can answer it
+// whole (a Pager) instead of handing every match to the caller.
+//
+// A key's relative part is the key without Prefix and then without one
+// leading "/"; its group is the relative part up to its first "/" (none
+// for a file at the top).
+type PageQuery struct {
+	Prefix string
+	// Text, already folded (Fold): the relative part, folded, contains it
+	// ("" matches every key).
+	Text string
+	// Groups: the key's group is one of them (nil: any key, a file at the
+	// top too). ExcludeGroups: its group is none of them.
+	Groups, ExcludeGroups []string
+	// Sort is the order (IndexKey, IndexLastModified, IndexName,
+	// IndexSize), ties by key; Desc reverses the whole order.
+	Sort Index
+	Desc bool
+	// Offset entries are skipped, then at most Limit returned.
+	Offset, Limit int
+}
+
+// Pager is a SnapshotReader that answers a PageQuery in its own engine
+// (PostgreSQL: one SQL page and a count), returning the page and the
+// number of entries that match in all. It reports handled false when it
+// cannot answer q exactly, and the caller takes its own path.
+type Pager interface {
+	Page(ctx context.Context, q PageQuery) (page []Entry, total int, handled bool, err error)
+}
+
+// Page answers q from the snapshot when its backend is a Pager that can;
+// handled false otherwise (the caller filters and sorts itself).
+func (sn *Snapshot) Page(ctx context.Context, q PageQuery) (page []Entry, total int, handled bool, err error) {
+	p, ok := sn.r.(Pager)
+	if !ok {
+		return nil, 0, false, nil
+	}
+	return p.Page(ctx, q)
+}

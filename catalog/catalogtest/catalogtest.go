@@ -46,6 +46,7 @@ func Run(t *testing.T, open Open) {
 		{"KeyOrder", testKeyOrder},
 		{"RangeAfter", testRangeAfter},
 		{"Search", testSearch},
+		{"AssetPage", testPage},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

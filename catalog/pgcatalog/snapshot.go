@@ -24,7 +24,7 @@ func (s *source) View(ctx context.Context, fn func(*catalog.Snapshot) error) err
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		return fn(catalog.NewSnapshot(uint64(seq), uint64(count), &snapshot{s: s, tx: tx, ctx: ctx, indexed: indexed}))
+		return fn(catalog.NewSnapshot(uint64(seq), uint64(count), &snapshot{s: s, tx: tx, ctx: ctx, indexed: indexed, count: count}))
 	})
 	if err != nil {
 		return fmt.Errorf("catalog: view %s: %w", s.id, err)
@@ -40,6 +40,7 @@ type snapshot struct {
 	// indexed: the source's rows are in the asset API's indexes, as of
 	// its last commit.
 	indexed bool
+	count   int64 // the source's objects, as of the snapshot
 }
 
 func (sn *snapshot) Get(key string) (catalog.Entry, bool, error) { return sn.s.get(sn.ctx, sn.tx, key) }
