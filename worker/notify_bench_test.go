@@ -85,6 +85,12 @@ func BenchmarkWebhookCapacity(b *testing.B) {
 // they are taken) to the worker's webhook, or to q when it is not nil, and
 // reports latency percentiles.
 func benchNotify(b *testing.B, window time.Duration, rate, n int, q *sqsQueue) {
+	benchNotifyOn(b, window, rate, n, q, "")
+}
+
+// benchNotifyOn is benchNotify with the catalog at catalogURL, a
+// PostgreSQL database ("": bbolt in a temp dir).
+func benchNotifyOn(b *testing.B, window time.Duration, rate, n int, q *sqsQueue, catalogURL string) {
 	s3 := testkit.StartS3(b, nil)
 	s3.CreateBucket(b, "bench")
 	var wg sync.WaitGroup
@@ -108,6 +114,9 @@ func benchNotify(b *testing.B, window time.Duration, rate, n int, q *sqsQueue) {
 	}
 	cfg := testConfig(b, nt.URL, src) // scanned at start only
 	cfg.Events.CoalesceWindow = window
+	if catalogURL != "" {
+		cfg.Catalog = config.Catalog{URL: catalogURL}
+	}
 
 	// The start-up scan imports the bucket; then every object is
 	// overwritten, and the notifications say so.
