@@ -118,8 +118,17 @@ catalog_of() { # catalog_of ROUND: the catalog's config, creating its database
 	echo "url: \"$(pgurl "$db")\""
 }
 # pgwrites ROUND: rows inserted, updated and deleted in the round's database.
+# A backend reports its counts when it exits, which can be after the
+# client that used it has: wait (10 s at most) until the scan's backends
+# are gone, or the first scan's last UPDATE shows up as the rescan's.
 pgwrites() {
-	psql -qtA "$(pgurl "$(pgdb "$1")")" -c "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables"
+	local url i
+	url=$(pgurl "$(pgdb "$1")")
+	for i in $(seq 100); do
+		[[ $(psql -qtA "$url" -c "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()") == 0 ]] && break
+		sleep 0.1
+	done
+	psql -qtA "$url" -c "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables"
 }
 
 config() { # config ROUND [NATSPORT]: a config whose catalog lives in $WORK/catROUND

@@ -193,12 +193,14 @@ func reconcile(ctx context.Context, t Target, opts Options) (Result, error) {
 		progress = t.Catalog.SetListingProgress
 	}
 	r.com = startCommitter(ctx, t.Catalog, progress)
+	r.ahead = startReadAhead(ctx, t.Catalog, r.order, r.after, aheadChunk)
+	defer r.ahead.close()
 
 	err = providers.WalkParallel(ctx, t.Provider, t.Filter.Prefix, r.resumed,
 		providers.ParallelOptions{Concurrency: t.ListConcurrency}, r.page)
 	if err == nil && r.resumed == "" {
 		// Whatever the catalog holds after the last listed key is gone.
-		err = r.collectDeletes(ctx)
+		err = r.collectDeletes()
 	}
 	// Additions seen before a failure are committed either way.
 	if cerr := r.flush(ctx); err == nil {
@@ -235,6 +237,7 @@ type reconciler struct {
 	resumed string // the key a resumed first listing started after
 	pending []catalog.Mutation
 	com     *committer
+	ahead   *readAhead
 	dels    *spool
 }
 
@@ -261,10 +264,15 @@ func (r *reconciler) page(pg providers.Page) error {
 	last := pg.Objects[len(pg.Objects)-1].Key
 
 	i := 0
-	err := r.t.Catalog.Range(ctx, r.after, func(e catalog.Entry) error {
-		if r.order.Compare(e.Key, last) > 0 {
-			return catalog.ErrStop
+	for {
+		e, ok, err := r.ahead.next(r.after)
+		if err != nil {
+			return err
 		}
+		if !ok || r.order.Compare(e.Key, last) > 0 {
+			break
+		}
+		r.ahead.pop()
 		for ; i < len(objs) && r.order.Compare(objs[i].Key, e.Key) < 0; i++ {
 			r.upsert(objs[i], 0)
 		}
@@ -275,12 +283,11 @@ func (r *reconciler) page(pg providers.Page) error {
 				r.upsert(objs[i], e.Seq)
 			}
 			i++
-			return nil
+			continue
 		}
-		return r.dels.add(e.Key, e.Seq)
-	})
-	if err != nil {
-		return err
+		if err := r.dels.add(e.Key, e.Seq); err != nil {
+			return err
+		}
 	}
 	for ; i < len(objs); i++ {
 		r.upsert(objs[i], 0)
@@ -316,10 +323,17 @@ func (r *reconciler) upsert(o providers.Object, ifSeq uint64) {
 }
 
 // collectDeletes spools every catalog entry after r.after.
-func (r *reconciler) collectDeletes(ctx context.Context) error {
-	return r.t.Catalog.Range(ctx, r.after, func(e catalog.Entry) error {
-		return r.dels.add(e.Key, e.Seq)
-	})
+func (r *reconciler) collectDeletes() error {
+	for {
+		e, ok, err := r.ahead.next(r.after)
+		if err != nil || !ok {
+			return err
+		}
+		r.ahead.pop()
+		if err := r.dels.add(e.Key, e.Seq); err != nil {
+			return err
+		}
+	}
 }
 
 // flush hands the pending upserts to the committer and starts a new batch.

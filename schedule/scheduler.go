@@ -41,11 +41,7 @@ type Scheduler struct {
 	log  *slog.Logger
 	opts Options
 
-	scans    *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	objects  *prometheus.GaugeVec
-	held     *prometheus.GaugeVec
-	errs     *prometheus.CounterVec
+	m *Metrics
 
 	mu   sync.Mutex
 	cron *cron.Cron // set while Run runs
@@ -114,11 +110,23 @@ type Status struct {
 	RestUntil time.Time
 }
 
-// NewScheduler returns a scheduler for jobs. reg may be nil.
-func NewScheduler(jobs []Job, opts Options, log *slog.Logger, reg prometheus.Registerer) (*Scheduler, error) {
-	s := &Scheduler{
-		log:  log,
-		opts: opts,
+// Metrics are the scan metrics (syncer_scans_total, syncer_scan_*,
+// syncer_source_guard_held), labelled by source. A process registers them
+// once and shares them between its schedulers: with ownership a source's
+// scheduler is made anew at each lease it acquires, and a second
+// registration of the same names would be refused.
+type Metrics struct {
+	scans    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	objects  *prometheus.GaugeVec
+	held     *prometheus.GaugeVec
+	errs     *prometheus.CounterVec
+}
+
+// NewMetrics makes the scan metrics and registers them with reg (nil: not
+// registered).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
 		scans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncer_scans_total", Help: "Reconciliations by source and result (ok, held, error; skipped: the previous one still ran; resting: the store throttled the source).",
 		}, []string{"source", "result"}),
@@ -138,31 +146,51 @@ func NewScheduler(jobs []Job, opts Options, log *slog.Logger, reg prometheus.Reg
 			Help: "1 while the mass-deletion guard holds the source's deletions (its last complete scan would have deleted too much), else 0.",
 		}, []string{"source"}),
 	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.scans, m.duration, m.objects, m.held, m.errs} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register scan metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// init makes every series of source id exist: dashboards and alerts see
+// zeros, not gaps. Series that exist already keep their values.
+func (m *Metrics) init(id string) {
+	for _, r := range []string{"ok", "held", "error", "skipped", "resting"} {
+		m.scans.WithLabelValues(id, r)
+	}
+	for _, r := range []string{ResultOK, ResultHeld, ResultFailed, ResultCancelled} {
+		m.duration.WithLabelValues(id, r)
+	}
+	for _, k := range providers.KindNames() {
+		m.errs.WithLabelValues(id, k)
+	}
+	m.held.WithLabelValues(id)
+}
+
+// NewScheduler returns a scheduler for jobs with scan metrics of its own,
+// registered with reg (nil: not registered).
+func NewScheduler(jobs []Job, opts Options, log *slog.Logger, reg prometheus.Registerer) (*Scheduler, error) {
+	m, err := NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return m.NewScheduler(jobs, opts, log)
+}
+
+// NewScheduler returns a scheduler for jobs that reports into m.
+func (m *Metrics) NewScheduler(jobs []Job, opts Options, log *slog.Logger) (*Scheduler, error) {
+	s := &Scheduler{log: log, opts: opts, m: m}
 	for _, j := range jobs {
 		sched, err := cron.ParseStandard(j.Spec)
 		if err != nil {
 			return nil, fmt.Errorf("source %s: schedule %q: %w", j.Target.ID, j.Spec, err)
 		}
 		s.jobs = append(s.jobs, &job{Job: j, sched: sched})
-		// Every series of a configured source exists from the start:
-		// dashboards and alerts see zeros, not gaps.
-		for _, r := range []string{"ok", "held", "error", "skipped", "resting"} {
-			s.scans.WithLabelValues(j.Target.ID, r)
-		}
-		for _, r := range []string{ResultOK, ResultHeld, ResultFailed, ResultCancelled} {
-			s.duration.WithLabelValues(j.Target.ID, r)
-		}
-		for _, k := range providers.KindNames() {
-			s.errs.WithLabelValues(j.Target.ID, k)
-		}
-		s.held.WithLabelValues(j.Target.ID).Set(0)
-	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{s.scans, s.duration, s.objects, s.held, s.errs} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register scan metrics: %w", err)
-			}
-		}
+		m.init(j.Target.ID)
 	}
 	return s, nil
 }
@@ -234,7 +262,7 @@ func (s *Scheduler) tick(ctx context.Context, j *job) {
 	until := j.restUntil
 	j.mu.Unlock()
 	if time.Now().Before(until) {
-		s.scans.WithLabelValues(j.Target.ID, "resting").Inc()
+		s.m.scans.WithLabelValues(j.Target.ID, "resting").Inc()
 		s.log.Debug("scan skipped: the store throttled the source; it rests", "source", j.Target.ID, "until", until)
 		return
 	}
@@ -276,7 +304,7 @@ func (s *Scheduler) runJob(ctx context.Context, j *job, o ScanOptions) (Result, 
 		return Result{}, ctx.Err()
 	}
 	if !j.running.TryLock() {
-		s.scans.WithLabelValues(j.Target.ID, "skipped").Inc()
+		s.m.scans.WithLabelValues(j.Target.ID, "skipped").Inc()
 		s.log.Warn("scan skipped: the previous one is still running", "source", j.Target.ID)
 		return Result{}, ErrBusy
 	}
@@ -295,11 +323,11 @@ func (s *Scheduler) runJob(ctx context.Context, j *job, o ScanOptions) (Result, 
 		st.Result = ResultCancelled
 	case err != nil:
 		st.Result, st.Kind = ResultFailed, providers.KindOf(err)
-		s.errs.WithLabelValues(j.Target.ID, st.Kind).Inc()
+		s.m.errs.WithLabelValues(j.Target.ID, st.Kind).Inc()
 	case res.Held != nil:
 		st.Result, st.Err = ResultHeld, res.Held
 	}
-	s.duration.WithLabelValues(j.Target.ID, st.Result).Observe(res.Duration.Seconds())
+	s.m.duration.WithLabelValues(j.Target.ID, st.Result).Observe(res.Duration.Seconds())
 	j.mu.Lock()
 	j.record(st, err)
 	rest := j.restUntil
@@ -310,7 +338,7 @@ func (s *Scheduler) runJob(ctx context.Context, j *job, o ScanOptions) (Result, 
 	case err != nil && ctx.Err() != nil:
 		s.log.Info("scan interrupted by shutdown; no deletions applied", attrs...)
 	case err != nil:
-		s.scans.WithLabelValues(j.Target.ID, "error").Inc()
+		s.m.scans.WithLabelValues(j.Target.ID, "error").Inc()
 		attrs = append(attrs, "kind", st.Kind, "err", err)
 		if !rest.IsZero() {
 			attrs = append(attrs, "restUntil", rest.UTC().Format(time.RFC3339))
@@ -318,21 +346,21 @@ func (s *Scheduler) runJob(ctx context.Context, j *job, o ScanOptions) (Result, 
 		s.log.Error("scan failed; no deletions applied", attrs...)
 	case res.Held != nil:
 		h := res.Held
-		s.scans.WithLabelValues(j.Target.ID, "held").Inc()
-		s.objects.WithLabelValues(j.Target.ID).Set(float64(res.Matched))
-		s.held.WithLabelValues(j.Target.ID).Set(1)
+		s.m.scans.WithLabelValues(j.Target.ID, "held").Inc()
+		s.m.objects.WithLabelValues(j.Target.ID).Set(float64(res.Matched))
+		s.m.held.WithLabelValues(j.Target.ID).Set(1)
 		s.log.Warn("scan held by the mass-deletion guard: additions and modifications applied, deletions not",
 			append(attrs, "wouldDelete", h.WouldDelete, "of", h.Of, "emptyListing", h.Empty,
 				"maxDeletePercent", h.Guard.MaxDeletePercent, "maxDeletes", h.Guard.MaxDeletes,
 				"release", "syncer scan --source "+j.Target.ID+" --allow-mass-delete")...)
 	default:
-		s.scans.WithLabelValues(j.Target.ID, "ok").Inc()
-		s.held.WithLabelValues(j.Target.ID).Set(0)
+		s.m.scans.WithLabelValues(j.Target.ID, "ok").Inc()
+		s.m.held.WithLabelValues(j.Target.ID).Set(0)
 		if res.ResumedAfter != "" {
 			// Matched covers only the keys after the resume point.
 			attrs = append(attrs, "resumedAfter", res.ResumedAfter)
 		} else {
-			s.objects.WithLabelValues(j.Target.ID).Set(float64(res.Matched))
+			s.m.objects.WithLabelValues(j.Target.ID).Set(float64(res.Matched))
 		}
 		level := slog.LevelInfo
 		if res.Added+res.Modified+res.Deleted == 0 {

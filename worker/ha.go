@@ -74,9 +74,10 @@ func (w *Worker) runOwned(ctx context.Context, id string, claim *ownership.Claim
 		return
 	}
 	fc := s.Catalog.Fenced(claim.Lease.Fence())
-	sched, err := schedule.NewScheduler([]schedule.Job{{Spec: s.Config.Schedule, Target: schedule.Target{
+	sched, err := w.scanMetrics.NewScheduler([]schedule.Job{{Spec: s.Config.Schedule, Target: schedule.Target{
 		ID: id, Provider: s.Provider, Filter: Filter(s.Config), Catalog: fc, Guard: Guard(s.Config),
-	}}}, schedule.Options{}, w.log, nil)
+		ListConcurrency: w.listConcurrency(s.Config),
+	}}}, schedule.Options{}, w.log)
 	if err != nil {
 		w.log.Error("ownership: source not started", "source", id, "err", err)
 		return

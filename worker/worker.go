@@ -84,7 +84,10 @@ type Worker struct {
 	natsClosed <-chan struct{}
 	pub        *events.Publisher
 	sched      *schedule.Scheduler
-	router     *notify.Router
+	// scanMetrics are shared by w.sched and, with ownership, the scheduler
+	// of each lease this replica acquires.
+	scanMetrics *schedule.Metrics
+	router      *notify.Router
 
 	consumers map[string]Consumer
 	webhooks  map[string]http.Handler // pattern -> handler
@@ -249,7 +252,10 @@ func (w *Worker) newScheduler() (err error) {
 			ListConcurrency: w.listConcurrency(s.Config),
 		}})
 	}
-	w.sched, err = schedule.NewScheduler(jobs, schedule.Options{SpillDir: w.cfg.Catalog.Path}, w.log, w.reg)
+	if w.scanMetrics, err = schedule.NewMetrics(w.reg); err != nil {
+		return err
+	}
+	w.sched, err = w.scanMetrics.NewScheduler(jobs, schedule.Options{SpillDir: w.cfg.Catalog.Path}, w.log)
 	return err
 }
 

@@ -1,9 +1,11 @@
 package pgcatalog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -148,8 +150,17 @@ func (s *source) lock(ctx context.Context, tx pgx.Tx) (seq, count int64, marked 
 // marked, in one round trip.
 func (s *source) read(ctx context.Context, tx pgx.Tx, sks, marked [][]byte) (map[string]*keyState, error) {
 	state := make(map[string]*keyState, len(sks))
+	if len(sks) == 0 {
+		return state, nil
+	}
 	batch := &pgx.Batch{}
-	batch.Queue("SELECT "+entryColumns+" FROM syncer_objects WHERE source = $1 AND sk = ANY($2)", s.id, sks)
+	// The gate (a one-time filter: the source's greatest key, one index
+	// probe) skips the lookup of every key when all of them sort after the
+	// source's last one, as a first scan's are: it found nothing there and
+	// cost a first scan about an eighth of its server time (5,000 index
+	// probes per commit).
+	batch.Queue("SELECT "+entryColumns+` FROM syncer_objects WHERE source = $1 AND sk = ANY($2)
+		AND $3::bytea <= (SELECT sk FROM syncer_objects WHERE source = $1 ORDER BY sk DESC LIMIT 1)`, s.id, sks, slices.MinFunc(sks, bytes.Compare))
 	if len(marked) > 0 {
 		batch.Queue("SELECT sk, seq, del, at FROM syncer_markers WHERE source = $1 AND sk = ANY($2)", s.id, marked)
 	}

@@ -200,10 +200,11 @@ func newStatusCmd(stdout io.Writer) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "status [--url URL | --config FILE] [--output table|json]",
 		Short: "Show a running worker's state: NATS, and per source the catalog, outbox and scans",
-		Long: `Ask a running worker (GET /status) for its state and print it: the NATS connection, then one
-row per source with its objects, last and published sequence numbers, changes pending in the
-outbox, the last scan and its result, and when the next scan is due. --output json prints the
-worker's JSON as it is.
+		Long: `Ask a running worker (GET /status) for its state and print it: the NATS connection and the
+replica's id, then one row per source with its objects, last and published sequence numbers,
+changes pending in the outbox, the last scan and its result, and when the next scan is due; with
+a shared catalog (catalog.url) also the replica owning the source and when its lease expires.
+--output json prints the worker's JSON as it is.
 
 The worker is found at --url, else at the http.listen of --config, else at
 http://127.0.0.1:8080. A bearer token comes from --token or $SYNCER_TOKEN.`,
@@ -271,22 +272,20 @@ func printStatus(w io.Writer, doc *statusDoc, now time.Time) {
 	if doc.NATS.Embedded {
 		state += ", embedded"
 	}
-	fmt.Fprintf(w, "NATS %s (%s)\n\n", dash(doc.NATS.URL), state)
+	fmt.Fprintf(w, "NATS %s (%s)\n", dash(doc.NATS.URL), state)
+	if doc.Replica != "" {
+		fmt.Fprintf(w, "Replica %s\n", doc.Replica)
+	}
+	fmt.Fprintln(w)
+	leases := shared(doc)
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "SOURCE\tPROVIDER\tBUCKET\tPREFIX\tOBJECTS\tLAST-SEQ\tPUBLISHED\tPENDING\tLAST-SCAN\tRESULT\tNEXT-SCAN")
-	for _, s := range doc.Sources {
-		lastScan, result := "-", "-"
-		if s.LastScan != nil {
-			lastScan = ago(now, s.LastScan.StartedAt)
-			result = dash(s.LastScan.Result)
-		}
-		next := "-"
-		if s.NextScanAt != nil && !s.NextScanAt.IsZero() {
-			next = until(now, *s.NextScanAt)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n",
-			s.ID, dash(s.Provider), dash(s.Bucket), dash(s.Prefix), s.Objects, s.LastSeq, s.PublishedSeq,
-			s.OutboxPending, lastScan, result, next)
+	header := "SOURCE\tPROVIDER\tBUCKET\tPREFIX\tOBJECTS\tLAST-SEQ\tPUBLISHED\tPENDING\tLAST-SCAN\tRESULT\tNEXT-SCAN"
+	if leases {
+		header += "\tOWNER\tLEASE"
+	}
+	fmt.Fprintln(tw, header)
+	for i := range doc.Sources {
+		fmt.Fprintln(tw, statusRow(&doc.Sources[i], leases, now))
 	}
 	tw.Flush()
 	// What the table cannot hold, an operator needs first: why a scan
@@ -315,6 +314,45 @@ func printStatus(w io.Writer, doc *statusDoc, now time.Time) {
 	if len(notes) > 0 {
 		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
 	}
+}
+
+// shared says the worker runs on a shared catalog, where sources have
+// owners other than it and leases: only then does the table show them
+// (with the embedded catalog this replica owns everything, leaseless).
+func shared(doc *statusDoc) bool {
+	for _, s := range doc.Sources {
+		if s.LeaseExpires != nil || s.Owner != doc.Replica {
+			return true
+		}
+	}
+	return false
+}
+
+// statusRow is a source's line of the status table.
+func statusRow(s *worker.SourceStatus, leases bool, now time.Time) string {
+	lastScan, result := "-", "-"
+	if s.LastScan != nil {
+		lastScan = ago(now, s.LastScan.StartedAt)
+		result = dash(s.LastScan.Result)
+	}
+	next := "-"
+	if s.NextScanAt != nil && !s.NextScanAt.IsZero() {
+		next = until(now, *s.NextScanAt)
+	}
+	row := fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s",
+		s.ID, dash(s.Provider), dash(s.Bucket), dash(s.Prefix), s.Objects, s.LastSeq, s.PublishedSeq,
+		s.OutboxPending, lastScan, result, next)
+	if !leases {
+		return row
+	}
+	lease := "-"
+	if e := s.LeaseExpires; e != nil {
+		lease = "expires " + until(now, *e)
+		if !e.After(now) {
+			lease = "expired " + ago(now, *e)
+		}
+	}
+	return row + "\t" + dash(s.Owner) + "\t" + lease
 }
 
 func dash(s string) string {

@@ -89,18 +89,20 @@ func TestInspectRunningWorker(t *testing.T) {
 		t.Fatalf("status: exit %d, stderr %q", code, stderr)
 	}
 	lines := strings.Split(strings.TrimRight(table, "\n"), "\n")
-	if len(lines) != 5 || !strings.HasPrefix(lines[0], "NATS nats://127.0.0.1:") || !strings.Contains(lines[0], "connected, embedded") ||
-		strings.Join(strings.Fields(lines[2]), " ") != "SOURCE PROVIDER BUCKET PREFIX OBJECTS LAST-SEQ PUBLISHED PENDING LAST-SCAN RESULT NEXT-SCAN" {
+	// The embedded catalog: this replica owns everything, no lease columns.
+	if len(lines) != 6 || !strings.HasPrefix(lines[0], "NATS nats://127.0.0.1:") || !strings.Contains(lines[0], "connected, embedded") ||
+		!strings.HasPrefix(lines[1], "Replica ") ||
+		strings.Join(strings.Fields(lines[3]), " ") != "SOURCE PROVIDER BUCKET PREFIX OBJECTS LAST-SEQ PUBLISHED PENDING LAST-SCAN RESULT NEXT-SCAN" {
 		t.Fatalf("status table:\n%s", table)
 	}
 	for i, want := range []string{"a local " + w.dirA + " - 2 2 ", "b local " + w.dirB + " - 1 1 "} {
-		row := strings.Join(strings.Fields(lines[3+i]), " ")
+		row := strings.Join(strings.Fields(lines[4+i]), " ")
 		if !strings.HasPrefix(row, want) || !strings.Contains(row, " ago ok in ") {
 			t.Errorf("status row %q, want %q… ago ok in …", row, want)
 		}
 	}
 	if code, byConfig, _ := runCLIEnv(t, env, "status", "--config", w.config); code != 0 ||
-		strings.Split(byConfig, "\n")[2] != lines[2] {
+		strings.Split(byConfig, "\n")[3] != lines[3] {
 		t.Errorf("status --config: exit %d:\n%s", code, byConfig)
 	}
 
@@ -257,6 +259,41 @@ func TestPrintStatus(t *testing.T) {
 		"c: last scan failed (throttled): list: 503 SlowDown",
 		"c: the store throttled it; scheduled scans rest in 10m",
 		"c: storagequeue notifications failing",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// With a shared catalog the table names the replica asked and each
+// source's owner and lease.
+func TestPrintStatusReplicas(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	var doc statusDoc
+	if err := json.Unmarshal([]byte(`{"version":"v1","replica":"syncer-1","nats":{"url":"nats://nats:4222","connected":true},
+	  "sources":[
+	    {"id":"a","provider":"s3","bucket":"b","objects":1,"lastSeq":1,"publishedSeq":1,
+	     "owner":"syncer-1","leaseExpires":"2026-12-01T12:00:04Z","nextScanAt":"2026-12-01T12:04:00Z"},
+	    {"id":"b","provider":"s3","bucket":"c","objects":2,"lastSeq":2,"publishedSeq":2,
+	     "owner":"syncer-0","leaseExpires":"2026-12-01T11:59:58Z"},
+	    {"id":"c","provider":"gcs","bucket":"d","owner":"","leaseExpires":null}
+	  ]}`), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	printStatus(&buf, &doc, now)
+	var got []string
+	for line := range strings.SplitSeq(strings.TrimRight(buf.String(), "\n"), "\n") {
+		got = append(got, strings.Join(strings.Fields(line), " "))
+	}
+	want := []string{
+		"NATS nats://nats:4222 (connected)",
+		"Replica syncer-1",
+		"",
+		"SOURCE PROVIDER BUCKET PREFIX OBJECTS LAST-SEQ PUBLISHED PENDING LAST-SCAN RESULT NEXT-SCAN OWNER LEASE",
+		"a s3 b - 1 1 1 0 - - in 4m syncer-1 expires in 4s",
+		"b s3 c - 2 2 2 0 - - - syncer-0 expired 2s ago",
+		"c gcs d - 0 0 0 0 - - - - -",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
