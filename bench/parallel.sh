@@ -13,7 +13,8 @@
 #   seq   the same scan with listConcurrency: 1 (the sequential listing)
 #   seqre its rescan
 # (SEQ=0 skips the seq runs) and reports wall times, ratios to the mean of the baselines around each
-# scan, and peak anonymous RSS.
+# scan, peak anonymous RSS, CPU seconds (user+sys) and list requests (the
+# server's count) per run.
 #
 # The ranges are split with StartAfter (providers.WalkParallel): gofakes3's
 # s3mem backend walks from the bucket's start for a prefix listing without a
@@ -31,6 +32,7 @@ BIN=$WORK/bin
 RUNS=$WORK/runs.txt
 mkdir -p "$BIN"
 : >"$RUNS"
+: >"$WORK/lists.txt"
 
 SERVER=
 cleanup() {
@@ -70,11 +72,13 @@ ${2:+    listConcurrency: $2}
 EOC
 }
 measure() {
-	local label=$1
+	local label=$1 before
 	shift
 	log "run $label"
+	before=$(curl -fsS "$URL/_lists")
 	"$BIN/measure" -label "$label" -o "$RUNS" -- "$@" >"$WORK/$label.out" 2>"$WORK/$label.err" ||
 		{ cat "$WORK/$label.err" >&2; exit 1; }
+	echo "label=$label lists=$(($(curl -fsS "$URL/_lists") - before))" >>"$WORK/lists.txt"
 }
 for r in $(seq 1 "$ROUNDS"); do
 	measure "base$r" "$BIN/listloop" -endpoint "$URL" -bucket bench
@@ -106,3 +110,12 @@ END {
 		printf "| %d | %.2f | %.2f / %.2f | %.2f / %.2f | %.3f× | %.3f× | %.2f× | %.1f / %.1f / %.1f |\n", r, b, wall["par" r], wall["seq" r], wall["parre" r], wall["seqre" r], wall["par" r] / b, wall["parre" r] / b, wall["seqre" r] / b, anon["par" r], anon["parre" r], anon["seq" r]
 	}
 }' "$RUNS"
+echo
+echo "| run | wall s | CPU s (user+sys) | peak anon MB | list requests |"
+echo "|---|---:|---:|---:|---:|"
+awk '
+FNR == 1 { file++ }
+{ for (i = 1; i <= NF; i++) { split($i, p, "="); f[p[1]] = p[2] } }
+file == 1 { lists[f["label"]] = f["lists"]; next }
+{ printf "| %s | %.2f | %.2f | %.1f | %s |\n", f["label"], f["wall_s"], f["user_s"] + f["sys_s"], f["peak_anon_kb"] / 1024, lists[f["label"]] }
+' "$WORK/lists.txt" "$RUNS"
