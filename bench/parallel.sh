@@ -12,8 +12,10 @@
 #   parre the same scan again (a rescan: nothing changed, no catalog writes)
 #   seq   the same scan with listConcurrency: 1 (the sequential listing)
 #   seqre its rescan
-# (SEQ=0 skips the seq runs) and reports wall times, ratios to the mean of the baselines around each
-# scan, and peak anonymous RSS.
+# (SEQ=0 skips the seq runs, RESCAN=0 the rescans, BASE=after measures the
+# baseline once, after the scans, instead of around each round) and reports wall times, ratios to the mean of the baselines around each
+# scan, peak anonymous RSS, CPU seconds (user+sys) and list requests (the
+# server's count) per run.
 #
 # The ranges are split with StartAfter (providers.WalkParallel): gofakes3's
 # s3mem backend walks from the bucket's start for a prefix listing without a
@@ -31,6 +33,8 @@ BIN=$WORK/bin
 RUNS=$WORK/runs.txt
 mkdir -p "$BIN"
 : >"$RUNS"
+: >"$WORK/lists.txt"
+: >"$WORK/catalog.txt"
 
 SERVER=
 cleanup() {
@@ -70,17 +74,20 @@ ${2:+    listConcurrency: $2}
 EOC
 }
 measure() {
-	local label=$1
+	local label=$1 before
 	shift
 	log "run $label"
+	before=$(curl -fsS "$URL/_lists")
 	"$BIN/measure" -label "$label" -o "$RUNS" -- "$@" >"$WORK/$label.out" 2>"$WORK/$label.err" ||
 		{ cat "$WORK/$label.err" >&2; exit 1; }
+	echo "label=$label lists=$(($(curl -fsS "$URL/_lists") - before))" >>"$WORK/lists.txt"
 }
 for r in $(seq 1 "$ROUNDS"); do
-	measure "base$r" "$BIN/listloop" -endpoint "$URL" -bucket bench
+	[[ ${BASE:-around} == after ]] || measure "base$r" "$BIN/listloop" -endpoint "$URL" -bucket bench
 	config "par$r" "$CONC"
 	measure "par$r" "$BIN/syncer" scan --config "$WORK/par$r.yaml" --source bench --publish=false
-	measure "parre$r" "$BIN/syncer" scan --config "$WORK/par$r.yaml" --source bench --publish=false
+	du -k "$WORK/cat-par$r" | tail -1 | awk -v l="par$r" '{ print "label=" l " catalog_kb=" $1 }' >>"$WORK/catalog.txt"
+	[[ ${RESCAN:-1} == 0 ]] || measure "parre$r" "$BIN/syncer" scan --config "$WORK/par$r.yaml" --source bench --publish=false
 	rm -rf "$WORK/cat-par$r"
 	if [[ ${SEQ:-1} == 1 ]]; then
 		config "seq$r" 1
@@ -103,6 +110,18 @@ END {
 	print "|---|---:|---:|---:|---:|---:|---:|---:|"
 	for (r = 1; r <= rounds; r++) {
 		b = (wall["base" r] + wall["base" (r+1)]) / 2
+		if (!(("base" r) in wall)) b = wall["base" (r+1)]
+		if (!(("base" (r+1)) in wall)) b = wall["base" r]
 		printf "| %d | %.2f | %.2f / %.2f | %.2f / %.2f | %.3f× | %.3f× | %.2f× | %.1f / %.1f / %.1f |\n", r, b, wall["par" r], wall["seq" r], wall["parre" r], wall["seqre" r], wall["par" r] / b, wall["parre" r] / b, wall["seqre" r] / b, anon["par" r], anon["parre" r], anon["seq" r]
 	}
 }' "$RUNS"
+echo
+echo "| run | wall s | CPU s (user+sys) | peak anon MB | list requests | catalog MiB after |"
+echo "|---|---:|---:|---:|---:|---:|"
+awk '
+FNR == 1 { file++ }
+{ delete f; for (i = 1; i <= NF; i++) { split($i, p, "="); f[p[1]] = p[2] } }
+file == 1 { lists[f["label"]] = f["lists"]; next }
+file == 2 { cat[f["label"]] = sprintf("%.1f", f["catalog_kb"] / 1024); next }
+{ printf "| %s | %.2f | %.2f | %.1f | %s | %s |\n", f["label"], f["wall_s"], f["user_s"] + f["sys_s"], f["peak_anon_kb"] / 1024, lists[f["label"]], cat[f["label"]] }
+' "$WORK/lists.txt" "$WORK/catalog.txt" "$RUNS"

@@ -33,6 +33,16 @@ type ParallelOptions struct {
 	// for load (ErrThrottled); each refusal also halves the ranges in
 	// flight. Zero: 500 ms doubling to 10 s, 8 retries per request.
 	Throttled ThrottleBackoff
+	// Stats, if set, is filled in with what the walk did when it returns.
+	Stats *ParallelStats
+}
+
+// ParallelStats is what a WalkParallel did, for tests and benchmarks.
+type ParallelStats struct {
+	Ranges      int // ranges listed, splits included
+	Splits      int // ranges cut out of a range being listed
+	EmptySplits int // of those, found holding no keys
+	MostBusy    int // the most ranges making requests at once
 }
 
 // WalkParallel is WalkAfter listing several key ranges of the listing at
@@ -43,14 +53,17 @@ type ParallelOptions struct {
 // Ranges come from the data: a first page is listed on its own (a listing
 // of one page stays one request); from then on the planner cuts the key
 // space ahead into ranges of about PagesPerRange pages, interpolating the key
-// density of the latest page in the keys' byte space, and a range's worker
+// density of the recent pages in the keys' byte space, and a range's worker
 // lists it with ListPageAfter(its start) and following pages until a key
 // passes its end. A range found empty tells where the next key is, and the
 // planner jumps there; a range that finds no key after its start at all
 // marks the end, after which one last unbounded range closes the listing.
-// The ranges in flight start at two and grow with each range that held keys,
-// up to Concurrency, so a small bucket is not flooded with requests past its
-// end; a throttled request halves them.
+// While the planner cannot cut ahead (the latest range's first page is
+// still out, or the end is known), a free slot splits the range with the
+// most key space left to list (work stealing). The ranges in flight start
+// at two and grow with each range whose first page held keys, up to
+// Concurrency, so a small bucket is not flooded with requests past its end;
+// a throttled request halves them.
 //
 // Memory is bounded by Concurrency+1 ranges of ReadAhead pages each. It needs
 // a provider that lists in ByteOrder and can start after a key
@@ -73,8 +86,7 @@ func WalkParallel(ctx context.Context, p Provider, prefix, startAfter string, o 
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	w := &parallelWalk{p: p, sa: sa, prefix: prefix, o: o, cancel: cancel,
-		chunks: make(chan *chunk, o.Concurrency-1), allowed: 2, model: &keyModel{prefix: prefix}}
+	w := &parallelWalk{p: p, sa: sa, prefix: prefix, o: o, cancel: cancel, allowed: 2, model: &keyModel{prefix: prefix}}
 	w.cond = sync.NewCond(&w.mu)
 	stop := context.AfterFunc(ctx, func() {
 		w.mu.Lock()
@@ -82,51 +94,64 @@ func WalkParallel(ctx context.Context, p Provider, prefix, startAfter string, o 
 		w.cond.Broadcast()
 	})
 	defer stop()
+	head := newChunk(startAfter, o.ReadAhead)
+	w.live = 1
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		defer close(w.chunks)
-		w.plan(ctx, startAfter, &wg)
+		w.plan(ctx, head, &wg)
 	}()
-	err := w.merge(ctx, startAfter, fn)
+	err := w.merge(ctx, head, startAfter, fn)
 	if err == nil {
 		// A range's error, or the caller's cancellation: incomplete.
 		err = context.Cause(ctx)
 	}
 	cancel(nil)
 	wg.Wait()
+	if o.Stats != nil {
+		w.mu.Lock()
+		*o.Stats = w.stats
+		w.mu.Unlock()
+	}
 	return err
 }
 
 // A chunk is one range of the key space, (lo, hi]; the last has no hi.
+// Fields marked "mu" are w.mu's: a split moves hi down while the range is
+// listed, and links the new range in after it.
 type chunk struct {
-	lo, hi string
-	last   bool
+	lo string
+	hi string // mu
+	// last: the range has no end (mu; only the final range is).
+	last bool
 	// first: the range's first page, already listed by the planner (its
 	// Next continues it).
 	first *Page
 	pages chan Page
 	err   error // set before pages is closed
-	// seen is closed once the range's first page is in (or it failed):
-	// the next range is planned only then, from what that page showed.
-	seen     chan struct{}
-	seenOnce sync.Once
+	// next is the range after this one in key order, once there is one (mu).
+	next *chunk
+	// pos is the last key the range has listed, lo before any (mu).
+	pos string
+	// listing: the worker may still take keys up to hi (mu); once false,
+	// the range is closed to splits.
+	listing bool
+	// seen: the range's first page is in (mu); the next range is cut
+	// ahead only then, from what that page showed.
+	seen bool
+	// parent: the range this one was split from; emptyAt: where the
+	// range had listed to when a split of it found no keys (its keys end
+	// before its end), "" if none did; it is split again only once it has
+	// listed past there (mu).
+	parent  *chunk
+	emptyAt string
+	keys    int  // listed so far (mu)
+	blocked bool // waiting on a full read-ahead (mu)
 }
 
 func newChunk(lo string, readAhead int) *chunk {
-	return &chunk{lo: lo, pages: make(chan Page, readAhead), seen: make(chan struct{})}
-}
-
-// seenBy marks c's first page in (once), for w's planner.
-func (c *chunk) seenBy(w *parallelWalk) {
-	c.seenOnce.Do(func() {
-		close(c.seen)
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.unseen--
-		w.cond.Broadcast()
-	})
+	return &chunk{lo: lo, pos: lo, pages: make(chan Page, readAhead)}
 }
 
 type parallelWalk struct {
@@ -135,26 +160,34 @@ type parallelWalk struct {
 	prefix string
 	o      ParallelOptions
 	cancel context.CancelCauseFunc
-	chunks chan *chunk
 
 	mu       sync.Mutex
 	cond     *sync.Cond
-	inflight int // ranges being listed
-	unseen   int // of those, ranges whose first page is still out
-	allowed  int // ranges that may be listed at once
-	// What the ranges learnt, for planning the next ones: the latest
-	// page's key span, and where keys resume after an empty range.
+	tail     *chunk   // the range furthest in key order
+	merging  *chunk   // the range the merge is taking pages from
+	active   []*chunk // ranges being listed
+	inflight int      // ranges started and not yet done: len(active)
+	// busy: of those, ranges not waiting on a full read-ahead (the ones
+	// making requests, which allowed bounds).
+	busy    int
+	live    int // ranges not yet merged: at most Concurrency+1
+	allowed int // ranges that may be listed at once
+	// What the ranges learnt, for planning the next ones: the recent
+	// pages' key spans, and where keys resume after an empty range.
 	model    *keyModel
 	gapAfter string // no key lies in (gapAfter, gapKey)
 	gapKey   string
 	// ended: a range found no key at all after its start.
 	ended bool
+	// probing: a split range's first page is out.
+	probing bool
+	stats   ParallelStats
 }
 
 // merge hands fn the ranges' pages in key order, checking it.
-func (w *parallelWalk) merge(ctx context.Context, startAfter string, fn func(Page) error) error {
+func (w *parallelWalk) merge(ctx context.Context, c *chunk, startAfter string, fn func(Page) error) error {
 	prev, first := startAfter, startAfter == ""
-	for c := range w.chunks {
+	for c != nil {
 		for pg := range c.pages {
 			for _, o := range pg.Objects {
 				if !first && prev >= o.Key {
@@ -167,151 +200,58 @@ func (w *parallelWalk) merge(ctx context.Context, startAfter string, fn func(Pag
 			}
 		}
 		if c.err != nil {
+			if ctx.Err() != nil {
+				// The range that failed first, not the ones it cancelled.
+				return context.Cause(ctx)
+			}
 			return c.err
 		}
 		if ctx.Err() != nil {
 			return nil // the cause, if any, is the walk's error
 		}
+		c = w.advance(ctx, c)
 	}
 	return nil
 }
 
-// plan cuts the key space after startAfter into ranges and starts their
-// workers, in key order, as slots free up.
-func (w *parallelWalk) plan(ctx context.Context, startAfter string, wg *sync.WaitGroup) {
-	pg, err := w.call(ctx, func() (Page, error) {
-		if startAfter == "" {
-			return w.p.ListPage(ctx, w.prefix, "")
-		}
-		return w.sa.ListPageAfter(ctx, w.prefix, startAfter)
-	})
-	c := newChunk(startAfter, w.o.ReadAhead)
-	c.first = &pg
-	c.seenOnce.Do(func() { close(c.seen) })
-	if err != nil {
-		c.err = err
-		close(c.pages)
-		w.send(ctx, c)
-		return
-	}
-	w.learn(c, pg)
-	frontier, done := "", pg.Next == ""
-	if done {
-		c.last = true
-	} else {
-		frontier, done = w.boundary(lastKey(pg))
-		c.hi, c.last = frontier, done
-	}
-	for {
-		w.mu.Lock()
-		for w.inflight >= w.allowed && ctx.Err() == nil {
-			w.cond.Wait()
-		}
-		w.inflight++
-		if c.first == nil {
-			w.unseen++
-		}
-		w.mu.Unlock()
-		if ctx.Err() != nil {
-			return
-		}
-		wg.Add(1)
-		go func(c *chunk) {
-			defer wg.Done()
-			w.list(ctx, c)
-		}(c)
-		if !w.send(ctx, c) || c.last {
-			return
-		}
-		// One range's first request out at a time: a range that ends a
-		// directory shows where the next keys are before the next range
-		// is cut, instead of several ranges landing in the dead space
-		// after it. (Letting more out while ranges keep finding keys
-		// made layouts with letter-filled gaps slower than one sequence.)
-		w.mu.Lock()
-		for w.unseen > 0 && ctx.Err() == nil {
-			w.cond.Wait()
-		}
-		w.mu.Unlock()
-		c = newChunk(frontier, w.o.ReadAhead)
-		w.mu.Lock()
-		base, ended := frontier, w.ended
-		if w.gapAfter <= frontier && frontier < w.gapKey {
-			base = w.gapKey // nothing lies between: start the range's span at the next key
-		}
-		w.mu.Unlock()
-		if ended {
-			c.last = true
-			continue
-		}
-		frontier, c.last = w.boundary(base)
-		c.hi = frontier
-	}
-}
-
-func (w *parallelWalk) send(ctx context.Context, c *chunk) bool {
-	select {
-	case w.chunks <- c:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// boundary is the end of a range whose keys begin about base: PagesPerRange
-// pages of the latest density on.
-func (w *parallelWalk) boundary(base string) (hi string, last bool) {
+// advance retires c, merged, and is the range after it: nil after the last
+// (or once ctx is done).
+func (w *parallelWalk) advance(ctx context.Context, c *chunk) *chunk {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	hi, ok := w.model.boundary(base, w.o.PagesPerRange)
-	return hi, !ok
-}
-
-// learn records what page, listed for c, says about the key space.
-func (w *parallelWalk) learn(c *chunk, pg Page) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, o := range pg.Objects {
-		w.model.learn(o.Key)
+	w.live--
+	w.cond.Broadcast()
+	for c.next == nil && !c.last && ctx.Err() == nil {
+		w.cond.Wait()
 	}
-	if len(pg.Objects) >= 2 {
-		w.model.page(pg.Objects[0].Key, lastKey(pg))
-	}
-	if len(pg.Objects) == 0 && pg.Next == "" {
-		w.ended = true
-	}
-	if c.last || c.hi == "" {
-		return
-	}
-	// The page's keys are consecutive: none lies between the last one in
-	// the range (or its start) and the first one past it.
-	if i := sort.Search(len(pg.Objects), func(i int) bool { return pg.Objects[i].Key > c.hi }); i < len(pg.Objects) {
-		after := c.lo
-		if i > 0 {
-			after = pg.Objects[i-1].Key
-		}
-		if after >= w.gapAfter {
-			w.gapAfter, w.gapKey = after, pg.Objects[i].Key
-		}
-	}
+	w.merging = c.next
+	return c.next
 }
 
 // list lists the range c into c.pages, then frees its slot.
 func (w *parallelWalk) list(ctx context.Context, c *chunk) {
-	held := false
 	defer func() {
-		c.seenBy(w)
-		close(c.pages)
-		if c.err != nil {
-			w.cancel(c.err)
-		}
 		w.mu.Lock()
+		c.listing, c.seen = false, true
+		if c.err == nil && !c.last && c.lo != "" {
+			w.model.listed(c.lo, c.hi, c.keys)
+		}
+		for i, a := range w.active {
+			if a == c {
+				w.active = append(w.active[:i], w.active[i+1:]...)
+				break
+			}
+		}
 		w.inflight--
-		if held && c.err == nil {
-			w.allowed = min(w.o.Concurrency, w.allowed+1)
+		if !c.blocked {
+			w.busy--
 		}
 		w.cond.Broadcast()
 		w.mu.Unlock()
+		if c.err != nil {
+			w.cancel(c.err)
+		}
+		close(c.pages)
 	}()
 	var pg Page
 	var err error
@@ -329,23 +269,11 @@ func (w *parallelWalk) list(ctx context.Context, c *chunk) {
 			c.err = err
 			return
 		}
-		if n > 0 || c.first == nil {
-			w.learn(c, pg)
+		keep, done := w.took(c, pg, n > 0 || c.first == nil)
+		if keep > 0 && !w.hand(ctx, c, Page{Objects: pg.Objects[:keep]}) {
+			return
 		}
-		c.seenBy(w)
-		keep := len(pg.Objects)
-		if !c.last {
-			keep = sort.Search(len(pg.Objects), func(i int) bool { return pg.Objects[i].Key > c.hi })
-		}
-		if keep > 0 {
-			held = true
-			select {
-			case c.pages <- Page{Objects: pg.Objects[:keep]}:
-			case <-ctx.Done():
-				return
-			}
-		}
-		if keep < len(pg.Objects) || pg.Next == "" {
+		if done {
 			return
 		}
 		if pg.Next == token {
@@ -354,6 +282,72 @@ func (w *parallelWalk) list(ctx context.Context, c *chunk) {
 		}
 		token = pg.Next
 	}
+}
+
+// hand gives pg to the merge. While c's read-ahead is full its slot counts
+// as idle, so another range may make requests; it takes a slot again
+// before its next request. false: ctx ended first.
+func (w *parallelWalk) hand(ctx context.Context, c *chunk, pg Page) bool {
+	select {
+	case c.pages <- pg:
+		return true
+	default:
+	}
+	w.mu.Lock()
+	c.blocked = true
+	w.busy--
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	select {
+	case c.pages <- pg:
+	case <-ctx.Done():
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.busy >= w.allowed && ctx.Err() == nil {
+		w.cond.Wait()
+	}
+	c.blocked = false
+	w.busy++
+	w.stats.MostBusy = max(w.stats.MostBusy, w.busy)
+	return ctx.Err() == nil
+}
+
+// took records the page pg listed for c: how many of its keys are c's (up
+// to its end, as it is now), and whether c is done with it.
+func (w *parallelWalk) took(c *chunk, pg Page, learn bool) (keep int, done bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if learn {
+		w.learn(c, pg)
+	}
+	keep = len(pg.Objects)
+	if !c.last {
+		keep = sort.Search(len(pg.Objects), func(i int) bool { return pg.Objects[i].Key > c.hi })
+	}
+	if !c.seen && keep > 0 {
+		// Keys where the range was cut: there is more to list at once.
+		w.allowed = min(w.o.Concurrency, w.allowed+1)
+	}
+	if !c.seen && c.parent != nil {
+		w.probing = false
+		if keep == 0 {
+			c.parent.emptyAt = c.parent.pos
+			w.stats.EmptySplits++
+		}
+	}
+	c.seen = true
+	if keep > 0 {
+		c.pos = pg.Objects[keep-1].Key
+		c.keys += keep
+	}
+	done = keep < len(pg.Objects) || pg.Next == ""
+	if done {
+		c.listing = false
+	}
+	w.cond.Broadcast()
+	return keep, done
 }
 
 // call makes one request, waiting out a store that throttles: each refusal

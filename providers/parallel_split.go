@@ -32,12 +32,25 @@ type keyModel struct {
 	// median of their spans is the density estimate (one page straddling a
 	// gap in the alphabet, "0999" to "1000", looks far wider than it is).
 	spans [][2]string
+	// ranges: the latest ranges listed to their end, with the keys each
+	// held; pageLen: the longest page seen. Ranges tile the key space, so
+	// their spans over their keys are the density with the dead space
+	// between directories in it, which pages starting at a directory's
+	// first key do not show.
+	ranges  []listedRange
+	pageLen int
+}
+
+type listedRange struct {
+	lo, hi string
+	keys   int
 }
 
 const recentSpans = 8
 
 // page records the span of a page from first to last key.
-func (m *keyModel) page(first, last string) {
+func (m *keyModel) page(first, last string, n int) {
+	m.pageLen = max(m.pageLen, n)
 	if len(m.spans) == recentSpans {
 		m.spans = m.spans[1:]
 	}
@@ -45,9 +58,46 @@ func (m *keyModel) page(first, last string) {
 }
 
 // step is the median span of the recent pages, at least 1.
-func (m *keyModel) step() *big.Int {
+func (m *keyModel) step() *big.Int { return m.stepWith(m.alphabets()) }
+
+func (m *keyModel) stepWith(as [][]byte) *big.Int {
+	step := m.pageStep(as)
+	if r := m.rangeStep(as); r != nil && r.Cmp(step) > 0 {
+		return r
+	}
+	return step
+}
+
+// listed records a range (lo, hi] listed to its end, holding keys keys.
+func (m *keyModel) listed(lo, hi string, keys int) {
+	if len(m.ranges) == recentSpans {
+		m.ranges = m.ranges[1:]
+	}
+	m.ranges = append(m.ranges, listedRange{lo, hi, keys})
+}
+
+// rangeStep is a page's span at the median density of the latest ranges
+// listed that held keys, nil before any. The median: where directories span
+// many pages, the few ranges across a directory's end (and its dead space)
+// do not count; where most ranges cross one, they are the density.
+func (m *keyModel) rangeStep(as [][]byte) *big.Int {
 	var ds []*big.Int
-	as := m.alphabets()
+	for _, r := range m.ranges {
+		d := new(big.Int).Sub(m.numWith(as, r.hi), m.numWith(as, r.lo))
+		if r.keys > 0 && d.Sign() > 0 {
+			ds = append(ds, d.Div(d.Mul(d, big.NewInt(int64(m.pageLen))), big.NewInt(int64(r.keys))))
+		}
+	}
+	if len(ds) == 0 || m.pageLen == 0 {
+		return nil
+	}
+	slices.SortFunc(ds, (*big.Int).Cmp)
+	return ds[len(ds)/2]
+}
+
+// pageStep is the median span of the recent pages, at least 1.
+func (m *keyModel) pageStep(as [][]byte) *big.Int {
+	var ds []*big.Int
 	for _, s := range m.spans {
 		if d := new(big.Int).Sub(m.numWith(as, s[1]), m.numWith(as, s[0])); d.Sign() > 0 {
 			ds = append(ds, d)
@@ -100,6 +150,14 @@ func (m *keyModel) alphabet(pos int) []byte {
 				class[1] = true
 			case 'A' <= b && b <= 'Z':
 				class[2] = true
+			case b < 0x20 || b >= 0x7f:
+				// Not printable ASCII: binary or UTF-8, and any byte
+				// may follow at this position.
+				a := make([]byte, 256)
+				for i := range a {
+					a[i] = byte(i)
+				}
+				return a
 			}
 		}
 	}
@@ -141,8 +199,9 @@ func (m *keyModel) numWith(as [][]byte, key string) *big.Int {
 }
 
 // str is the key num reads as n, or false when n is past every such key.
-func (m *keyModel) str(n *big.Int) (string, bool) {
-	as := m.alphabets()
+func (m *keyModel) str(n *big.Int) (string, bool) { return m.strWith(m.alphabets(), n) }
+
+func (m *keyModel) strWith(as [][]byte, n *big.Int) (string, bool) {
 	digits := make([]int64, spanWidth)
 	n = new(big.Int).Set(n)
 	r := new(big.Int)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -106,6 +107,15 @@ func layouts() map[string][]string {
 		binary = append(binary, "p/"+string([]byte{byte(r.IntN(256)), byte(r.IntN(256)), 0xff, byte(i)}))
 	}
 	l["ids"], l["skewed"], l["long common prefix"], l["dates"], l["high bytes"] = ids, skewed, long, dates, binary
+	// 500 directories of two keys each, then one dense directory.
+	var sparse []string
+	for i := range 1000 {
+		sparse = append(sparse, fmt.Sprintf("p/a/%03d/%d", i/2, i))
+	}
+	for i := range 4000 {
+		sparse = append(sparse, fmt.Sprintf("p/b/%06d", i*7))
+	}
+	l["sparse then dense"] = sparse
 	l["page and one"] = ids[:101]
 	for k, v := range l {
 		slices.Sort(v)
@@ -226,4 +236,94 @@ func TestWalkParallelStopsOnCallbackError(t *testing.T) {
 	if !errors.Is(err, stop) {
 		t.Fatalf("err %v, want the callback's", err)
 	}
+}
+
+// gatedStore is a memStore whose requests take a millisecond (so that ranges
+// overlap) and which counts the requests in flight.
+func gatedStore(keys []string, pageSize int) (*memStore, *atomic.Int64) {
+	m := &memStore{keys: keys, pageSize: pageSize}
+	var in, peak atomic.Int64
+	m.hook = func(string) error {
+		n := in.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(time.Millisecond) // the store's latency, not synchronisation
+		in.Add(-1)
+		return nil
+	}
+	return m, &peak
+}
+
+// Ranges being listed are split while the plan cannot cut ahead, and the
+// walk stays exact on every layout, the bad ones included (random high
+// bytes, one dense directory after many sparse ones), with no more requests
+// in flight than Concurrency even while the merge holds the ranges back.
+func TestWalkParallelSplitsExact(t *testing.T) {
+	for name, keys := range layouts() {
+		if len(keys) < 1000 {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			m, peak := gatedStore(keys, 10)
+			var st providers.ParallelStats
+			hold := true
+			got := collect(t, func(fn func(providers.Page) error) error {
+				return providers.WalkParallel(context.Background(), m, "p/", "", providers.ParallelOptions{Concurrency: 4, Stats: &st},
+					func(pg providers.Page) error {
+						// A slow merge at first: the ranges after the first
+						// fill their read-ahead and must give up their slots.
+						for deadline := time.Now().Add(2 * time.Second); hold && m.requests.Load() < 6 && time.Now().Before(deadline); {
+							runtime.Gosched()
+						}
+						if hold {
+							t.Logf("held the merge until %d requests", m.requests.Load())
+						}
+						hold = false
+						return fn(pg)
+					})
+			})
+			if !slices.Equal(got, keys) {
+				t.Fatalf("%d keys, want %d (first difference at %d)", len(got), len(keys), firstDiff(got, keys))
+			}
+			if p := peak.Load(); p > 4 {
+				t.Errorf("%d requests in flight, Concurrency 4", p)
+			}
+			t.Logf("%d requests for %d pages, %+v", m.requests.Load(), (len(keys)+9)/10, st)
+			if name == "ids" && st.Splits == 0 {
+				t.Errorf("no range split on a uniform layout: %+v", st)
+			}
+		})
+	}
+}
+
+// A request failing once ranges are being split fails the walk with its
+// error, and what the walk handed over before is exactly the listing's
+// beginning.
+func TestWalkParallelSplitFailure(t *testing.T) {
+	keys := layouts()["ids"]
+	m, _ := gatedStore(keys, 10)
+	boom := errors.New("split range failed")
+	sleep := m.hook
+	m.hook = func(after string) error {
+		if m.requests.Load() == 150 {
+			return providers.Classify(providers.ErrTransient, boom)
+		}
+		return sleep(after)
+	}
+	var got []string
+	var st providers.ParallelStats
+	err := providers.WalkParallel(context.Background(), m, "p/", "", providers.ParallelOptions{Concurrency: 8, Stats: &st},
+		func(pg providers.Page) error {
+			for _, o := range pg.Objects {
+				got = append(got, o.Key)
+			}
+			return nil
+		})
+	if !errors.Is(err, boom) {
+		t.Fatalf("walk with a failing range: %v (%+v)", err, st)
+	}
+	if len(got) >= len(keys) || !slices.Equal(got, keys[:len(got)]) {
+		t.Fatalf("%d keys handed over before the failure, not the listing's first ones", len(got))
+	}
+	t.Logf("%d keys before the failure, %+v", len(got), st)
 }

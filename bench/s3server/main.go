@@ -7,6 +7,8 @@
 //
 //	READY url=http://127.0.0.1:PORT bucket=NAME objects=N fill=1.234s
 //
+// GET /_lists answers with the number of list requests served so far.
+//
 // and serves until SIGINT or SIGTERM.
 package main
 
@@ -68,7 +70,8 @@ func run(addr, bucket string, n, workers int, via string, listDelay time.Duratio
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: delayLists(gofakes3.New(backend).Server(), listDelay), ReadHeaderTimeout: 10 * time.Second}
+	var lists atomic.Int64
+	srv := &http.Server{Handler: countLists(delayLists(gofakes3.New(backend).Server(), listDelay), &lists), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	url := "http://" + ln.Addr().String()
@@ -156,6 +159,21 @@ func fill(ctx context.Context, n, workers int, put func(key string, body []byte)
 		return firstErr
 	}
 	return ctx.Err()
+}
+
+// countLists counts the list requests h serves, and answers GET /_lists
+// with the count so far (for the benchmarks' requests per run).
+func countLists(h http.Handler, n *atomic.Int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/_lists" {
+			fmt.Fprintln(w, n.Load())
+			return
+		}
+		if r.Method == http.MethodGet && r.URL.Query().Has("list-type") {
+			n.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // delayLists answers each list request (a GET of the bucket: ListObjectsV2)
