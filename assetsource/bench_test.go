@@ -2,12 +2,10 @@ package assetsource_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"sort"
-	"strconv"
 	"testing"
 	"time"
 
@@ -19,14 +17,12 @@ import (
 
 // BenchmarkQueries measures pages of 50 over a large source (1,000,000
 // objects; SYNCER_BENCH_OBJECTS to change) through the HTTP handler, and
-// reports each shape's p99. One object in 100 is named "needle-…".
+// reports each shape's p99. One object in 100 is named "needle-…"
+// (fillBench).
 //
-//	go test -run '^$' -bench BenchmarkQueries -benchtime 200x ./assetsource/
+//	go test -run '^$' -bench 'BenchmarkQueries$' -benchtime 200x ./assetsource/
 func BenchmarkQueries(b *testing.B) {
-	n := 1_000_000
-	if v := os.Getenv("SYNCER_BENCH_OBJECTS"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
+	n := benchObjects()
 	dir := b.TempDir()
 	cat, err := catalog.Open(dir)
 	if err != nil {
@@ -34,28 +30,8 @@ func BenchmarkQueries(b *testing.B) {
 	}
 	defer cat.Close()
 	src := cat.Source("big", providers.ByteOrder).Indexed(true)
-	ctx := context.Background()
-	t0 := time.Unix(1_700_000_000, 0)
 	start := time.Now()
-	const batch = 10_000
-	for i := 0; i < n; i += batch {
-		muts := make([]catalog.Mutation, 0, batch)
-		for j := i; j < min(i+batch, n); j++ {
-			name := fmt.Sprintf("img-%07d.png", j)
-			if j%100 == 0 {
-				name = fmt.Sprintf("needle-%07d.png", j)
-			}
-			// Scrambled times and sizes: the index order differs from the key order.
-			h := uint64(j) * 2654435761 % 1_000_003
-			muts = append(muts, catalog.Mutation{Origin: catalog.Scan, Object: providers.Object{
-				Key: fmt.Sprintf("dir%03d/%s", j%500, name), Size: int64(h % 5_000_000), ETag: strconv.Itoa(j),
-				LastModified: t0.Add(time.Duration(h) * time.Second), ContentType: "image/png",
-			}})
-		}
-		if _, err := src.Commit(ctx, muts); err != nil {
-			b.Fatal(err)
-		}
-	}
+	fillBench(b, src, n)
 	build := time.Since(start)
 	if fi, err := os.Stat(dir + "/catalog.db"); err == nil {
 		b.Logf("%d objects committed in %v; catalog %d bytes (%.0f bytes/object)", n, build, fi.Size(), float64(fi.Size())/float64(n))

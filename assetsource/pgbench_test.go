@@ -31,10 +31,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkQueriesPostgres -benchtime 100x -timeout 60m ./assetsource/
 func BenchmarkQueriesPostgres(b *testing.B) {
-	n := 1_000_000
-	if v := os.Getenv("SYNCER_BENCH_OBJECTS"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
+	n := benchObjects()
 	dsn := testkit.StartPostgres(b).NewDatabase(b)
 	push, plain, pages := openPostgres(b, dsn)
 	ctx := context.Background()
@@ -93,6 +90,15 @@ var benchShapes = []struct{ name, q string }{
 	{"by-size-desc", "perPage=50&page=0&sortKey=size&sortingOrder=Descending"},
 	{"query-1pct", "perPage=50&page=0&query=NEEDLE"},
 	{"group", "perPage=50&page=0&groups=dir007"},
+}
+
+// benchObjects is the benchmarks' source size: 1,000,000, or
+// SYNCER_BENCH_OBJECTS.
+func benchObjects() int {
+	if n, err := strconv.Atoi(os.Getenv("SYNCER_BENCH_OBJECTS")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
 }
 
 // fillBench commits BenchmarkQueries' objects: dirNNN/img-NNNNNNN.png,
