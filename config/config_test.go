@@ -162,6 +162,25 @@ sources:
 	}
 }
 
+// A window written as 0 turns coalescing off; only a missing one takes the
+// default.
+func TestCoalesceWindowZeroIsKept(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want time.Duration
+	}{
+		{"events: {coalesceWindow: 0s}\n", 0},
+		{"events: {coalesceWindow: \"0\"}\n", 0},
+		{"events: {maxChanges: 10}\n", DefaultCoalesceWindow},
+		{"events: {coalesceWindow: 40ms}\n", 40 * time.Millisecond},
+	} {
+		cfg := parse(t, tc.yaml, nil)
+		if got := cfg.Events.CoalesceWindow; got != tc.want {
+			t.Errorf("%q: coalesceWindow %v, want %v", tc.yaml, got, tc.want)
+		}
+	}
+}
+
 func TestUnknownKeys(t *testing.T) {
 	for _, tc := range []struct {
 		doc  string

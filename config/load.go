@@ -56,7 +56,9 @@ func decode(data []byte, lookup func(string) (string, bool)) (*Config, *refs, er
 		// back as written (never a variable's value: none is expanded yet).
 		return nil, nil, fmt.Errorf("%s", r.restore(err.Error()))
 	}
-	cfg := &Config{}
+	// Defaults that 0 cannot stand for are set before decoding, so that a
+	// file that writes 0 keeps it: `coalesceWindow: 0` turns coalescing off.
+	cfg := &Config{Events: Events{CoalesceWindow: DefaultCoalesceWindow}}
 	if root.Kind != 0 { // not an empty file
 		if err := r.expand(&root, "", lookup); err != nil {
 			return nil, nil, err
@@ -98,9 +100,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = "127.0.0.1:8080"
-	}
-	if c.Events.CoalesceWindow == 0 {
-		c.Events.CoalesceWindow = DefaultCoalesceWindow
 	}
 	if c.Events.MaxChanges == 0 {
 		c.Events.MaxChanges = DefaultMaxChanges
