@@ -19,8 +19,8 @@
 # ratio.
 #
 # Environment: RATE (default 200), DURATION (default 10s: how long to send at
-# least), AFTER (default 10s), WINDOW (events.coalesceWindow, default 1ns: the
-# config reads 0 as "the default 250ms", and 1ns publishes as soon as 0 does),
+# least), AFTER (default 10s), WINDOW (events.coalesceWindow, default 0: every
+# commit is published at once),
 # SENDERS (default 256), WORK (scratch dir, default a new temp dir, removed at
 # the end unless KEEP=1; the logs and report.txt stay).
 # Needs: go, python3 (to pick free ports).
@@ -30,7 +30,7 @@ N=${1:-0}
 RATE=${RATE:-200}
 DURATION=${DURATION:-10s}
 AFTER=${AFTER:-10s}
-WINDOW=${WINDOW:-1ns}
+WINDOW=${WINDOW:-0s}
 SENDERS=${SENDERS:-256}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/syncer-webhook.XXXXXX")}
