@@ -221,7 +221,7 @@ func (p *Provider) list(ctx context.Context, prefix, token, startAfter string) (
 	q := &storage.Query{Prefix: prefix, Projection: storage.ProjectionNoACL, StartOffset: startAfter}
 	// Only what the catalog keeps; ACLs, metadata and checksums stay on the
 	// server.
-	// Bucket lets the listing check tell another bucket's listing apart.
+	// Bucket tells another bucket's listing apart.
 	if err := q.SetAttrSelection([]string{"Name", "Bucket", "Size", "Etag", "Generation", "Updated", "ContentType"}); err != nil {
 		return providers.Page{}, fmt.Errorf("list gs://%s/%s: %w", p.name, prefix, err)
 	}
@@ -236,6 +236,12 @@ func (p *Provider) list(ctx context.Context, prefix, token, startAfter string) (
 	}
 	pg := providers.Page{Objects: make([]providers.Object, 0, len(attrs)), Next: next}
 	for _, a := range attrs {
+		if a.Bucket != "" && a.Bucket != p.name {
+			// A 200 listing of another bucket (a misrouting proxy) would
+			// read as this bucket's objects gone.
+			return providers.Page{}, fmt.Errorf("list gs://%s/%s: %w", p.name, prefix,
+				providers.NotListing("objects.list", fmt.Sprintf("listing of bucket %q", a.Bucket)))
+		}
 		if a.Name == "" { // a synthetic prefix entry; none without a delimiter
 			continue
 		}
