@@ -44,22 +44,15 @@ cleanup() {
 	rm -rf "$WORK/cat"* "$BIN"
 }
 trap cleanup EXIT
-log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 log "building into $BIN"
 (cd "$ROOT" && go build -o "$BIN/syncer" ./cmd/syncer &&
 	go build -o "$BIN/" ./bench/s3server ./bench/listloop ./bench/measure)
 
 log "filling gofakes3 with $N objects, lists delayed $DELAY"
-"$BIN/s3server" -n "$N" -bucket bench -listdelay "$DELAY" >"$WORK/server.out" 2>"$WORK/server.err" &
-SERVER=$!
-until grep -q '^READY' "$WORK/server.out" 2>/dev/null; do
-	kill -0 "$SERVER" 2>/dev/null || { cat "$WORK/server.err" >&2; exit 1; }
-	sleep 0.5
-done
-URL=$(sed -n 's/.* url=\([^ ]*\).*/\1/p' "$WORK/server.out")
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
-export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
+start_s3server "$N" -listdelay "$DELAY"
 
 config() { # config NAME CONCURRENCY
 	cat >"$WORK/$1.yaml" <<EOC

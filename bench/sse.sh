@@ -30,7 +30,8 @@ fi
 
 (cd "$ROOT" && go build -o "$WORK/bin/syncer" ./cmd/syncer && go build -o "$WORK/bin/sseload" ./bench/sseload)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 HTTP_PORT=$(free_port)
 NATS_PORT=$(free_port)
 ADMIN=bench-admin-$RANDOM$RANDOM

@@ -37,11 +37,12 @@ WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/syncer-webhook.XXXXXX")}
 BIN=$WORK/bin
 mkdir -p "$BIN"
 
-log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 PIDS=()
 cleanup() {
-	for p in "${PIDS[@]}"; do
+	for p in ${SERVER:-} "${PIDS[@]}"; do
 		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
@@ -55,22 +56,8 @@ log "building into $BIN"
 (cd "$ROOT" && go build -o "$BIN/syncer" ./cmd/syncer &&
 	go build -o "$BIN/" ./bench/s3server ./bench/listloop ./bench/webhookload)
 
-"$BIN/s3server" -n "$N" -bucket bench >"$WORK/server.out" 2>"$WORK/server.err" &
-PIDS+=($!)
-until grep -q '^READY' "$WORK/server.out" 2>/dev/null; do
-	if ! kill -0 "${PIDS[0]}" 2>/dev/null; then
-		cat "$WORK/server.err" >&2
-		echo "s3server died while filling" >&2
-		exit 1
-	fi
-	sleep 0.5
-done
-READY=$(grep '^READY' "$WORK/server.out")
-URL=$(sed -n 's/.* url=\([^ ]*\).*/\1/p' <<<"$READY")
+start_s3server "$N"
 log "$READY"
-
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
-export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
 
 listing() { # listing: the bare listing loop's wall time in seconds
 	local t0 t1
@@ -85,7 +72,6 @@ if ((N > 0)); then
 	BASE1=$(listing)
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 HTTP_PORT=$(free_port)
 NATS_PORT=$(free_port)
 TOKEN=bench-$RANDOM$RANDOM
@@ -109,7 +95,8 @@ START=$(date -u +%FT%TZ)
 log "syncer run, webhookload at $RATE/s (window $WINDOW)"
 T0=$(date +%s%N)
 "$BIN/syncer" run --config "$WORK/syncer.yaml" >"$WORK/syncer.log" 2>&1 &
-PIDS+=($!)
+SYNCER=$!
+PIDS+=("$SYNCER")
 "$BIN/webhookload" -webhook "http://127.0.0.1:$HTTP_PORT/webhooks/s3/bench" -token "$TOKEN" \
 	-nats "nats://127.0.0.1:$NATS_PORT" -subject syncer.changed.bench -bucket bench \
 	-rate "$RATE" -senders "$SENDERS" -duration "$DURATION" -after "$AFTER" -import "$N" -t0 "$T0" \
@@ -118,7 +105,7 @@ PIDS+=($!)
 	exit 1
 }
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
-kill "${PIDS[1]}" && wait "${PIDS[1]}" 2>/dev/null || true
+kill "$SYNCER" && wait "$SYNCER" 2>/dev/null || true
 if ((N > 0)); then
 	log "bare listing (after)"
 	BASE2=$(listing)
