@@ -181,6 +181,22 @@ func TestCoalesceWindowZeroIsKept(t *testing.T) {
 	}
 }
 
+// Sub-second and fractional intervals validate (the scheduler runs them
+// exactly: schedule.ParseSpec), down to the floor.
+func TestSubSecondSchedule(t *testing.T) {
+	cfg := parse(t, `
+sources:
+  - {id: a, provider: s3, bucket: b, schedule: "@every 250ms"}
+  - {id: b, provider: s3, bucket: b, schedule: "@every 100ms"}
+  - {id: c, provider: s3, bucket: b, schedule: "@every 1.5s"}
+`, nil)
+	for i, want := range []string{"@every 250ms", "@every 100ms", "@every 1.5s"} {
+		if got := cfg.Sources[i].Schedule; got != want {
+			t.Errorf("sources[%d].schedule = %q, want %q", i, got, want)
+		}
+	}
+}
+
 func TestUnknownKeys(t *testing.T) {
 	for _, tc := range []struct {
 		doc  string
@@ -388,6 +404,8 @@ func TestValidation(t *testing.T) {
 			[]string{"sources[0].schedule", "every five minutes"}},
 		{"bad cron fields", "sources:\n  - {id: a, provider: s3, bucket: b, schedule: \"61 * * * *\"}\n",
 			[]string{"sources[0].schedule"}},
+		{"interval under the floor", "sources:\n  - {id: a, provider: s3, bucket: b}\n  - id: c\n    provider: s3\n    bucket: b\n    schedule: \"@every 50ms\"\n",
+			[]string{`sources[1].schedule: "@every 50ms" is not a valid schedule`, "shorter than the minimum of 100ms", "(line 6)"}},
 		{"duplicate id", "sources:\n  - {id: a, provider: s3, bucket: b}\n  - {id: a, provider: local, path: /x}\n",
 			[]string{"sources[1].id", "already used by sources[0]"}},
 		{"third duplicate", "sources:\n  - {id: a, provider: s3, bucket: b}\n  - {id: b, provider: s3, bucket: b}\n  - {id: b, provider: s3, bucket: b}\n",

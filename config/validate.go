@@ -9,7 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
+	"github.com/imgly/syncer/providers"
+	"github.com/imgly/syncer/schedule"
 )
 
 var (
@@ -129,8 +130,8 @@ func (c *Config) validateSources(bad func(field, format string, args ...any)) {
 			}
 			seen[s.ID] = i
 		}
-		if _, err := cron.ParseStandard(s.Schedule); err != nil {
-			bad(f+".schedule", "%q is not a valid cron spec: %v", s.Schedule, err)
+		if _, err := schedule.ParseSpec(s.Schedule); err != nil {
+			bad(f+".schedule", "%q is not a valid schedule (a cron spec or \"@every <duration>\"): %v%s", s.Schedule, err, s.lineOf("schedule"))
 		}
 		for j, g := range s.Include {
 			if err := checkGlob(g); err != nil {
@@ -147,6 +148,15 @@ func (c *Config) validateSources(bad func(field, format string, args ...any)) {
 		s.validateScale(f, bad)
 		s.validateAssets(f, bad)
 	}
+}
+
+// lineOf is " (line N)" for the source's key as parsed, "" when it has no
+// line (a default, or a configuration built in code).
+func (s *Source) lineOf(key string) string {
+	if n := providers.Find(s.node, key); n != nil {
+		return fmt.Sprintf(" (line %d)", n.Line)
+	}
+	return ""
 }
 
 // validateProvider checks the notification blocks; the kind's own

@@ -33,6 +33,7 @@ const aheadChunk = 7 * 1024
 // has merged (see next).
 type readAhead struct {
 	order  providers.Order
+	ctx    context.Context // the reader's
 	chunks chan aheadResult
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -51,7 +52,7 @@ type aheadResult struct {
 // in tests) at a time.
 func startReadAhead(ctx context.Context, cat Catalog, order providers.Order, after string, chunk int) *readAhead {
 	ctx, cancel := context.WithCancel(ctx)
-	a := &readAhead{order: order, chunks: make(chan aheadResult, 1), cancel: cancel, done: make(chan struct{})}
+	a := &readAhead{order: order, ctx: ctx, chunks: make(chan aheadResult, 1), cancel: cancel, done: make(chan struct{})}
 	go a.run(ctx, cat, after, chunk)
 	return a
 }
@@ -97,7 +98,19 @@ func (a *readAhead) next(merged string) (e catalog.Entry, ok bool, err error) {
 		if a.err != nil || a.end {
 			return catalog.Entry{}, false, a.err
 		}
-		r := <-a.chunks
+		var r aheadResult
+		select {
+		case r = <-a.chunks:
+		case <-a.done:
+			// The reader stopped. Its last chunk may still be buffered;
+			// if not, its context ended before it could hand one over
+			// (a cancelled scan), and waiting would never end.
+			select {
+			case r = <-a.chunks:
+			default:
+				r = aheadResult{err: a.ctx.Err(), last: true}
+			}
+		}
 		a.buf, a.err, a.end = r.entries, r.err, r.last
 	}
 }

@@ -2,7 +2,9 @@ package schedule
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/providers"
@@ -82,4 +84,41 @@ func TestReadAheadCloseWhileAhead(t *testing.T) {
 		t.Fatalf("first entry: %q %v %v", e.Key, ok, err)
 	}
 	a.close() // returns only once the reader has stopped
+}
+
+// A scan cancelled while the merge waits for a chunk ends: the reader may
+// see the cancellation before it hands its failed read over, and the merge
+// must not wait for a chunk that never comes (it hung a shutdown).
+func TestReadAheadCancelledDoesNotHang(t *testing.T) {
+	c, err := catalog.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	cs := c.Source("s", providers.ByteOrder)
+	if _, err := cs.Commit(context.Background(), []catalog.Mutation{
+		{Object: providers.Object{Key: "a", ETag: "a"}, Origin: catalog.Scan},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The reader chooses at random between handing its error over and
+	// seeing the cancellation: enough rounds take both ways.
+	for i := range 200 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		a := startReadAhead(ctx, cs, providers.ByteOrder, "", 2)
+		got := make(chan error, 1)
+		go func() { _, _, err := a.next(""); got <- err }()
+		select {
+		case err := <-got:
+			// Either the chunk read before the reader saw the
+			// cancellation, or the cancellation.
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Fatalf("round %d: %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: next still waits 10 s after the scan was cancelled", i)
+		}
+		a.close()
+	}
 }

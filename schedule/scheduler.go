@@ -15,8 +15,9 @@ import (
 	"github.com/imgly/syncer/providers"
 )
 
-// Job is a target and its cron spec (robfig/cron/v3 standard syntax,
-// including descriptors such as "@every 5m").
+// Job is a target and its schedule: a robfig/cron/v3 standard spec,
+// including descriptors such as "@hourly", or "@every <duration>" down to
+// MinInterval (ParseSpec).
 type Job struct {
 	Target Target
 	Spec   string
@@ -58,6 +59,7 @@ type job struct {
 	last        *ScanStatus // nil before the first scan
 	lastSuccess time.Time
 	since       time.Time // when the reconciliation in progress started; zero when none is
+	skipWarned  bool      // a skip during the reconciliation in progress was logged at warn
 	entry       cron.EntryID
 	throttled   int       // throttled scans in a row
 	restUntil   time.Time // scheduled scans before it are skipped (see Job.Throttle)
@@ -185,7 +187,7 @@ func NewScheduler(jobs []Job, opts Options, log *slog.Logger, reg prometheus.Reg
 func (m *Metrics) NewScheduler(jobs []Job, opts Options, log *slog.Logger) (*Scheduler, error) {
 	s := &Scheduler{log: log, opts: opts, m: m}
 	for _, j := range jobs {
-		sched, err := cron.ParseStandard(j.Spec)
+		sched, err := ParseSpec(j.Spec)
 		if err != nil {
 			return nil, fmt.Errorf("source %s: schedule %q: %w", j.Target.ID, j.Spec, err)
 		}
@@ -305,14 +307,24 @@ func (s *Scheduler) runJob(ctx context.Context, j *job, o ScanOptions) (Result, 
 	}
 	if !j.running.TryLock() {
 		s.m.scans.WithLabelValues(j.Target.ID, "skipped").Inc()
-		s.log.Warn("scan skipped: the previous one is still running", "source", j.Target.ID)
+		// On a short schedule a slow scan skips many ticks: warn once per
+		// slow scan, the rest are in syncer_scans_total{result="skipped"}.
+		j.mu.Lock()
+		since, warned := j.since, j.skipWarned
+		j.skipWarned = true
+		j.mu.Unlock()
+		level := slog.LevelWarn
+		if warned {
+			level = slog.LevelDebug
+		}
+		s.log.Log(ctx, level, "scan skipped: the previous one is still running", "source", j.Target.ID, "runningSince", since)
 		return Result{}, ErrBusy
 	}
 	defer j.running.Unlock()
 	s.log.Debug("scan started", "source", j.Target.ID)
 	started := time.Now()
 	j.mu.Lock()
-	j.since = started
+	j.since, j.skipWarned = started, false
 	j.mu.Unlock()
 	opts := s.opts
 	opts.AllowMassDelete = o.AllowMassDelete
