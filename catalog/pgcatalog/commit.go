@@ -190,6 +190,7 @@ func (s *source) commit(ctx context.Context, tx pgx.Tx, calls []*commitCall) (in
 		j       int      // index into sks
 	)
 	for _, c := range calls {
+		first := len(changes)
 		for i := range c.muts {
 			m := &c.muts[i]
 			k := string(sks[j])
@@ -221,7 +222,11 @@ func (s *source) commit(ctx context.Context, tx pgx.Tx, calls []*commitCall) (in
 			}
 			st.cur, st.exists, st.dirty = catalog.Entry{Object: ch.Object, Seq: ch.Seq}, ch.Op != catalog.Deleted, true
 			changes = append(changes, ch)
-			c.changes = append(c.changes, ch)
+		}
+		// Its share of the commit's changes, capped so that a caller's
+		// append cannot write into the next call's.
+		if len(changes) > first {
+			c.changes = changes[first:len(changes):len(changes)]
 		}
 	}
 	if err := s.write(ctx, tx, state, order, changes, seq, count); err != nil {
