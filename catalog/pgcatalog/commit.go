@@ -127,7 +127,14 @@ func (s *source) commitBatch(batch []*commitCall) {
 	}
 }
 
-func (s *source) commitTx(ctx context.Context, calls []*commitCall) error {
+func (s *source) commitTx(ctx context.Context, calls []*commitCall) (err error) {
+	// A panic becomes the calls' error: the followers of a leader that
+	// panicked would otherwise wait for their answer forever.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("catalog: commit %s panicked: %v", s.id, p)
+		}
+	}()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("catalog: commit %s: %w", s.id, err)
 	}
@@ -135,7 +142,7 @@ func (s *source) commitTx(ctx context.Context, calls []*commitCall) error {
 		c.changes = nil
 	}
 	var n int
-	err := pgx.BeginFunc(ctx, s.b.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.b.pool, func(tx pgx.Tx) error {
 		var err error
 		n, err = s.commit(ctx, tx, calls)
 		return err
