@@ -109,9 +109,10 @@ func (g *commitGroup) commit(ctx context.Context, s *source, c *commitCall) ([]c
 // context. If that fails and there were several, each is committed again
 // alone under its own, so that one call's failure is not the others'. A
 // failure reported for a transaction that did commit (a context cancelled
-// during COMMIT) makes the retry apply the calls twice, which Decide turns
-// into no second change: the state, the markers and the guards are
-// already there.
+// during COMMIT) makes the retry apply the calls twice; for what syncer
+// commits (a scan's guarded mutations, sequenced notifications) Decide
+// finds the state and markers already there and records no second change.
+// A lone call had the same ambiguity before groups existed.
 func (s *source) commitBatch(batch []*commitCall) {
 	err := s.commitTx(batch[0].ctx, batch)
 	if err != nil && len(batch) > 1 {
