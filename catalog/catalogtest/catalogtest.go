@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ func Run(t *testing.T, open Open) {
 	}{
 		{"SequenceWithoutGaps", testSequence},
 		{"ConcurrentCommits", testConcurrent},
+		{"ConcurrentCommitsOwnChanges", testConcurrentOwn},
 		{"ChangeAndOutboxTogether", testOutboxRecord},
 		{"SameKeyTwiceInOneCommit", testSameKeyTwice},
 		{"EmptyKey", testEmptyKey},
@@ -200,6 +202,80 @@ func testConcurrent(t *testing.T, c *catalog.Catalog) {
 	for i, ch := range chs {
 		if ch.Seq != uint64(i+1) {
 			t.Fatalf("record %d has seq %d", i, ch.Seq)
+		}
+	}
+}
+
+// Concurrent commits (a backend may run them in one transaction) each
+// return the changes of their own mutations and only those; one that fails
+// records nothing and fails no other; together they number without gaps.
+func testConcurrentOwn(t *testing.T, c *catalog.Catalog) {
+	s := c.Source("s", providers.ByteOrder)
+	const workers, each = 8, 25
+	commit(t, s, scan(obj("shared", 0)))
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		got = map[uint64]catalog.Change{}
+	)
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				if w == 0 && i%5 == 0 {
+					// Fails on its empty key: nothing of it may land.
+					if _, err := s.Commit(t.Context(), []catalog.Mutation{scan(obj(fmt.Sprintf("bad%d", i), 1)), scan(obj("", 1))}); err == nil {
+						errs <- fmt.Errorf("commit with an empty key succeeded")
+					}
+					continue
+				}
+				mine := []catalog.Mutation{scan(obj(fmt.Sprintf("w%d-%d", w, i), 1)), scan(obj(fmt.Sprintf("w%d-%d", w, i), 2))}
+				mine[0].Origin, mine[1].Origin = catalog.Notification, catalog.Notification
+				chs, err := s.Commit(t.Context(), mine)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				key := mine[0].Object.Key
+				if len(chs) != 2 || chs[0].Object.Key != key || chs[0].Op != catalog.Added ||
+					chs[1].Object.Key != key || chs[1].Op != catalog.Modified || chs[1].Seq != chs[0].Seq+1 {
+					errs <- fmt.Errorf("commit of %s returned %v, want its added and modified, numbered one after the other", key, ops(chs))
+					continue
+				}
+				mu.Lock()
+				for _, ch := range chs {
+					if prev, dup := got[ch.Seq]; dup {
+						errs <- fmt.Errorf("seq %d returned for %s and %s", ch.Seq, prev.Object.Key, ch.Object.Key)
+					}
+					got[ch.Seq] = ch
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	recs := outbox(t, s, 2, 10000)
+	if len(recs) != len(got) {
+		t.Fatalf("%d outbox records after seq 1, %d changes returned", len(recs), len(got))
+	}
+	for i, rec := range recs {
+		if rec.Seq != uint64(i+2) {
+			t.Fatalf("record %d has seq %d: a gap", i, rec.Seq)
+		}
+		if !sameChange(rec, got[rec.Seq]) {
+			t.Fatalf("outbox record %+v, commit returned %+v", rec, got[rec.Seq])
+		}
+	}
+	for _, k := range keys(t, s, "") {
+		if strings.HasPrefix(k, "bad") {
+			t.Fatalf("a failed commit left %q", k)
 		}
 	}
 }

@@ -93,7 +93,8 @@ func (s *source) checkFence(ctx context.Context, tx pgx.Tx) error {
 // Fenced implements catalog.Fencer.
 func (s *source) Fenced(f catalog.Fence) catalog.SourceBackend {
 	c := *s
-	c.fence = &f
+	// Its own group: a group's transaction checks one fence.
+	c.fence, c.group = &f, &commitGroup{}
 	return &c
 }
 

@@ -44,7 +44,7 @@ func TestPagePlans(t *testing.T) {
 	if _, err := b.pool.Exec(ctx, "VACUUM ANALYZE syncer_objects"); err != nil {
 		t.Fatal(err)
 	}
-	sn := &snapshot{s: &source{b: b, id: "s", order: providers.ByteOrder, indexed: true}, indexed: true}
+	sn := &snapshot{s: &source{b: b, id: "s", order: providers.ByteOrder, indexed: true, group: &commitGroup{}}, indexed: true}
 	for _, c := range []struct {
 		name      string
 		q         catalog.PageQuery

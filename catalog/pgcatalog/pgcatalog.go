@@ -132,7 +132,7 @@ func (b *backend) Sources(ctx context.Context) ([]string, error) {
 }
 
 func (b *backend) Source(id string, order providers.Order, indexed bool) catalog.SourceBackend {
-	return &source{b: b, id: id, order: order, indexed: indexed}
+	return &source{b: b, id: id, order: order, indexed: indexed, group: &commitGroup{}}
 }
 
 // waiter is source id's wake-up channel.

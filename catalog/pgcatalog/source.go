@@ -22,6 +22,7 @@ type source struct {
 	order   providers.Order
 	indexed bool           // its rows go into the asset API's (partial) indexes
 	fence   *catalog.Fence // nil: commits unfenced (see Fenced)
+	group   *commitGroup   // this source's (and fence's) commits in flight
 }
 
 // unknownTime stands for an unknown LastModified: it sorts first.
