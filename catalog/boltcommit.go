@@ -12,6 +12,7 @@ import (
 // writes, the source's counters and the changes so far.
 type boltCommit struct {
 	s                     *boltSource
+	tx                    *bolt.Tx
 	src, objs, out, marks *bolt.Bucket
 	ix                    *indexes
 	search                *searchBlocks // nil: the source keeps no indexes
@@ -33,7 +34,7 @@ func (s *boltSource) begin(tx *bolt.Tx, n int, now time.Time) (*boltCommit, erro
 	}
 	objs.FillPercent = 0.9
 	out.FillPercent = 1
-	w := &boltCommit{s: s, src: src, objs: objs, out: out, now: now,
+	w := &boltCommit{s: s, tx: tx, src: src, objs: objs, out: out, now: now,
 		marks: src.Bucket(markerBucket), // nil until first needed: most sources never see a notification
 		arena: make([]byte, 0, 160*n), seq: getU64(src, keySeq), count: getU64(src, keyCount),
 		changes: make([]Change, 0, n)}
@@ -171,4 +172,11 @@ func (w *boltCommit) searchChange(sk []byte, cur *Entry, exists bool, ch *Change
 	case !exists || cur.Size != ch.Object.Size || mtimeNanos(&cur.Object) != mtimeNanos(&ch.Object):
 		w.search.put(sk, &ch.Object)
 	}
+}
+
+// dirtyNodes is how many B+tree nodes the transaction has materialized so
+// far (bbolt keeps each until the commit; see scanTxNodes).
+func (w *boltCommit) dirtyNodes() int64 {
+	st := w.tx.Stats()
+	return st.GetNodeCount()
 }

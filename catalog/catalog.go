@@ -136,7 +136,7 @@ func (c *boltCatalog) Sources(ctx context.Context) ([]string, error) {
 // Source returns the handle of one source, keeping the asset API's
 // secondary indexes when indexed (see Source.Indexed).
 func (c *boltCatalog) Source(id string, order providers.Order, indexed bool) SourceBackend {
-	return &boltSource{c: c, id: id, bid: []byte(id), order: order, indexed: indexed}
+	return &boltSource{c: c, id: id, bid: []byte(id), order: order, indexed: indexed, txNodes: scanTxNodes}
 }
 
 // signal wakes whoever waits for outbox records of source id.
@@ -169,7 +169,8 @@ type boltSource struct {
 	id      string
 	bid     []byte
 	order   providers.Order
-	indexed bool // see Indexed
+	indexed bool  // see Indexed
+	txNodes int64 // scanTxNodes but in tests
 }
 
 // ID is the source id.
@@ -346,9 +347,24 @@ const (
 	yieldAfter = 10 * time.Millisecond
 )
 
+// scanTxNodes bounds the B+tree nodes one scan transaction materializes:
+// at the next check past it the transaction commits and the batch goes on
+// in another. bbolt holds every node a transaction touched (its elements,
+// then a page buffer each when it writes) until the commit, so that is
+// what a transaction costs in memory. A batch of sequential keys touches
+// few nodes (about 300 for 5,000 additions: objects, outbox, search
+// blocks), but the asset API's order indexes put each key at a random
+// place in trees that grow with the source, so an indexed batch of 5,000
+// touched up to 15,000 nodes, and a first import's memory grew with the
+// bucket (170 MB at 200,000 objects, 208 MB at 1,000,000). With the bound
+// it is flat. The writes hardly change: once a tree has more leaves than
+// the batch has keys, each key dirties a leaf of its own in any case.
+const scanTxNodes = 1024
+
 // commitScan commits muts in order, in one transaction unless notification
-// commits are pending: then in several, each ended at the next check after
-// yieldAfter, with the pending notifications committed in between. A failure
+// commits are pending or the transaction has touched scanTxNodes nodes:
+// then in several, each ended at the next check after yieldAfter (or past
+// the bound), with the pending notifications committed in between. A failure
 // leaves the earlier transactions committed, as if they had been separate
 // batches; every scan mutation is guarded by the state it was computed from,
 // so a notification in between is decided as it would be between batches.
@@ -398,12 +414,18 @@ func (s *boltSource) commitScan(muts []Mutation, now time.Time) ([]Change, error
 
 // applyUntilYield applies muts from index from on, and returns the index it
 // stopped at: len(muts), or earlier when notification commits are pending
-// and this transaction has applied for hold.
+// and this transaction has applied for hold, or when it has touched
+// scanTxNodes nodes.
 func (s *boltSource) applyUntilYield(w *boltCommit, muts []Mutation, from int, hold time.Duration) (int, error) {
 	held := time.Now()
 	for i := from; i < len(muts); i++ {
-		if i > from && (i-from)%yieldEvery == 0 && s.c.group.pending() && time.Since(held) >= hold {
-			return i, nil
+		if i > from && (i-from)%yieldEvery == 0 {
+			if s.c.group.pending() && time.Since(held) >= hold {
+				return i, nil
+			}
+			if w.dirtyNodes() >= s.txNodes {
+				return i, nil
+			}
 		}
 		if err := w.apply(i, &muts[i]); err != nil {
 			return 0, err
