@@ -28,6 +28,14 @@ type boltCommit struct {
 // begin opens the source's buckets in tx for n mutations. A grouped
 // transaction may run again: each run begins afresh.
 func (s *boltSource) begin(tx *bolt.Tx, n int, now time.Time) (*boltCommit, error) {
+	return s.beginWith(tx, now, make([]byte, 0, 160*n), make([]Change, 0, n))
+}
+
+// beginWith is begin writing keys and values into arena and appending the
+// changes to changes. A scan's batch committed in several transactions
+// passes each the arena of the one before (bbolt holds on to keys and
+// values only until its commit) and the changes so far.
+func (s *boltSource) beginWith(tx *bolt.Tx, now time.Time, arena []byte, changes []Change) (*boltCommit, error) {
 	src, objs, out, err := s.writable(tx)
 	if err != nil {
 		return nil, err
@@ -36,8 +44,8 @@ func (s *boltSource) begin(tx *bolt.Tx, n int, now time.Time) (*boltCommit, erro
 	out.FillPercent = 1
 	w := &boltCommit{s: s, tx: tx, src: src, objs: objs, out: out, now: now,
 		marks: src.Bucket(markerBucket), // nil until first needed: most sources never see a notification
-		arena: make([]byte, 0, 160*n), seq: getU64(src, keySeq), count: getU64(src, keyCount),
-		changes: make([]Change, 0, n)}
+		arena: arena[:0], seq: getU64(src, keySeq), count: getU64(src, keyCount),
+		changes: changes}
 	if s.indexed {
 		w.ix, err = openIndexes(src, objs, s.order)
 	} else {

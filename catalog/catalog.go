@@ -375,7 +375,10 @@ func (s *boltSource) commitScan(muts []Mutation, now time.Time) ([]Change, error
 			return nil, fmt.Errorf("mutation %d: empty key", i)
 		}
 	}
-	var changes []Change
+	var (
+		changes = make([]Change, 0, len(muts))
+		arena   = make([]byte, 0, 160*len(muts))
+	)
 	hold := yieldAfter
 	for done := 0; ; {
 		var (
@@ -386,7 +389,7 @@ func (s *boltSource) commitScan(muts []Mutation, now time.Time) ([]Change, error
 		)
 		err := s.c.db.Update(func(tx *bolt.Tx) error {
 			var err error
-			if w, err = s.begin(tx, len(muts)-done, now); err != nil {
+			if w, err = s.beginWith(tx, now, arena, changes); err != nil {
 				return err
 			}
 			if next, err = s.applyUntilYield(w, muts, done, hold); err != nil {
@@ -396,9 +399,10 @@ func (s *boltSource) commitScan(muts []Mutation, now time.Time) ([]Change, error
 			return w.finish()
 		})
 		if err != nil {
+			// changes still ends where the last committed transaction did.
 			return changes, err
 		}
-		changes = append(changes, w.changes...)
+		changes, arena = w.changes, w.arena
 		if done = next; done == len(muts) {
 			return changes, nil
 		}
