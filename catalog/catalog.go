@@ -347,19 +347,25 @@ const (
 	yieldAfter = 10 * time.Millisecond
 )
 
-// scanTxNodes bounds the B+tree nodes one scan transaction materializes:
-// at the next check past it the transaction commits and the batch goes on
-// in another. bbolt holds every node a transaction touched (its elements,
-// then a page buffer each when it writes) until the commit, so that is
-// what a transaction costs in memory. A batch of sequential keys touches
-// few nodes (about 300 for 5,000 additions: objects, outbox, search
-// blocks), but the asset API's order indexes put each key at a random
-// place in trees that grow with the source, so an indexed batch of 5,000
-// touched up to 15,000 nodes, and a first import's memory grew with the
-// bucket (170 MB at 200,000 objects, 208 MB at 1,000,000). With the bound
-// it is flat. The writes hardly change: once a tree has more leaves than
-// the batch has keys, each key dirties a leaf of its own in any case.
-const scanTxNodes = 1024
+// scanTxNodes bounds the B+tree nodes one scan transaction of an indexed
+// source materializes: at the next check past it the transaction commits
+// and the batch goes on in another. bbolt holds every node a transaction
+// touched (its elements, then a page buffer each when it writes) until the
+// commit, so that is what a transaction costs in memory. The asset API's
+// order indexes put each key at a random place in trees that grow with the
+// source, so an indexed batch of 5,000 touched up to 15,000 nodes and a
+// first import's memory grew with the bucket (147–171 MB of anonymous RSS
+// at 200,000 objects, 208 MB at 1,000,000); each node held costs the
+// process about 12 KB at its peak (the node, a page buffer, and the
+// garbage the collector has not reached yet). With the bound the memory no
+// longer depends on the indexes' size (docs/benchmarks.md: 256 nodes 51–53
+// MB, 512 65–70 MB, 1,024 77 MB at 200,000). The writes hardly change: once
+// a tree has more leaves than a transaction has keys, each key dirties a
+// leaf of its own whatever the transaction's size. An unindexed batch is
+// not cut: its keys are sequential in every tree it touches (about 300
+// nodes for 5,000 additions), so its size bounds its memory already, and
+// each cut costs an fsync.
+const scanTxNodes = 256
 
 // commitScan commits muts in order, in one transaction unless notification
 // commits are pending or the transaction has touched scanTxNodes nodes:
@@ -427,7 +433,7 @@ func (s *boltSource) applyUntilYield(w *boltCommit, muts []Mutation, from int, h
 			if s.c.group.pending() && time.Since(held) >= hold {
 				return i, nil
 			}
-			if w.dirtyNodes() >= s.txNodes {
+			if w.ix != nil && w.dirtyNodes() >= s.txNodes {
 				return i, nil
 			}
 		}

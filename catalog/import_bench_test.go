@@ -152,6 +152,9 @@ func BenchmarkIndexedImport(b *testing.B) {
 				b.ReportMetric(float64(peak)/(1<<20), "heap-peak-MiB")
 				b.ReportMetric(float64(written)/(1<<20), "written-MiB")
 				b.ReportMetric(float64(st.Size())/float64(n), "file-bytes/obj")
+				ds := c.bolt().Stats()
+				b.ReportMetric(float64(ds.FreePageN), "free-pages")
+				b.ReportMetric(float64(ds.TxStats.GetWrite()), "page-writes")
 				c.Close()
 			}
 		})
