@@ -24,23 +24,26 @@ import (
 // and ranges are what makes a huge bucket's listing fast.
 //
 // So the listing begins in one sequence and, once it has read minPages
-// pages past its first and for at least minWall, compares the CPU its
-// process ran or waited to run (a thread waiting for a core is as busy as
-// one running, so a starved machine does not look idle) with the wall
-// time: below busyShare of a core, the client mostly waited for the store,
-// and the listing goes on after its last key in ranges. Otherwise it
-// stays one sequence. Where the CPU demand cannot be read, it goes on in
-// ranges, as before the probe.
+// pages past its first and for at least minWall, compares the CPU time its
+// process's threads ran with the wall time: below busyShare of a core, the
+// client mostly waited for the store, and the listing goes on after its
+// last key in ranges. Otherwise it stays one sequence. Only run time
+// counts: the time threads waited in a run queue was tried as well (so that
+// a starved client would not look idle), but on a loaded machine every
+// wake-up of every thread waits there, and a listing 50 ms a page away
+// looked busy. A starved client may therefore list in ranges, as every
+// client did before the probe; so does one where the CPU time cannot be
+// read.
 type listProbe struct {
 	minPages  int
 	minWall   time.Duration
 	busyShare float64
-	// demand is the CPU time the process's threads have run or waited to
-	// run so far; ok false where it cannot be read.
-	demand func() (d time.Duration, ok bool)
+	// cpu is the CPU time the process's threads have run so far; ok false
+	// where it cannot be read.
+	cpu func() (d time.Duration, ok bool)
 }
 
-var defaultProbe = listProbe{minPages: 4, minWall: 250 * time.Millisecond, busyShare: 0.5, demand: schedDemand}
+var defaultProbe = listProbe{minPages: 4, minWall: 250 * time.Millisecond, busyShare: 0.5, cpu: schedRun}
 
 // errSwitch ends the probing sequence when the listing goes on in ranges.
 var errSwitch = errors.New("listing goes on in ranges")
@@ -63,7 +66,7 @@ func (r *reconciler) list(ctx context.Context) error {
 	var (
 		pages   int
 		start   time.Time
-		demand0 time.Duration
+		cpu0 time.Duration
 		decided bool
 	)
 	err := providers.WalkAfter(ctx, t.Provider, t.Filter.Prefix, r.resumed, func(pg providers.Page) error {
@@ -78,7 +81,7 @@ func (r *reconciler) list(ctx context.Context) error {
 			// The first request pays for the connection: measured from
 			// its end.
 			var ok bool
-			if demand0, ok = pr.demand(); !ok {
+			if cpu0, ok = pr.cpu(); !ok {
 				decided, r.ranges = true, true
 				return errSwitch
 			}
@@ -90,8 +93,8 @@ func (r *reconciler) list(ctx context.Context) error {
 			return nil
 		}
 		decided = true
-		d, ok := pr.demand()
-		if ok && float64(d-demand0) >= pr.busyShare*float64(wall) {
+		d, ok := pr.cpu()
+		if ok && float64(d-cpu0) >= pr.busyShare*float64(wall) {
 			return nil // the client is busy: one sequence is as fast
 		}
 		r.ranges = true
@@ -107,9 +110,9 @@ func (r *reconciler) list(ctx context.Context) error {
 	return providers.WalkParallel(ctx, t.Provider, t.Filter.Prefix, after, par, r.page)
 }
 
-// schedDemand sums, over the process's threads, the time each ran on a
-// core and waited in a run queue for one (Linux /proc schedstat, in ns).
-func schedDemand() (time.Duration, bool) {
+// schedRun sums the time the process's threads have run on a core (Linux
+// /proc schedstat, in ns).
+func schedRun() (time.Duration, bool) {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		return 0, false
@@ -121,15 +124,14 @@ func schedDemand() (time.Duration, bool) {
 			continue // the thread has exited
 		}
 		f := strings.Fields(string(b))
-		if len(f) < 2 {
+		if len(f) < 1 {
 			return 0, false
 		}
-		run, err1 := strconv.ParseInt(f[0], 10, 64)
-		wait, err2 := strconv.ParseInt(f[1], 10, 64)
-		if err1 != nil || err2 != nil {
+		run, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
 			return 0, false
 		}
-		sum += time.Duration(run + wait)
+		sum += time.Duration(run)
 	}
 	return sum, true
 }

@@ -57,10 +57,10 @@ func TestProbeListingChoosesRanges(t *testing.T) {
 			}
 			t.Cleanup(func() { c.Close() })
 			cs := c.Source("s", p.Order())
-			// A clock of CPU demand that runs with the wall clock (busy)
-			// or stands still (idle).
+			// A CPU clock that runs with the wall clock (busy) or stands
+			// still (idle).
 			t0 := time.Now()
-			probe := &listProbe{minPages: 4, busyShare: 0.5, demand: func() (time.Duration, bool) {
+			probe := &listProbe{minPages: 4, busyShare: 0.5, cpu: func() (time.Duration, bool) {
 				if tc.busy {
 					return time.Since(t0), true
 				}
@@ -126,18 +126,19 @@ func keys(t *testing.T, cs *catalog.Source) []string {
 	return out
 }
 
-// The CPU demand read from schedstat grows by at least the time a thread
-// spins (it runs, or waits for a core, all along).
-func TestSchedDemandCountsBusyThreads(t *testing.T) {
-	d0, ok := schedDemand()
+// The CPU time read from schedstat grows while a thread spins. (On a
+// loaded machine the spinning thread may run for less than the wall time:
+// a quarter of it is asked for.)
+func TestSchedRunCountsBusyThreads(t *testing.T) {
+	d0, ok := schedRun()
 	if !ok {
 		t.Skip("no /proc/self/task/*/schedstat here")
 	}
 	start := time.Now()
 	for time.Since(start) < 50*time.Millisecond {
 	}
-	d1, ok := schedDemand()
-	if !ok || d1-d0 < 45*time.Millisecond {
-		t.Fatalf("demand grew %v over a 50 ms spin (ok %v)", d1-d0, ok)
+	d1, ok := schedRun()
+	if !ok || d1-d0 < 12*time.Millisecond {
+		t.Fatalf("CPU time grew %v over a 50 ms spin (ok %v)", d1-d0, ok)
 	}
 }
