@@ -66,7 +66,7 @@ func (r *reconciler) list(ctx context.Context) error {
 	var (
 		pages   int
 		start   time.Time
-		cpu0 time.Duration
+		cpu0    time.Duration
 		decided bool
 	)
 	err := providers.WalkAfter(ctx, t.Provider, t.Filter.Prefix, r.resumed, func(pg providers.Page) error {
