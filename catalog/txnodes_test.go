@@ -42,7 +42,7 @@ func TestIndexedScanBatchBoundsTransactions(t *testing.T) {
 				Key:          fmt.Sprintf("lib/%08d/%016x.jpg", from+i, rng.Uint64()),
 				Size:         rng.Int64N(1 << 30),
 				LastModified: t0.Add(time.Duration(rng.Int64N(1e15))),
-				ETag:         "e",
+				ETag:         fmt.Sprintf("e%d", rng.Uint32()),
 			}, Origin: Scan, Guard: true}
 		}
 		return m
@@ -72,6 +72,23 @@ func TestIndexedScanBatchBoundsTransactions(t *testing.T) {
 				if ch.Seq != uint64(2_001+i) || ch.Object.Key != batch[i].Object.Key || ch.Op != Added {
 					t.Fatalf("change %d: %+v, want seq %d added %s", i, ch, 2_001+i, batch[i].Object.Key)
 				}
+			}
+			// Every entry holds what its mutation said: the transactions
+			// of a batch share one arena, which must not be rewritten
+			// while bbolt still holds keys or values carved from it.
+			want := map[string]providers.Object{}
+			for _, m := range batch {
+				want[m.Object.Key] = m.Object
+			}
+			if err := s.Range(ctx, "lib/00001999~", func(e Entry) error {
+				w, ok := want[e.Key]
+				if !ok || w.Size != e.Size || !w.LastModified.Equal(e.LastModified) || w.ETag != e.ETag {
+					return fmt.Errorf("entry %s: %+v, want %+v", e.Key, e.Object, w)
+				}
+				delete(want, e.Key)
+				return nil
+			}); err != nil || len(want) != 0 {
+				t.Fatalf("entries: %v; %d missing", err, len(want))
 			}
 			if !indexed {
 				if txs != 1 {
