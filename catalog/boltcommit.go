@@ -12,6 +12,7 @@ import (
 // writes, the source's counters and the changes so far.
 type boltCommit struct {
 	s                     *boltSource
+	tx                    *bolt.Tx
 	src, objs, out, marks *bolt.Bucket
 	ix                    *indexes
 	search                *searchBlocks // nil: the source keeps no indexes
@@ -27,16 +28,24 @@ type boltCommit struct {
 // begin opens the source's buckets in tx for n mutations. A grouped
 // transaction may run again: each run begins afresh.
 func (s *boltSource) begin(tx *bolt.Tx, n int, now time.Time) (*boltCommit, error) {
+	return s.beginWith(tx, now, make([]byte, 0, 160*n), make([]Change, 0, n))
+}
+
+// beginWith is begin writing keys and values into arena and appending the
+// changes to changes. A scan's batch committed in several transactions
+// passes each the arena of the one before (bbolt holds on to keys and
+// values only until its commit) and the changes so far.
+func (s *boltSource) beginWith(tx *bolt.Tx, now time.Time, arena []byte, changes []Change) (*boltCommit, error) {
 	src, objs, out, err := s.writable(tx)
 	if err != nil {
 		return nil, err
 	}
 	objs.FillPercent = 0.9
 	out.FillPercent = 1
-	w := &boltCommit{s: s, src: src, objs: objs, out: out, now: now,
+	w := &boltCommit{s: s, tx: tx, src: src, objs: objs, out: out, now: now,
 		marks: src.Bucket(markerBucket), // nil until first needed: most sources never see a notification
-		arena: make([]byte, 0, 160*n), seq: getU64(src, keySeq), count: getU64(src, keyCount),
-		changes: make([]Change, 0, n)}
+		arena: arena[:0], seq: getU64(src, keySeq), count: getU64(src, keyCount),
+		changes: changes}
 	if s.indexed {
 		w.ix, err = openIndexes(src, objs, s.order)
 	} else {
@@ -171,4 +180,11 @@ func (w *boltCommit) searchChange(sk []byte, cur *Entry, exists bool, ch *Change
 	case !exists || cur.Size != ch.Object.Size || mtimeNanos(&cur.Object) != mtimeNanos(&ch.Object):
 		w.search.put(sk, &ch.Object)
 	}
+}
+
+// dirtyNodes is how many B+tree nodes the transaction has materialized so
+// far (bbolt keeps each until the commit; see scanTxNodes).
+func (w *boltCommit) dirtyNodes() int64 {
+	st := w.tx.Stats()
+	return st.GetNodeCount()
 }

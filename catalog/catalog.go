@@ -136,7 +136,7 @@ func (c *boltCatalog) Sources(ctx context.Context) ([]string, error) {
 // Source returns the handle of one source, keeping the asset API's
 // secondary indexes when indexed (see Source.Indexed).
 func (c *boltCatalog) Source(id string, order providers.Order, indexed bool) SourceBackend {
-	return &boltSource{c: c, id: id, bid: []byte(id), order: order, indexed: indexed}
+	return &boltSource{c: c, id: id, bid: []byte(id), order: order, indexed: indexed, txNodes: scanTxNodes}
 }
 
 // signal wakes whoever waits for outbox records of source id.
@@ -169,7 +169,8 @@ type boltSource struct {
 	id      string
 	bid     []byte
 	order   providers.Order
-	indexed bool // see Indexed
+	indexed bool  // see Indexed
+	txNodes int64 // scanTxNodes but in tests
 }
 
 // ID is the source id.
@@ -346,9 +347,30 @@ const (
 	yieldAfter = 10 * time.Millisecond
 )
 
+// scanTxNodes bounds the B+tree nodes one scan transaction of an indexed
+// source materializes: at the next check past it the transaction commits
+// and the batch goes on in another. bbolt holds every node a transaction
+// touched (its elements, then a page buffer each when it writes) until the
+// commit, so that is what a transaction costs in memory. The asset API's
+// order indexes put each key at a random place in trees that grow with the
+// source, so an indexed batch of 5,000 touched up to 15,000 nodes and a
+// first import's memory grew with the bucket (147–171 MB of anonymous RSS
+// at 200,000 objects, 208 MB at 1,000,000); each node held costs the
+// process about 12 KB at its peak (the node, a page buffer, and the
+// garbage the collector has not reached yet). With the bound the memory no
+// longer depends on the indexes' size (docs/benchmarks.md: 256 nodes 51–53
+// MB, 512 65–70 MB, 1,024 77 MB at 200,000). The writes hardly change: once
+// a tree has more leaves than a transaction has keys, each key dirties a
+// leaf of its own whatever the transaction's size. An unindexed batch is
+// not cut: its keys are sequential in every tree it touches (about 300
+// nodes for 5,000 additions), so its size bounds its memory already, and
+// each cut costs an fsync.
+const scanTxNodes = 256
+
 // commitScan commits muts in order, in one transaction unless notification
-// commits are pending: then in several, each ended at the next check after
-// yieldAfter, with the pending notifications committed in between. A failure
+// commits are pending or the transaction has touched scanTxNodes nodes:
+// then in several, each ended at the next check after yieldAfter (or past
+// the bound), with the pending notifications committed in between. A failure
 // leaves the earlier transactions committed, as if they had been separate
 // batches; every scan mutation is guarded by the state it was computed from,
 // so a notification in between is decided as it would be between batches.
@@ -359,7 +381,10 @@ func (s *boltSource) commitScan(muts []Mutation, now time.Time) ([]Change, error
 			return nil, fmt.Errorf("mutation %d: empty key", i)
 		}
 	}
-	var changes []Change
+	var (
+		changes = make([]Change, 0, len(muts))
+		arena   = make([]byte, 0, 160*len(muts))
+	)
 	hold := yieldAfter
 	for done := 0; ; {
 		var (
@@ -370,7 +395,7 @@ func (s *boltSource) commitScan(muts []Mutation, now time.Time) ([]Change, error
 		)
 		err := s.c.db.Update(func(tx *bolt.Tx) error {
 			var err error
-			if w, err = s.begin(tx, len(muts)-done, now); err != nil {
+			if w, err = s.beginWith(tx, now, arena, changes); err != nil {
 				return err
 			}
 			if next, err = s.applyUntilYield(w, muts, done, hold); err != nil {
@@ -380,9 +405,10 @@ func (s *boltSource) commitScan(muts []Mutation, now time.Time) ([]Change, error
 			return w.finish()
 		})
 		if err != nil {
+			// changes still ends where the last committed transaction did.
 			return changes, err
 		}
-		changes = append(changes, w.changes...)
+		changes, arena = w.changes, w.arena
 		if done = next; done == len(muts) {
 			return changes, nil
 		}
@@ -398,12 +424,18 @@ func (s *boltSource) commitScan(muts []Mutation, now time.Time) ([]Change, error
 
 // applyUntilYield applies muts from index from on, and returns the index it
 // stopped at: len(muts), or earlier when notification commits are pending
-// and this transaction has applied for hold.
+// and this transaction has applied for hold, or when it has touched
+// scanTxNodes nodes.
 func (s *boltSource) applyUntilYield(w *boltCommit, muts []Mutation, from int, hold time.Duration) (int, error) {
 	held := time.Now()
 	for i := from; i < len(muts); i++ {
-		if i > from && (i-from)%yieldEvery == 0 && s.c.group.pending() && time.Since(held) >= hold {
-			return i, nil
+		if i > from && (i-from)%yieldEvery == 0 {
+			if s.c.group.pending() && time.Since(held) >= hold {
+				return i, nil
+			}
+			if w.ix != nil && w.dirtyNodes() >= s.txNodes {
+				return i, nil
+			}
 		}
 		if err := w.apply(i, &muts[i]); err != nil {
 			return 0, err
