@@ -182,7 +182,7 @@ func TestCoalesceWindowZeroIsKept(t *testing.T) {
 }
 
 // Sub-second and fractional intervals validate (the scheduler runs them
-// exactly: schedule.ParseSpec), down to the floor.
+// exactly: cronspec.Parse), down to the floor.
 func TestSubSecondSchedule(t *testing.T) {
 	cfg := parse(t, `
 sources:

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/imgly/syncer/providers"
-	"github.com/imgly/syncer/schedule"
+	"github.com/imgly/syncer/schedule/cronspec"
 )
 
 var (
@@ -130,7 +130,7 @@ func (c *Config) validateSources(bad func(field, format string, args ...any)) {
 			}
 			seen[s.ID] = i
 		}
-		if _, err := schedule.ParseSpec(s.Schedule); err != nil {
+		if _, err := cronspec.Parse(s.Schedule); err != nil {
 			bad(f+".schedule", "%q is not a valid schedule (a cron spec or \"@every <duration>\"): %v%s", s.Schedule, err, s.lineOf("schedule"))
 		}
 		for j, g := range s.Include {

@@ -13,11 +13,12 @@ import (
 
 	"github.com/imgly/syncer/internal/retry"
 	"github.com/imgly/syncer/providers"
+	"github.com/imgly/syncer/schedule/cronspec"
 )
 
 // Job is a target and its schedule: a robfig/cron/v3 standard spec,
 // including descriptors such as "@hourly", or "@every <duration>" down to
-// MinInterval (ParseSpec).
+// cronspec.MinInterval (cronspec.Parse).
 type Job struct {
 	Target Target
 	Spec   string
@@ -187,7 +188,7 @@ func NewScheduler(jobs []Job, opts Options, log *slog.Logger, reg prometheus.Reg
 func (m *Metrics) NewScheduler(jobs []Job, opts Options, log *slog.Logger) (*Scheduler, error) {
 	s := &Scheduler{log: log, opts: opts, m: m}
 	for _, j := range jobs {
-		sched, err := ParseSpec(j.Spec)
+		sched, err := cronspec.Parse(j.Spec)
 		if err != nil {
 			return nil, fmt.Errorf("source %s: schedule %q: %w", j.Target.ID, j.Spec, err)
 		}

@@ -1,17 +1,17 @@
-package schedule_test
+package cronspec_test
 
 import (
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/imgly/syncer/schedule"
+	"github.com/imgly/syncer/schedule/cronspec"
 )
 
-// ParseSpec honours sub-second and fractional intervals exactly, keeps
+// Parse honours sub-second and fractional intervals exactly, keeps
 // whole-second intervals and cron specs as robfig/cron runs them, and
 // refuses intervals under the floor.
-func TestParseSpec(t *testing.T) {
+func TestParse(t *testing.T) {
 	at := time.Date(2026, 12, 2, 6, 0, 0, 300_000_000, time.UTC) // 06:00:00.3
 	for _, tc := range []struct {
 		spec string
@@ -30,7 +30,7 @@ func TestParseSpec(t *testing.T) {
 		{"CRON_TZ=UTC 30 6 * * *", time.Date(2026, 12, 2, 6, 30, 0, 0, time.UTC)},
 		{"@hourly", time.Date(2026, 12, 2, 7, 0, 0, 0, time.UTC)},
 	} {
-		s, err := schedule.ParseSpec(tc.spec)
+		s, err := cronspec.Parse(tc.spec)
 		if err != nil {
 			t.Errorf("%q: %v", tc.spec, err)
 			continue
@@ -49,7 +49,7 @@ func TestParseSpec(t *testing.T) {
 		{"", "empty"},
 		{"TZ=UTC", "time zone"},
 	} {
-		_, err := schedule.ParseSpec(tc.spec)
+		_, err := cronspec.Parse(tc.spec)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want one saying %q", tc.spec, err, tc.want)
 		}

@@ -1,4 +1,8 @@
-package schedule
+// Package cronspec parses a source's scan schedule: robfig/cron/v3's
+// standard specs, and "@every" intervals kept exactly, below a second too.
+// It is a leaf so that the configuration's validation and the scheduler
+// parse with the same function without one importing the other.
+package cronspec
 
 import (
 	"errors"
@@ -26,13 +30,13 @@ type Every time.Duration
 // Next returns t plus the interval.
 func (e Every) Next(t time.Time) time.Time { return t.Add(time.Duration(e)) }
 
-// ParseSpec parses a source's schedule: a standard cron spec ("*/10 * * * *",
+// Parse parses a source's schedule: a standard cron spec ("*/10 * * * *",
 // "@hourly", optionally with a CRON_TZ= prefix) or "@every <Go duration>" of
 // at least MinInterval. Whole-second intervals run as robfig/cron runs them,
 // on the second; any other interval is honoured exactly (Every). The
 // configuration's validation and the scheduler both parse with it, so what
 // validates is what runs.
-func ParseSpec(spec string) (cron.Schedule, error) {
+func Parse(spec string) (cron.Schedule, error) {
 	if (strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=")) && !strings.Contains(spec, " ") {
 		// robfig/cron slices up to the space after the zone and would panic.
 		return nil, errors.New("a time zone without a schedule after it")
