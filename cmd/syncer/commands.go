@@ -326,7 +326,7 @@ func cmdScan(ctx context.Context, path, id string, o scanFlags, remote *remoteFl
 	last := time.Now()
 	res, err := schedule.Reconcile(ctx, schedule.Target{
 		ID: src.ID, Provider: p, Filter: worker.Filter(*src), Catalog: cs, Guard: worker.Guard(*src),
-		ListConcurrency: worker.ListConcurrency(*src, kindOf(*src)), ProbeListing: src.ListConcurrency == 0,
+		ListConcurrency: worker.ListConcurrency(*src, kindOf(*src)),
 	}, schedule.Options{SpillDir: cfg.Catalog.Path, AllowMassDelete: o.allowMassDelete, OnPage: func(pr schedule.Progress) {
 		if time.Since(last) >= time.Second {
 			last = time.Now()
