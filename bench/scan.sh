@@ -74,30 +74,16 @@ if [[ -n $PGURL ]] && ! command -v psql >/dev/null; then
 	PATH=$PATH:$(dirname "$(ls -d /usr/lib/postgresql/*/bin/psql | sort -V | tail -1)")
 fi
 
-log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 log "building into $BIN"
 (cd "$ROOT" && go build -o "$BIN/syncer" ./cmd/syncer &&
 	go build -o "$BIN/" ./bench/s3server ./bench/listloop ./bench/measure)
 
 log "filling gofakes3 with $N objects"
-"$BIN/s3server" -n "$N" -bucket bench >"$WORK/server.out" 2>"$WORK/server.err" &
-SERVER=$!
-until grep -q '^READY' "$WORK/server.out" 2>/dev/null; do
-	if ! kill -0 "$SERVER" 2>/dev/null; then
-		cat "$WORK/server.err" >&2
-		echo "s3server died while filling" >&2
-		exit 1
-	fi
-	sleep 0.5
-done
-READY=$(grep '^READY' "$WORK/server.out")
-URL=$(sed -n 's/.* url=\([^ ]*\).*/\1/p' <<<"$READY")
+start_s3server "$N"
 log "$READY"
-
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
-# No shared config or IMDS lookups on the way to the local server.
-export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
 
 # pgdb ROUND: the database name of a round's catalog.
 pgdb() { echo "syncer_bench_$(basename "$WORK" | tr -c 'a-zA-Z0-9\n' _)_$1" | tr 'A-Z' 'a-z'; }
