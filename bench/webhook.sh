@@ -21,7 +21,8 @@
 # Environment: RATE (default 200), DURATION (default 10s: how long to send at
 # least), AFTER (default 10s), WINDOW (events.coalesceWindow, default 0: every
 # commit is published at once),
-# SENDERS (default 256), WORK (scratch dir, default a new temp dir, removed at
+# SENDERS (default 256), LISTCONC (the source's listConcurrency, default unset:
+# automatic), WORK (scratch dir, default a new temp dir, removed at
 # the end unless KEEP=1; the logs and report.txt stay).
 # Needs: go, python3 (to pick free ports).
 set -euo pipefail
@@ -88,6 +89,7 @@ sources:
     schedule: "@every 24h"
     s3: {endpoint: "$URL", region: us-east-1, pathStyle: true}
     notifications: {webhook: {token: "$TOKEN"}}
+${LISTCONC:+    listConcurrency: $LISTCONC}
 YAML
 
 LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
