@@ -228,16 +228,19 @@ func (w *watch) event(ctx context.Context, ev fsnotify.Event) {
 		w.touch(key)
 		return
 	}
-	if _, ok := w.dirs[rel]; ok {
-		return // a watched directory's own attributes
-	}
 	if ev.Has(fsnotify.Create) {
 		if fi, err := w.p.root.Lstat(rel); err == nil && fi.IsDir() {
 			// A directory made or moved in: watch it, and announce what
 			// it already holds (files written before its watch existed).
+			// It may be watched already — a walk after an overflow can
+			// reach it before its own event — and its files must still
+			// be announced.
 			w.addTree(ctx, rel, true)
 			return
 		}
+	}
+	if _, ok := w.dirs[rel]; ok {
+		return // a watched directory's own attributes
 	}
 	w.touch(key)
 }
