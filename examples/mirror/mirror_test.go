@@ -18,6 +18,7 @@ import (
 	"github.com/imgly/syncer/internal/testkit"
 	"github.com/imgly/syncer/providers"
 	"github.com/imgly/syncer/providers/s3"
+	"github.com/imgly/syncer/schedule"
 	"github.com/imgly/syncer/worker"
 )
 
@@ -55,8 +56,17 @@ func TestMirrorEqualsBucket(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; w.Close() })
-	if _, err := w.Scan(ctx, "lib"); err != nil {
-		t.Fatal(err)
+	// Run scans every source at start; the first scan asked for here may
+	// find that one still running, and waits for it to end.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		_, err := w.Scan(ctx, "lib")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, schedule.ErrBusy) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the scan lock, with a deadline
 	}
 
 	// The writer: one random upload, overwrite or delete, then a scan that
