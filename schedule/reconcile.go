@@ -36,6 +36,12 @@ type Target struct {
 	// ListConcurrency is how many key ranges the listing reads at once
 	// (providers.WalkParallel); 1 or less lists in one sequence.
 	ListConcurrency int
+	// ProbeListing, for a ListConcurrency that is the automatic default
+	// rather than the source's own, lists the first pages in one sequence
+	// and goes on in ranges only if the client mostly waited for the store
+	// meanwhile (see listProbe); otherwise the whole listing is one
+	// sequence.
+	ProbeListing bool
 }
 
 // Guard is the mass-deletion guard of a source (config: guard).
@@ -114,6 +120,10 @@ type Result struct {
 	// ("" for a listing from the start). A resumed listing applies no
 	// deletions.
 	ResumedAfter string
+	// Ranges is set when the listing was read in parallel key ranges
+	// (from its start, or once a probe found the store's latency bounds
+	// it).
+	Ranges bool
 }
 
 // Options tune a reconciliation.
@@ -127,6 +137,8 @@ type Options struct {
 	SpillDir string
 	// AllowMassDelete lifts the target's guard for this reconciliation.
 	AllowMassDelete bool
+
+	probe *listProbe // nil: defaultProbe (tests set their own)
 }
 
 const defaultBatchSize = 5000
@@ -196,8 +208,7 @@ func reconcile(ctx context.Context, t Target, opts Options) (Result, error) {
 	r.ahead = startReadAhead(ctx, t.Catalog, r.order, r.after, aheadChunk)
 	defer r.ahead.close()
 
-	err = providers.WalkParallel(ctx, t.Provider, t.Filter.Prefix, r.resumed,
-		providers.ParallelOptions{Concurrency: t.ListConcurrency}, r.page)
+	err = r.list(ctx)
 	if err == nil && r.resumed == "" {
 		// Whatever the catalog holds after the last listed key is gone.
 		err = r.collectDeletes()
@@ -222,7 +233,7 @@ func reconcile(ctx context.Context, t Target, opts Options) (Result, error) {
 	if err == nil {
 		err = t.Catalog.SetListingComplete(ctx)
 	}
-	res := Result{Progress: r.progress(), Duration: time.Since(start), Held: held, ResumedAfter: r.resumed}
+	res := Result{Progress: r.progress(), Duration: time.Since(start), Held: held, ResumedAfter: r.resumed, Ranges: r.ranges}
 	return res, err
 }
 
@@ -239,6 +250,7 @@ type reconciler struct {
 	com     *committer
 	ahead   *readAhead
 	dels    *spool
+	ranges  bool // the listing is read in parallel ranges
 }
 
 // page merges one listed page against the catalog entries up to its last key.

@@ -76,7 +76,7 @@ func (w *Worker) runOwned(ctx context.Context, id string, claim *ownership.Claim
 	fc := s.Catalog.Fenced(claim.Lease.Fence())
 	sched, err := w.scanMetrics.NewScheduler([]schedule.Job{{Spec: s.Config.Schedule, Target: schedule.Target{
 		ID: id, Provider: s.Provider, Filter: Filter(s.Config), Catalog: fc, Guard: Guard(s.Config),
-		ListConcurrency: w.listConcurrency(s.Config),
+		ListConcurrency: w.listConcurrency(s.Config), ProbeListing: w.probeListing(s.Config),
 	}}}, schedule.Options{}, w.log)
 	if err != nil {
 		w.log.Error("ownership: source not started", "source", id, "err", err)

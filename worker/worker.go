@@ -249,7 +249,7 @@ func (w *Worker) newScheduler() (err error) {
 	for _, s := range w.sources {
 		jobs = append(jobs, schedule.Job{Spec: s.Config.Schedule, Target: schedule.Target{
 			ID: s.Config.ID, Provider: s.Provider, Filter: Filter(s.Config), Catalog: s.Catalog, Guard: Guard(s.Config),
-			ListConcurrency: w.listConcurrency(s.Config),
+			ListConcurrency: w.listConcurrency(s.Config), ProbeListing: w.probeListing(s.Config),
 		}})
 	}
 	if w.scanMetrics, err = schedule.NewMetrics(w.reg); err != nil {
