@@ -15,7 +15,9 @@ type boltCommit struct {
 	tx                    *bolt.Tx
 	src, objs, out, marks *bolt.Bucket
 	ix                    *indexes
-	search                *searchBlocks // nil: the source keeps no indexes
+	// dirty, during an index build, records the keys changed (ixbuild.go).
+	dirty  *bolt.Bucket
+	search *searchBlocks // nil: the source keeps no indexes
 	// bbolt holds on to keys and values until the commit, so they are
 	// carved from one growing arena instead of allocated one by one; a
 	// reallocation leaves the earlier slices on the old array, intact.
@@ -47,7 +49,12 @@ func (s *boltSource) beginWith(tx *bolt.Tx, now time.Time, arena []byte, changes
 		arena: arena[:0], seq: getU64(src, keySeq), count: getU64(src, keyCount),
 		changes: changes}
 	if s.indexed {
-		w.ix, err = openIndexes(src, objs, s.order)
+		switch indexState(src) {
+		case 0:
+			w.ix, err = openIndexes(src, objs, s.order)
+		case ixBuilding:
+			w.dirty = src.Bucket(ixDirty)
+		}
 	} else {
 		err = dropIndexes(src)
 	}
@@ -110,6 +117,11 @@ func (w *boltCommit) apply(i int, m *Mutation) error {
 func (w *boltCommit) record(sk []byte, cur *Entry, exists bool, ch Change) error {
 	w.seq++
 	ch.Seq = w.seq
+	if w.dirty != nil && w.dirty.Get(sk) == nil {
+		if err := w.dirty.Put(sk, dirtyPre(cur, exists)); err != nil {
+			return err
+		}
+	}
 	if exists {
 		if err := w.ix.remove(sk, &cur.Object); err != nil {
 			return err

@@ -50,6 +50,7 @@ type boltCatalog struct {
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{}
+	builds  map[string]*sync.Mutex // one index build per source at a time
 }
 
 // Open opens (creating if needed) the catalog in dir.
@@ -110,7 +111,7 @@ func Open(dir string) (*Catalog, error) {
 }
 
 func newCatalog(db *bolt.DB, instance string) *Catalog {
-	return New(&boltCatalog{db: db, group: &groupCommit{db: db}, instance: instance, waiters: map[string]chan struct{}{}})
+	return New(&boltCatalog{db: db, group: &groupCommit{db: db}, instance: instance, waiters: map[string]chan struct{}{}, builds: map[string]*sync.Mutex{}})
 }
 
 // InstanceID is a random id fixed when the catalog was created. Event ids
@@ -163,6 +164,18 @@ func (c *boltCatalog) waiter(id string) chan struct{} {
 	return ch
 }
 
+// buildLock is the lock that keeps index builds of source id one at a time.
+func (c *boltCatalog) buildLock(id string) *sync.Mutex {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	mu := c.builds[id]
+	if mu == nil {
+		mu = &sync.Mutex{}
+		c.builds[id] = mu
+	}
+	return mu
+}
+
 // boltSource is one source's part of a bbolt catalog.
 type boltSource struct {
 	c       *boltCatalog
@@ -171,6 +184,7 @@ type boltSource struct {
 	order   providers.Order
 	indexed bool  // see Indexed
 	txNodes int64 // scanTxNodes but in tests
+	build   buildKnobs
 }
 
 // ID is the source id.

@@ -107,7 +107,8 @@ func heapPeak() (stop func() uint64) {
 
 // BenchmarkIndexedImport commits a first import of bench/s3server's
 // objects, in listing order and in the scan's batches of 5,000, into an
-// indexed and an unindexed source: the catalog's side of
+// indexed source (its indexes maintained by each commit, or deferred and
+// built at the end) and an unindexed one: the catalog's side of
 // `INDEX=1 bench/scan.sh`, without the listing. It reports the peak of the
 // Go heap in use (sampled), the bytes written and the catalog's size.
 //
@@ -120,8 +121,9 @@ func BenchmarkIndexedImport(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for _, indexed := range []bool{false, true} {
-		b.Run("index="+strconv.FormatBool(indexed), func(b *testing.B) {
+	for _, mode := range []string{"false", "true", "deferred"} {
+		indexed := mode != "false"
+		b.Run("index="+mode, func(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
 				dir := b.TempDir()
@@ -131,6 +133,11 @@ func BenchmarkIndexedImport(b *testing.B) {
 				w0 := procWritten(b)
 				stop := heapPeak()
 				b.StartTimer()
+				if mode == "deferred" {
+					if err := s.DeferIndexes(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+				}
 				const batch = 5000
 				listed := time.Now()
 				for i := 0; i < n; i += batch {
@@ -141,6 +148,13 @@ func BenchmarkIndexedImport(b *testing.B) {
 					if _, err := s.Commit(context.Background(), muts); err != nil {
 						b.Fatal(err)
 					}
+				}
+				if mode == "deferred" {
+					b0 := time.Now()
+					if _, err := s.BuildIndexes(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+					b.ReportMetric(time.Since(b0).Seconds(), "build-s")
 				}
 				b.StopTimer()
 				peak := stop()

@@ -56,12 +56,15 @@ type indexes struct{ mtime, size, name *bolt.Bucket }
 // indexes must not leave stale ones behind for a later reader, and one that
 // turns them on again rebuilds them from the objects (openIndexes).
 func dropIndexes(src *bolt.Bucket) error {
-	for _, n := range [][]byte{ixMtime, ixSize, ixName} {
+	for _, n := range [][]byte{ixMtime, ixSize, ixName, ixDirty} {
 		if src.Bucket(n) != nil {
 			if err := src.DeleteBucket(n); err != nil {
 				return err
 			}
 		}
+	}
+	if src.Get(keyIxState) != nil {
+		return src.Delete(keyIxState)
 	}
 	return nil
 }

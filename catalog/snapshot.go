@@ -31,7 +31,9 @@ func (s *boltSource) View(ctx context.Context, fn func(*Snapshot) error) error {
 			seq = getU64(src, keySeq)
 			count = getU64(src, keyCount)
 			snap.objs = src.Bucket(objectBucket)
-			snap.ix = [3]*bolt.Bucket{src.Bucket(ixMtime), src.Bucket(ixSize), src.Bucket(ixName)}
+			if indexState(src) == 0 { // a deferred or running build is not read
+				snap.ix = [3]*bolt.Bucket{src.Bucket(ixMtime), src.Bucket(ixSize), src.Bucket(ixName)}
+			}
 			snap.search = src.Bucket(searchBucket)
 		}
 		return fn(NewSnapshot(seq, count, snap))

@@ -124,6 +124,16 @@ type Result struct {
 	// (from its start, or once a probe found the store's latency bounds
 	// it).
 	Ranges bool
+	// IndexBuild is how long building the order indexes a first import
+	// deferred took (part of Duration; 0 when there were none to build).
+	IndexBuild time.Duration
+}
+
+// IndexBuilder is a Catalog whose asset indexes a first import leaves for
+// after its listing (catalog.Source.DeferIndexes and BuildIndexes).
+type IndexBuilder interface {
+	DeferIndexes(ctx context.Context) error
+	BuildIndexes(ctx context.Context) (built bool, err error)
 }
 
 // Options tune a reconciliation.
@@ -191,6 +201,12 @@ func reconcile(ctx context.Context, t Target, opts Options) (Result, error) {
 	// listing state was recorded has changes and no state: it is listed in
 	// full once, as before, and then marked.)
 	first := !ls.Complete && (ls.InProgress || before.LastSeq == 0)
+	ib, _ := t.Catalog.(IndexBuilder)
+	if first && ib != nil {
+		if err := ib.DeferIndexes(ctx); err != nil {
+			return Result{}, err
+		}
+	}
 	var progress func(context.Context, string) error
 	if first && providers.CanStartAfter(t.Provider) {
 		// A resume point outside the prefix (edited since) says nothing
@@ -233,7 +249,17 @@ func reconcile(ctx context.Context, t Target, opts Options) (Result, error) {
 	if err == nil {
 		err = t.Catalog.SetListingComplete(ctx)
 	}
-	res := Result{Progress: r.progress(), Duration: time.Since(start), Held: held, ResumedAfter: r.resumed, Ranges: r.ranges}
+	var build time.Duration
+	if err == nil && ib != nil {
+		// After every complete listing, not only a first one: a build
+		// that a crash or a shutdown cut short is begun again here.
+		b0 := time.Now()
+		var built bool
+		if built, err = ib.BuildIndexes(ctx); built {
+			build = time.Since(b0)
+		}
+	}
+	res := Result{Progress: r.progress(), Duration: time.Since(start), Held: held, ResumedAfter: r.resumed, Ranges: r.ranges, IndexBuild: build}
 	return res, err
 }
 

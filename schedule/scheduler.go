@@ -347,6 +347,9 @@ func (s *Scheduler) runJob(ctx context.Context, j *job, o ScanOptions) (Result, 
 	j.mu.Unlock()
 	attrs := []any{"source", j.Target.ID, "listed", res.Listed, "matched", res.Matched,
 		"added", res.Added, "modified", res.Modified, "deleted", res.Deleted, "duration", res.Duration.Round(time.Millisecond)}
+	if res.IndexBuild > 0 {
+		attrs = append(attrs, "indexBuild", res.IndexBuild.Round(time.Millisecond))
+	}
 	switch {
 	case err != nil && ctx.Err() != nil:
 		s.log.Info("scan interrupted by shutdown; no deletions applied", attrs...)

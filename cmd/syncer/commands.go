@@ -339,6 +339,9 @@ func cmdScan(ctx context.Context, path, id string, o scanFlags, remote *remoteFl
 		pub.stop()
 		return err
 	}
+	if res.IndexBuild > 0 {
+		fmt.Fprintf(stderr, "scan %s: asset indexes built in %s (part of the scan's time)\n", src.ID, res.IndexBuild.Round(time.Millisecond))
+	}
 	if res.ResumedAfter != "" {
 		fmt.Fprintf(stderr, "scan %s: resumed an interrupted first listing after %q (no deletions from a resumed listing)\n", src.ID, res.ResumedAfter)
 	}

@@ -1,0 +1,278 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/imgly/syncer/providers"
+)
+
+// ixObj is object i of the build tests: names, sizes and times in orders
+// unlike the key's, so that no index equals the key order.
+func ixObj(i, gen int) providers.Object {
+	t0 := time.Unix(1_700_000_000, 0).UTC()
+	return providers.Object{
+		Key:          fmt.Sprintf("dir%02d/%05d/%s-%d.jpg", i%7, i, []string{"zeta", "alpha", "mü", "Ωmega"}[i%4], i*7919%1000),
+		Size:         int64((i*104729+gen)%5000 + 1),
+		ETag:         fmt.Sprintf("%d-%d", i, gen),
+		LastModified: t0.Add(time.Duration((i*7907+gen*13)%100000) * time.Millisecond),
+	}
+}
+
+// wantIndexes checks that s's index buckets hold exactly the keys its
+// objects give, and that readers see the source as indexed.
+func wantIndexes(t *testing.T, c *Catalog, s *Source) {
+	t.Helper()
+	err := c.bolt().View(func(tx *bolt.Tx) error {
+		src := tx.Bucket(rootBucket).Bucket([]byte(s.ID()))
+		if st := indexState(src); st != 0 {
+			return fmt.Errorf("index state %q after the build", st)
+		}
+		if src.Bucket(ixDirty) != nil {
+			return errors.New("dirty bucket left after the build")
+		}
+		var want [3][]string
+		objs := src.Bucket(objectBucket)
+		if err := objs.ForEach(func(k, v []byte) error {
+			e, err := decodeEntry(string(k), v)
+			if err != nil {
+				return err
+			}
+			m, sz, n := ixKeys(k, &e.Object)
+			for i, x := range [][]byte{m, sz, n} {
+				want[i] = append(want[i], string(x))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for i, name := range ixBuckets {
+			slices.Sort(want[i])
+			var got []string
+			b := src.Bucket(name)
+			if b == nil {
+				return fmt.Errorf("no bucket %s", name)
+			}
+			b.ForEach(func(k, _ []byte) error { got = append(got, string(k)); return nil }) //nolint:errcheck
+			if !slices.Equal(got, want[i]) {
+				return fmt.Errorf("%s holds %d keys, want %d (first difference at %d)", name, len(got), len(want[i]), firstDiff(got, want[i]))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(context.Background(), func(sn *Snapshot) error {
+		if !sn.Indexed() {
+			t.Error("the built source's snapshot is not Indexed")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+func importN(t *testing.T, s *Source, from, n, gen int) {
+	t.Helper()
+	muts := make([]Mutation, 0, n)
+	for i := from; i < from+n; i++ {
+		muts = append(muts, Mutation{Object: ixObj(i, gen), Origin: Scan})
+	}
+	if _, err := s.Commit(context.Background(), muts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A deferred first import leaves the indexes to the build, readers see the
+// source unindexed meanwhile, and the build gives exactly the indexes that
+// maintaining them commit by commit gives — from one sorted run in memory
+// and from many merged from disk.
+func TestDeferredIndexBuild(t *testing.T) {
+	for _, runBytes := range []int{0, 4 << 10} {
+		t.Run(fmt.Sprintf("runBytes=%d", runBytes), func(t *testing.T) {
+			ctx := context.Background()
+			c := openT(t, t.TempDir())
+			s := c.Source("s", providers.ByteOrder).Indexed(true)
+			s.b.(*boltSource).build.runBytes = runBytes
+			if err := s.DeferIndexes(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 3000; i += 500 {
+				importN(t, s, i, 500, 0)
+			}
+			if err := s.View(ctx, func(sn *Snapshot) error {
+				if sn.Indexed() {
+					t.Error("a deferred source reads as indexed before its build")
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			built, err := s.BuildIndexes(ctx)
+			if err != nil || !built {
+				t.Fatalf("BuildIndexes = %v, %v; want built", built, err)
+			}
+			wantIndexes(t, c, s)
+			if built, err := s.BuildIndexes(ctx); built || err != nil {
+				t.Fatalf("a second BuildIndexes = %v, %v; want nothing to build", built, err)
+			}
+			// Maintained again: a later commit keeps them exact.
+			importN(t, s, 100, 50, 1)
+			wantIndexes(t, c, s)
+
+			// The same objects committed with the indexes maintained
+			// give the same index buckets.
+			inline := c.Source("inline", providers.ByteOrder).Indexed(true)
+			for i := 0; i < 3000; i += 500 {
+				importN(t, inline, i, 500, 0)
+			}
+			importN(t, inline, 100, 50, 1)
+			if err := c.bolt().View(func(tx *bolt.Tx) error {
+				a, b := tx.Bucket(rootBucket).Bucket([]byte("s")), tx.Bucket(rootBucket).Bucket([]byte("inline"))
+				for _, n := range ixBuckets {
+					if ka, kb := keysOf(a.Bucket(n)), keysOf(b.Bucket(n)); !slices.Equal(ka, kb) {
+						t.Errorf("%s: built %d keys, maintained %d", n, len(ka), len(kb))
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func keysOf(b *bolt.Bucket) []string {
+	var out []string
+	b.ForEach(func(k, _ []byte) error { out = append(out, string(k)); return nil }) //nolint:errcheck
+	return out
+}
+
+// Commits between the build's transactions — additions, deletions, and
+// modifications of size and time, of keys read already and keys not yet
+// read — all end up in the indexes, and nothing stale stays.
+func TestIndexBuildWithConcurrentCommits(t *testing.T) {
+	ctx := context.Background()
+	c := openT(t, t.TempDir())
+	s := c.Source("s", providers.ByteOrder).Indexed(true)
+	bs := s.b.(*boltSource)
+	bs.build = buildKnobs{runBytes: 8 << 10, readN: 300, txKeys: 1000}
+	if err := s.DeferIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 4000
+	importN(t, s, 0, n, 0)
+	rng := rand.New(rand.NewPCG(1, 2))
+	steps := map[string]int{}
+	gen := 1
+	bs.build.step = func(phase string) error {
+		steps[phase]++
+		gen++
+		var muts []Mutation
+		for range 20 {
+			i := rng.IntN(n + 500) // some beyond the import: additions
+			switch rng.IntN(3) {
+			case 0:
+				muts = append(muts, Mutation{Object: providers.Object{Key: ixObj(i, 0).Key}, Delete: true, Origin: Notification})
+			default:
+				muts = append(muts, Mutation{Object: ixObj(i, gen), Origin: Notification})
+			}
+		}
+		_, err := s.Commit(ctx, muts)
+		return err
+	}
+	if built, err := s.BuildIndexes(ctx); err != nil || !built {
+		t.Fatalf("BuildIndexes = %v, %v", built, err)
+	}
+	if steps["read"] < 5 || steps["append"] < 5 {
+		t.Fatalf("the build ran %v steps; the test needs commits between several transactions of each phase", steps)
+	}
+	wantIndexes(t, c, s)
+}
+
+// A build cut short (a shutdown, a crash) leaves the source unindexed for
+// readers and is begun again, from scratch, by the next BuildIndexes.
+func TestIndexBuildInterrupted(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := openT(t, dir)
+	s := c.Source("s", providers.ByteOrder).Indexed(true)
+	bs := s.b.(*boltSource)
+	bs.build = buildKnobs{readN: 500, txKeys: 1000}
+	if err := s.DeferIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	importN(t, s, 0, 3000, 0)
+	stop := errors.New("shutdown")
+	appends := 0
+	bs.build.step = func(phase string) error {
+		if phase == "append" {
+			if appends++; appends == 3 {
+				return stop
+			}
+		}
+		return nil
+	}
+	if _, err := s.BuildIndexes(ctx); !errors.Is(err, stop) {
+		t.Fatalf("BuildIndexes = %v, want the step's error", err)
+	}
+	if err := s.View(ctx, func(sn *Snapshot) error {
+		if sn.Indexed() {
+			t.Error("a half-built index reads as indexed")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Commits in between record themselves as during a build.
+	importN(t, s, 2990, 20, 1)
+	c.Close()
+
+	c = openT(t, dir)
+	s = c.Source("s", providers.ByteOrder).Indexed(true)
+	if built, err := s.BuildIndexes(ctx); err != nil || !built {
+		t.Fatalf("BuildIndexes after the restart = %v, %v", built, err)
+	}
+	wantIndexes(t, c, s)
+}
+
+// A source without indexes drops a deferred or half-built state with the
+// indexes, and DeferIndexes leaves a source that has its indexes alone.
+func TestIndexStateDroppedAndKept(t *testing.T) {
+	ctx := context.Background()
+	c := openT(t, t.TempDir())
+	on := c.Source("s", providers.ByteOrder).Indexed(true)
+	if err := on.DeferIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	importN(t, on, 0, 100, 0)
+	off := c.Source("s", providers.ByteOrder)
+	importN(t, off, 100, 1, 0)
+	if built, err := on.BuildIndexes(ctx); built || err != nil {
+		t.Fatalf("BuildIndexes after indexing was turned off = %v, %v; want nothing to build", built, err)
+	}
+	importN(t, on, 101, 1, 0) // built inline, as for a catalog without indexes
+	wantIndexes(t, c, on)
+	if err := on.DeferIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	importN(t, on, 102, 1, 0)
+	wantIndexes(t, c, on) // still maintained: nothing was deferred
+}
