@@ -110,11 +110,11 @@ type Source struct {
 
 // Indexed returns s keeping the asset API's secondary indexes (newest
 // first, by name, by size) in every commit. They make a sorted page of a
-// huge source a cursor walk instead of a pass over every object, and cost
-// about 2.75x the catalog's bytes and a first import 14x its bytes written
-// in bbolt (each insert lands at a random place in three more trees; the
-// import's memory is bounded per transaction, see scanTxNodes). A source
-// opened without them drops any it has, so an index is never stale.
+// huge source a cursor walk instead of a pass over every object. In bbolt
+// each insert lands at a random place in three more trees, so a first
+// import defers them and builds them at its end (DeferIndexes,
+// BuildIndexes); the commits after it maintain them. A source opened
+// without them drops any it has, so an index is never stale.
 func (s *Source) Indexed(on bool) *Source {
 	c := *s
 	c.indexed = on

@@ -4,102 +4,163 @@ import (
 	"bufio"
 	"bytes"
 	"container/heap"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"sync"
 )
 
 // extSort sorts byte records (a tag byte and a key) in bounded memory:
-// records are gathered up to budget bytes, sorted, and written as a run to
-// a temporary file; sorted merges the runs. A sort that fits its budget
-// never touches the disk. The files are unlinked as soon as they are
-// created, so a crash leaves nothing behind.
+// records are gathered into one of two buffers of half the budget each;
+// a full one is sorted and written as a run to a temporary file by a
+// goroutine of its own while the other fills (the build then uses both of
+// a machine's cores), and sorted merges the runs. A sort that fits one
+// buffer never touches the disk. The files are unlinked as soon as they
+// are created, so a crash leaves nothing behind.
 type extSort struct {
 	dir    string
 	budget int
-	buf    []byte
-	spans  []span
-	runs   []*os.File
+
+	cur     *recBuf
+	free    chan *recBuf // the buffers not being filled or spilled
+	spilled int          // spills begun
+	wg      sync.WaitGroup
+
+	mu   sync.Mutex // guards runs and err, written by the spills
+	runs []*os.File
+	err  error
+}
+
+// recBuf holds records: their bytes and, in spans, where each one is.
+type recBuf struct {
+	buf   []byte
+	spans []span
 }
 
 type span struct{ start, end uint32 }
 
-// add adds a record. The budget is split between the records' bytes and
-// their spans, each allocated once at its full size: grown by appending,
-// they would hold up to twice the budget while the old arrays wait for the
-// collector.
-func (s *extSort) add(tag byte, key []byte) error {
-	if s.buf == nil {
-		s.buf = make([]byte, 0, s.budget*3/4)
-		s.spans = make([]span, 0, s.budget/4/8)
-	}
-	if len(s.buf)+1+len(key) > cap(s.buf) || len(s.spans) == cap(s.spans) {
-		if err := s.spill(); err != nil {
-			return err
-		}
-	}
-	start := len(s.buf)
-	s.buf = append(append(s.buf, tag), key...)
-	s.spans = append(s.spans, span{uint32(start), uint32(len(s.buf))})
-	return nil
-}
+func (b *recBuf) rec(i int) []byte { return b.buf[b.spans[i].start:b.spans[i].end] }
 
-func (s *extSort) sortBuf() {
-	slices.SortFunc(s.spans, func(a, b span) int {
-		return bytes.Compare(s.buf[a.start:a.end], s.buf[b.start:b.end])
+func (b *recBuf) sort() {
+	slices.SortFunc(b.spans, func(x, y span) int {
+		return bytes.Compare(b.buf[x.start:x.end], b.buf[y.start:y.end])
 	})
 }
 
-// spill writes the gathered records, sorted, as a run.
-func (s *extSort) spill() error {
-	if len(s.spans) == 0 {
-		return nil // a record larger than the budget: spilling gains nothing
+// add adds a record. Each buffer's bytes and spans are allocated once at
+// their full size: grown by appending, they would hold up to twice the
+// budget while the old arrays wait for the collector.
+func (s *extSort) add(tag byte, key []byte) error {
+	if s.cur == nil {
+		s.free = make(chan *recBuf, 2)
+		for range 2 {
+			half := s.budget / 2
+			s.free <- &recBuf{buf: make([]byte, 0, half*3/4), spans: make([]span, 0, half/4/8)}
+		}
+		s.cur = <-s.free
 	}
-	s.sortBuf()
+	b := s.cur
+	if len(b.buf)+1+len(key) > cap(b.buf) || len(b.spans) == cap(b.spans) {
+		if err := s.spill(); err != nil {
+			return err
+		}
+		b = s.cur
+	}
+	start := len(b.buf)
+	b.buf = append(append(b.buf, tag), key...)
+	b.spans = append(b.spans, span{uint32(start), uint32(len(b.buf))})
+	return nil
+}
+
+// spill hands the current buffer to a goroutine that sorts it and writes
+// it as a run, and takes the other buffer, waiting for its spill if it is
+// still being written.
+func (s *extSort) spill() error {
+	b := s.cur
+	if len(b.spans) > 0 {
+		s.spilled++
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			err := s.writeRun(b)
+			b.buf, b.spans = b.buf[:0], b.spans[:0]
+			s.free <- b
+			if err != nil {
+				s.mu.Lock()
+				s.err = cmpErr(s.err, err)
+				s.mu.Unlock()
+			}
+		}()
+		s.cur = <-s.free
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func (s *extSort) writeRun(b *recBuf) error {
+	b.sort()
 	f, err := os.CreateTemp(s.dir, ".ixsort-*")
 	if err != nil {
-		return err
+		return fmt.Errorf("sort run: %w", err)
 	}
 	// Unlinked at once: the open file stays readable until closed.
 	if err := os.Remove(f.Name()); err != nil {
 		f.Close()
-		return err
+		return fmt.Errorf("sort run: %w", err)
 	}
+	s.mu.Lock()
 	s.runs = append(s.runs, f)
+	s.mu.Unlock()
 	w := bufio.NewWriterSize(f, 256<<10)
 	var lenBuf [binary.MaxVarintLen32]byte
-	for _, sp := range s.spans {
-		n := binary.PutUvarint(lenBuf[:], uint64(sp.end-sp.start))
+	for i := range b.spans {
+		r := b.rec(i)
+		n := binary.PutUvarint(lenBuf[:], uint64(len(r)))
 		if _, err := w.Write(lenBuf[:n]); err != nil {
 			return fmt.Errorf("write sort run: %w", err)
 		}
-		if _, err := w.Write(s.buf[sp.start:sp.end]); err != nil {
+		if _, err := w.Write(r); err != nil {
 			return fmt.Errorf("write sort run: %w", err)
 		}
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write sort run: %w", err)
 	}
-	s.buf, s.spans = s.buf[:0], s.spans[:0]
 	return nil
 }
 
-// sorted returns the records in order. No record may be added after it.
-func (s *extSort) sorted() (*sortedRecs, error) {
-	if len(s.runs) == 0 {
-		s.sortBuf()
-		return &sortedRecs{mem: s}, nil
+// sorted returns the records in order, merged by a goroutine of its own in
+// batches, until ctx ends. No record may be added after it.
+func (s *extSort) sorted(ctx context.Context) (*sortedRecs, error) {
+	if s.cur == nil { // nothing was added
+		return &sortedRecs{}, nil
 	}
-	if len(s.spans) > 0 {
-		if err := s.spill(); err != nil {
-			return nil, err
-		}
+	if s.spilled == 0 {
+		// Everything fits one buffer: sorted in memory, no merge.
+		s.cur.sort()
+		return &sortedRecs{batch: s.cur}, nil
 	}
-	s.buf, s.spans = nil, nil
-	m := &sortedRecs{}
+	if err := s.spill(); err != nil {
+		return nil, err
+	}
+	s.wg.Wait()
+	if s.err != nil {
+		return nil, s.err
+	}
+	s.cur = nil
+	var h runHeap
 	for _, f := range s.runs {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return nil, err
@@ -110,54 +171,114 @@ func (s *extSort) sorted() (*sortedRecs, error) {
 			return nil, err
 		}
 		if ok {
-			m.heap = append(m.heap, r)
+			h = append(h, r)
 		}
 	}
-	heap.Init(&m.heap)
+	heap.Init(&h)
+	ctx, cancel := context.WithCancel(ctx)
+	m := &sortedRecs{batches: make(chan mergeBatch, 2), cancel: cancel}
+	go h.merge(ctx, m.batches)
 	return m, nil
 }
 
 func (s *extSort) close() {
+	s.wg.Wait()
 	for _, f := range s.runs {
 		f.Close()
 	}
 	s.runs = nil
 }
 
-// sortedRecs yields sorted records: from memory, or merged from runs.
+// sortedRecs yields sorted records: from one buffer sorted in memory, or
+// in batches from the merge.
 type sortedRecs struct {
-	mem  *extSort
-	i    int
-	heap runHeap
-	last []byte
+	batch   *recBuf
+	i       int
+	batches chan mergeBatch // nil: in memory, or drained
+	cancel  func()
 }
 
-// next returns the next record, nil at the end. The record is valid until
-// the following call.
+// stop ends the merge and waits for it, so that the runs can be closed.
+func (m *sortedRecs) stop() {
+	if m.cancel == nil {
+		return
+	}
+	m.cancel()
+	if m.batches != nil {
+		for range m.batches {
+		}
+	}
+}
+
+type mergeBatch struct {
+	b   *recBuf
+	err error
+}
+
+// next returns the next record, nil at the end. Records from a merge keep
+// their bytes (bbolt may hold on to them until its commit); those sorted
+// in memory are the buffer's own, valid as long as the sort is.
 func (m *sortedRecs) next() ([]byte, error) {
-	if m.mem != nil {
-		if m.i == len(m.mem.spans) {
+	for m.batch == nil || m.i == len(m.batch.spans) {
+		if m.batches == nil {
 			return nil, nil
 		}
-		sp := m.mem.spans[m.i]
-		m.i++
-		return m.mem.buf[sp.start:sp.end], nil
+		mb, ok := <-m.batches
+		if !ok {
+			m.batches, m.batch = nil, nil
+			return nil, nil
+		}
+		if mb.err != nil {
+			return nil, mb.err
+		}
+		m.batch, m.i = mb.b, 0
 	}
-	if len(m.heap) == 0 {
-		return nil, nil
+	r := m.batch.rec(m.i)
+	m.i++
+	return r, nil
+}
+
+// mergeBatchRecs is how many records a merge batch holds.
+const mergeBatchRecs = 4096
+
+// merge sends the runs' records in order, in batches of fresh buffers,
+// and closes out at the end, after an error, or when ctx ends.
+func (h runHeap) merge(ctx context.Context, out chan<- mergeBatch) {
+	defer close(out)
+	send := func(mb mergeBatch) bool {
+		select {
+		case out <- mb:
+			return true
+		case <-ctx.Done():
+			return false
+		}
 	}
-	top := m.heap[0]
-	m.last = append(m.last[:0], top.cur...)
-	ok, err := top.read()
-	if err != nil {
-		return nil, err
+	b := &recBuf{}
+	for len(h) > 0 {
+		top := h[0]
+		start := len(b.buf)
+		b.buf = append(b.buf, top.cur...)
+		b.spans = append(b.spans, span{uint32(start), uint32(len(b.buf))})
+		ok, err := top.read()
+		if err != nil {
+			send(mergeBatch{err: err})
+			return
+		}
+		if ok {
+			heap.Fix(&h, 0)
+		} else {
+			heap.Pop(&h)
+		}
+		if len(b.spans) == mergeBatchRecs {
+			if !send(mergeBatch{b: b}) {
+				return
+			}
+			b = &recBuf{buf: make([]byte, 0, len(b.buf)), spans: make([]span, 0, mergeBatchRecs)}
+		}
 	}
-	if ok {
-		heap.Fix(&m.heap, 0)
-	} else {
-		heap.Pop(&m.heap)
+	if len(b.spans) > 0 {
+		send(mergeBatch{b: b})
 	}
-	return m.last, nil
 }
 
 type runReader struct {

@@ -158,10 +158,11 @@ func (s *boltSource) buildIndexes(ctx context.Context) error {
 	if err := s.readIndexKeys(ctx, sorter); err != nil {
 		return fmt.Errorf("read objects: %w", err)
 	}
-	it, err := sorter.sorted()
+	it, err := sorter.sorted(ctx)
 	if err != nil {
 		return fmt.Errorf("sort: %w", err)
 	}
+	defer it.stop()
 	if err := s.appendIndexKeys(ctx, it); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
@@ -253,7 +254,6 @@ func (s *boltSource) appendIndexKeys(ctx context.Context, it *sortedRecs) error 
 				bs[i] = src.Bucket(n)
 				bs[i].FillPercent = 1
 			}
-			var arena []byte
 			held := time.Now()
 			txKeys := cmp.Or(s.build.txKeys, buildTxKeys)
 			for n := 0; rec != nil && n < txKeys; n++ {
@@ -261,12 +261,10 @@ func (s *boltSource) appendIndexKeys(ctx context.Context, it *sortedRecs) error 
 					break
 				}
 				tag, key := rec[0], rec[1:]
+				// The records keep their bytes, which bbolt holds on to
+				// until the commit.
 				if anyDirty == nil || dirty.Get(sortKeyOf(ixOf[tag], key)) == nil {
-					// bbolt keeps the key until the commit; the
-					// iterator reuses its buffer.
-					start := len(arena)
-					arena = append(arena, key...)
-					if err := bs[tag].Put(arena[start:len(arena):len(arena)], nil); err != nil {
+					if err := bs[tag].Put(key, nil); err != nil {
 						return err
 					}
 				}

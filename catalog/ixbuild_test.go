@@ -276,3 +276,49 @@ func TestIndexStateDroppedAndKept(t *testing.T) {
 	importN(t, on, 102, 1, 0)
 	wantIndexes(t, c, on) // still maintained: nothing was deferred
 }
+
+// The external sort gives every record once, in order, whether it fits
+// one buffer, spills a few runs or very many.
+func TestExtSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var recs []string
+	for range 20_000 {
+		b := make([]byte, 1+rng.IntN(40))
+		for i := range b {
+			b[i] = byte('a' + rng.IntN(4)) // many shared prefixes and duplicates
+		}
+		recs = append(recs, string(b))
+	}
+	want := slices.Clone(recs)
+	slices.Sort(want)
+	for _, budget := range []int{64 << 20, 256 << 10, 4 << 10} {
+		t.Run(fmt.Sprint(budget), func(t *testing.T) {
+			s := &extSort{dir: t.TempDir(), budget: budget}
+			defer s.close()
+			for _, r := range recs {
+				if err := s.add(r[0], []byte(r[1:])); err != nil {
+					t.Fatal(err)
+				}
+			}
+			it, err := s.sorted(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer it.stop()
+			var got []string
+			for {
+				r, err := it.next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r == nil {
+					break
+				}
+				got = append(got, string(r))
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("%d records out (first difference at %d), want %d", len(got), firstDiff(got, want), len(want))
+			}
+		})
+	}
+}

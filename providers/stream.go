@@ -49,6 +49,14 @@ func WalkAfter(ctx context.Context, p Provider, prefix, startAfter string, fn fu
 		err  error
 	}
 	pages := make(chan result, 1)
+	// On every return the prefetch is cancelled and waited for, so that no
+	// request of this listing outlives the call (a caller may reuse or
+	// close the provider as soon as it returns).
+	defer func() {
+		cancel()
+		for range pages {
+		}
+	}()
 	go func() {
 		defer close(pages)
 		token := ""
