@@ -28,6 +28,7 @@ import (
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/testkit"
+	"github.com/imgly/syncer/schedule"
 	"github.com/imgly/syncer/providers"
 	"github.com/imgly/syncer/providers/azure"
 	"github.com/imgly/syncer/providers/gcs"
@@ -169,6 +170,8 @@ type api struct {
 	cat *catalog.Catalog
 	src *catalog.Source
 	url string
+	// built: a scan built the source's deferred indexes.
+	built bool
 }
 
 type apiOpts struct {
@@ -220,28 +223,23 @@ func serve(t *testing.T, st *store, o apiOpts) *api {
 	return &api{st: st, cat: cat, src: src, url: hs.URL}
 }
 
-// scan lists the whole source and commits it to the catalog, the way a
-// scan's first import does.
+// scan reconciles the source into the catalog as the scheduler does: the
+// first call is a first import, which leaves an indexed source's order
+// indexes to the build at its end.
 func (a *api) scan(t *testing.T) {
 	t.Helper()
-	ctx := context.Background()
-	var muts []catalog.Mutation
-	token := ""
-	for {
-		pg, err := a.st.p.ListPage(ctx, a.st.cfg.Prefix, token)
-		if err != nil {
-			t.Fatalf("list: %v", err)
-		}
-		for _, o := range pg.Objects {
-			muts = append(muts, catalog.Mutation{Object: o, Origin: catalog.Scan})
-		}
-		if token = pg.Next; token == "" {
-			break
-		}
+	cfg := a.st.cfg
+	res, err := schedule.Reconcile(context.Background(), schedule.Target{
+		ID: cfg.ID, Provider: a.st.p, Catalog: a.src,
+		Filter: providers.Filter{Prefix: cfg.Prefix, Include: cfg.Include, Exclude: cfg.Exclude},
+	}, schedule.Options{SpillDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("scan: %v", err)
 	}
-	if _, err := a.src.Commit(ctx, muts); err != nil {
-		t.Fatal(err)
+	if cfg.Assets.Index && res.Added > 0 && res.IndexBuild == 0 && !a.built {
+		t.Fatalf("the first import of an indexed source built no indexes: %+v", res)
 	}
+	a.built = a.built || res.IndexBuild > 0
 }
 
 type response struct {
