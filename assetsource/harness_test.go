@@ -28,12 +28,12 @@ import (
 	"github.com/imgly/syncer/catalog"
 	"github.com/imgly/syncer/config"
 	"github.com/imgly/syncer/internal/testkit"
-	"github.com/imgly/syncer/schedule"
 	"github.com/imgly/syncer/providers"
 	"github.com/imgly/syncer/providers/azure"
 	"github.com/imgly/syncer/providers/gcs"
 	"github.com/imgly/syncer/providers/local"
 	"github.com/imgly/syncer/providers/s3"
+	"github.com/imgly/syncer/schedule"
 )
 
 // store is one provider's bucket with a way to write into it.
