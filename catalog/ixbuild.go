@@ -401,3 +401,57 @@ func (s *Source) BuildIndexes(ctx context.Context) (built bool, err error) {
 }
 
 var _ IndexBuilder = (*boltSource)(nil)
+
+// The states of a source's asset indexes (Source.IndexState).
+const (
+	IndexesOff      = ""         // the source keeps none
+	IndexesReady    = "ready"    // maintained by every commit; queries use them
+	IndexesPending  = "pending"  // left for a build after the first listing
+	IndexesBuilding = "building" // the build runs
+)
+
+// IndexStater is a SourceBackend that can say where its indexes stand;
+// one that is not maintains them in every commit.
+type IndexStater interface {
+	IndexState(ctx context.Context) (string, error)
+}
+
+// IndexState says where the source's asset indexes stand: IndexesOff,
+// IndexesReady, IndexesPending or IndexesBuilding. Until they are ready,
+// queries take the unindexed path.
+func (s *Source) IndexState(ctx context.Context) (string, error) {
+	if !s.indexed {
+		return IndexesOff, nil
+	}
+	if b, ok := s.b.(IndexStater); ok {
+		return b.IndexState(ctx)
+	}
+	return IndexesReady, nil
+}
+
+// IndexState implements IndexStater.
+func (s *boltSource) IndexState(ctx context.Context) (string, error) {
+	if !s.indexed {
+		return IndexesOff, nil
+	}
+	state := IndexesPending // no bucket yet: built by the first commit or a build
+	err := s.c.db.View(func(tx *bolt.Tx) error {
+		src := s.bucket(tx)
+		if src == nil {
+			return nil
+		}
+		switch indexState(src) {
+		case ixBuilding:
+			state = IndexesBuilding
+		case 0:
+			if src.Bucket(ixMtime) != nil {
+				state = IndexesReady
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("catalog: index state of %s: %w", s.id, err)
+	}
+	return state, nil
+}

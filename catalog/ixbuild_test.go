@@ -322,3 +322,41 @@ func TestExtSort(t *testing.T) {
 		})
 	}
 }
+
+// IndexState follows a source through a deferred build.
+func TestIndexStateThroughABuild(t *testing.T) {
+	ctx := context.Background()
+	c := openT(t, t.TempDir())
+	state := func(s *Source) string {
+		t.Helper()
+		st, err := s.IndexState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := state(c.Source("s", providers.ByteOrder)); st != IndexesOff {
+		t.Errorf("unindexed source: %q", st)
+	}
+	s := c.Source("s", providers.ByteOrder).Indexed(true)
+	bs := s.b.(*boltSource)
+	bs.build.readN = 100
+	if err := s.DeferIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	importN(t, s, 0, 500, 0)
+	if st := state(s); st != IndexesPending {
+		t.Errorf("deferred: %q", st)
+	}
+	var during []string
+	bs.build.step = func(string) error { during = append(during, state(s)); return nil }
+	if _, err := s.BuildIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(during) == 0 || during[0] != IndexesBuilding {
+		t.Errorf("during the build: %q", during)
+	}
+	if st := state(s); st != IndexesReady {
+		t.Errorf("built: %q", st)
+	}
+}

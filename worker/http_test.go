@@ -96,6 +96,7 @@ func TestStatusTwoSources(t *testing.T) {
 	remote.Prefix = "p/"
 	remote.Schedule = "@every 1h"
 	remote.Notifications.Webhook = &config.Webhook{Token: "hook-token"}
+	remote.Assets.Index = true // built after the start-up scan's first listing
 	cfg.Sources = append(cfg.Sources, remote)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -180,11 +181,11 @@ func TestStatusTwoSources(t *testing.T) {
 	}
 	loc, bkt := st.Sources[0], st.Sources[1]
 	if loc.ID != "loc" || loc.Provider != "local" || loc.Bucket != dir || loc.Objects != 3 || loc.LastSeq != 3 ||
-		loc.PublishedSeq != 3 || loc.OutboxPending != 0 || len(loc.Notifications) != 0 {
+		loc.PublishedSeq != 3 || loc.OutboxPending != 0 || len(loc.Notifications) != 0 || loc.Indexes != "" {
 		t.Errorf("loc: %+v", loc)
 	}
 	if bkt.ID != "bkt" || bkt.Provider != "s3" || bkt.Bucket != "media" || bkt.Prefix != "p/" || bkt.Objects != 2 ||
-		bkt.LastSeq != 2 || bkt.PublishedSeq != 2 || bkt.OutboxPending != 0 {
+		bkt.LastSeq != 2 || bkt.PublishedSeq != 2 || bkt.OutboxPending != 0 || bkt.Indexes != "ready" {
 		t.Errorf("bkt: %+v", bkt)
 	}
 	for _, s := range st.Sources {
@@ -219,7 +220,7 @@ func TestStatusTwoSources(t *testing.T) {
 	for _, k := range []string{`"version"`, `"revision"`, `"startedAt"`, `"nats"`, `"url"`, `"connected"`, `"embedded"`,
 		`"sources"`, `"provider"`, `"bucket"`, `"prefix"`, `"objects"`, `"lastSeq"`, `"publishedSeq"`, `"outboxPending"`,
 		`"lastScan"`, `"durationSeconds"`, `"listed"`, `"result"`, `"error"`, `"nextScanAt"`, `"notifications"`,
-		`"transport"`, `"state"`, `"lastMessageAt"`} {
+		`"transport"`, `"state"`, `"lastMessageAt"`, `"indexes"`} {
 		if !bytes.Contains(body, []byte(k)) {
 			t.Errorf("/status has no %s", k)
 		}

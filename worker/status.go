@@ -53,14 +53,18 @@ type SourceStatus struct {
 	ID       string `json:"id"`
 	Provider string `json:"provider"`
 	// Bucket is the bucket, the container (azure) or the path (local).
-	Bucket        string      `json:"bucket"`
-	Prefix        string      `json:"prefix"`
-	Objects       uint64      `json:"objects"`
-	LastSeq       uint64      `json:"lastSeq"`
-	PublishedSeq  uint64      `json:"publishedSeq"`
-	OutboxPending uint64      `json:"outboxPending"`
-	LastScan      *StatusScan `json:"lastScan"`
-	NextScanAt    *time.Time  `json:"nextScanAt"`
+	Bucket        string `json:"bucket"`
+	Prefix        string `json:"prefix"`
+	Objects       uint64 `json:"objects"`
+	LastSeq       uint64 `json:"lastSeq"`
+	PublishedSeq  uint64 `json:"publishedSeq"`
+	OutboxPending uint64 `json:"outboxPending"`
+	// Indexes is where the asset API's indexes stand for a source with
+	// assets.index: ready, pending (a first import builds them after its
+	// listing) or building; omitted for a source without them.
+	Indexes    string      `json:"indexes,omitempty"`
+	LastScan   *StatusScan `json:"lastScan"`
+	NextScanAt *time.Time  `json:"nextScanAt"`
 	// ScanRunningSince is when the scan in progress started (null when none
 	// is); ScanOverdue says it has run longer than one interval of the
 	// source's schedule, so ticks are skipped and changes wait for it.
@@ -197,6 +201,9 @@ func (w *Worker) sourceStatus(ctx context.Context, s *Source) (SourceStatus, err
 		return ss, err
 	}
 	ss.Objects, ss.LastSeq, ss.PublishedSeq, ss.OutboxPending = c.objects, c.lastSeq, c.published, c.pending
+	if ss.Indexes, err = s.Catalog.IndexState(ctx); err != nil {
+		return ss, err
+	}
 	if sched, ok := w.schedStatus(sc.ID); ok {
 		if l := sched.Last; l != nil {
 			ss.LastScan = &StatusScan{
