@@ -22,7 +22,9 @@
 # least), AFTER (default 10s), WINDOW (events.coalesceWindow, default 0: every
 # commit is published at once),
 # SENDERS (default 256), LISTCONC (the source's listConcurrency, default unset:
-# automatic), WORK (scratch dir, default a new temp dir, removed at
+# automatic), INDEX (set: the source keeps the asset API's indexes, which the
+# import builds after its listing, while the notifications counted "after"
+# go on), WORK (scratch dir, default a new temp dir, removed at
 # the end unless KEEP=1; the logs and report.txt stay).
 # Needs: go, python3 (to pick free ports).
 set -euo pipefail
@@ -76,6 +78,8 @@ fi
 HTTP_PORT=$(free_port)
 NATS_PORT=$(free_port)
 TOKEN=bench-$RANDOM$RANDOM
+INDEXED=
+[[ -z ${INDEX:-} ]] || INDEXED="    assets: {index: true}"
 cat >"$WORK/syncer.yaml" <<YAML
 nats: {url: embedded, listen: "127.0.0.1:$NATS_PORT", storeDir: "$WORK/nats"}
 catalog: {path: "$WORK/data"}
@@ -90,6 +94,7 @@ sources:
     s3: {endpoint: "$URL", region: us-east-1, pathStyle: true}
     notifications: {webhook: {token: "$TOKEN"}}
 ${LISTCONC:+    listConcurrency: $LISTCONC}
+$INDEXED
 YAML
 
 LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -102,7 +107,21 @@ PIDS+=("$SYNCER")
 "$BIN/webhookload" -webhook "http://127.0.0.1:$HTTP_PORT/webhooks/s3/bench" -token "$TOKEN" \
 	-nats "nats://127.0.0.1:$NATS_PORT" -subject syncer.changed.bench -bucket bench \
 	-rate "$RATE" -senders "$SENDERS" -duration "$DURATION" -after "$AFTER" -import "$N" -t0 "$T0" \
-	>"$WORK/load.out" 2>"$WORK/load.err" || {
+	>"$WORK/load.out" 2>"$WORK/load.err" &
+LOADER=$!
+PIDS+=("$LOADER")
+# A syncer that exits (a bad config, a crash) ends the run, instead of
+# leaving the loader waiting for its events.
+while kill -0 "$LOADER" 2>/dev/null; do
+	if ! kill -0 "$SYNCER" 2>/dev/null; then
+		kill "$LOADER" 2>/dev/null || true
+		cat "$WORK/syncer.log" >&2
+		echo "syncer exited during the run" >&2
+		exit 1
+	fi
+	sleep 0.2
+done
+wait "$LOADER" || {
 	cat "$WORK/load.err" "$WORK/load.out" >&2
 	exit 1
 }

@@ -232,15 +232,16 @@ func (s *boltSource) appendIndexKeys(ctx context.Context, it *sortedRecs) error 
 	if err != nil {
 		return err
 	}
-	hold := yieldAfter
+	// Unlike a scan's (commitScan), the hold does not grow with the time
+	// the notifications took: the build is background work that nobody
+	// waits for, so notifications go first, at the price of a commit per
+	// yield.
+	const hold = yieldAfter
 	for rec != nil {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var (
-			mark    uint64
-			applied time.Time
-		)
+		var mark uint64
 		err := s.c.db.Update(func(tx *bolt.Tx) error {
 			src := s.bucket(tx)
 			if indexState(src) != ixBuilding {
@@ -273,14 +274,13 @@ func (s *boltSource) appendIndexKeys(ctx context.Context, it *sortedRecs) error 
 					return err
 				}
 			}
-			applied, mark = time.Now(), s.c.group.mark()
+			mark = s.c.group.mark()
 			return nil
 		})
 		if err != nil {
 			return err
 		}
 		s.c.group.yield(mark)
-		hold = max(yieldAfter, time.Since(applied))
 		if err := s.build.stepOf("append"); err != nil {
 			return err
 		}
