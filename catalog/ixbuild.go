@@ -44,6 +44,10 @@ const (
 	ixBuilding = 'b'
 )
 
+// errSuperseded ends a build whose state a commit changed under it: the
+// source was opened without indexes meanwhile, which dropped them.
+var errSuperseded = errors.New("the source's indexes were turned off during the build")
+
 // Build parameters: the sort's memory budget per run (its records, about
 // three per object plus 8 bytes each for their spans), the objects read
 // per read transaction, and the index keys an append transaction puts.
@@ -184,8 +188,10 @@ func (s *boltSource) readIndexKeys(ctx context.Context, sorter *extSort) error {
 		n := 0
 		err := s.c.db.View(func(tx *bolt.Tx) error {
 			src := s.bucket(tx)
-			objs := src.Bucket(objectBucket)
-			c := objs.Cursor()
+			if src == nil || indexState(src) != ixBuilding {
+				return errSuperseded
+			}
+			c := src.Bucket(objectBucket).Cursor()
 			k, v := c.First()
 			if after != nil {
 				if k, v = c.Seek(after); k != nil && string(k) == string(after) {
@@ -244,8 +250,8 @@ func (s *boltSource) appendIndexKeys(ctx context.Context, it *sortedRecs) error 
 		var mark uint64
 		err := s.c.db.Update(func(tx *bolt.Tx) error {
 			src := s.bucket(tx)
-			if indexState(src) != ixBuilding {
-				return errors.New("the build was superseded")
+			if src == nil || indexState(src) != ixBuilding {
+				return errSuperseded
 			}
 			dirty := src.Bucket(ixDirty)
 			check := dirty.Cursor()
@@ -300,6 +306,9 @@ func (s *boltSource) fixUpIndexes(ctx context.Context) error {
 		var mark uint64
 		err := s.c.db.Update(func(tx *bolt.Tx) error {
 			src := s.bucket(tx)
+			if src == nil || indexState(src) != ixBuilding {
+				return errSuperseded
+			}
 			objs, dirty := src.Bucket(objectBucket), src.Bucket(ixDirty)
 			ix := &indexes{mtime: src.Bucket(ixMtime), size: src.Bucket(ixSize), name: src.Bucket(ixName)}
 			type fix struct{ sk, pre []byte }

@@ -360,3 +360,34 @@ func TestIndexStateThroughABuild(t *testing.T) {
 		t.Errorf("built: %q", st)
 	}
 }
+
+// A build whose source is opened without indexes meanwhile (the indexes
+// dropped under it) stops with an error, not a panic, in each phase.
+func TestIndexBuildSuperseded(t *testing.T) {
+	for _, phase := range []string{"read", "append"} {
+		t.Run(phase, func(t *testing.T) {
+			ctx := context.Background()
+			c := openT(t, t.TempDir())
+			on := c.Source("s", providers.ByteOrder).Indexed(true)
+			bs := on.b.(*boltSource)
+			bs.build = buildKnobs{readN: 100, txKeys: 100}
+			if err := on.DeferIndexes(ctx); err != nil {
+				t.Fatal(err)
+			}
+			importN(t, on, 0, 1000, 0)
+			off := c.Source("s", providers.ByteOrder)
+			bs.build.step = func(p string) error {
+				if p == phase {
+					importN(t, off, 5000, 1, 0)
+				}
+				return nil
+			}
+			if _, err := on.BuildIndexes(ctx); !errors.Is(err, errSuperseded) {
+				t.Fatalf("BuildIndexes = %v, want errSuperseded", err)
+			}
+			if st, err := off.IndexState(ctx); err != nil || st != IndexesOff {
+				t.Fatalf("state %q, %v", st, err)
+			}
+		})
+	}
+}
