@@ -51,10 +51,10 @@ func (b *recBuf) sort() {
 	})
 }
 
-// add adds a record. Each buffer's bytes and spans are allocated once at
+// add adds a record: tag, then parts. Each buffer's bytes and spans are allocated once at
 // their full size: grown by appending, they would hold up to twice the
 // budget while the old arrays wait for the collector.
-func (s *extSort) add(tag byte, key []byte) error {
+func (s *extSort) add(tag byte, parts ...[]byte) error {
 	if s.cur == nil {
 		s.free = make(chan *recBuf, 2)
 		for range 2 {
@@ -63,15 +63,22 @@ func (s *extSort) add(tag byte, key []byte) error {
 		}
 		s.cur = <-s.free
 	}
+	n := 1
+	for _, p := range parts {
+		n += len(p)
+	}
 	b := s.cur
-	if len(b.buf)+1+len(key) > cap(b.buf) || len(b.spans) == cap(b.spans) {
+	if len(b.buf)+n > cap(b.buf) || len(b.spans) == cap(b.spans) {
 		if err := s.spill(); err != nil {
 			return err
 		}
 		b = s.cur
 	}
 	start := len(b.buf)
-	b.buf = append(append(b.buf, tag), key...)
+	b.buf = append(b.buf, tag)
+	for _, p := range parts {
+		b.buf = append(b.buf, p...)
+	}
 	b.spans = append(b.spans, span{uint32(start), uint32(len(b.buf))})
 	return nil
 }

@@ -3,13 +3,17 @@ package catalog
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path"
 	"path/filepath"
 	"time"
+	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/imgly/syncer/providers"
 )
 
 // A first import builds the order indexes after its listing instead of in
@@ -200,15 +204,8 @@ func (s *boltSource) readIndexKeys(ctx context.Context, sorter *extSort) error {
 			}
 			for ; k != nil && n < readN; k, v = c.Next() {
 				n++
-				e, err := decodeEntry(s.order.FromSortKey(string(k)), v)
-				if err != nil {
+				if err := addIndexKeys(sorter, s.order, k, v); err != nil {
 					return fmt.Errorf("key %q: %w", k, err)
-				}
-				m, sz, nm := ixKeys(k, &e.Object)
-				for i, rec := range [][]byte{m, sz, nm} {
-					if err := sorter.add(byte(i), rec); err != nil {
-						return err
-					}
 				}
 				after = append(after[:0], k...)
 			}
@@ -222,6 +219,39 @@ func (s *boltSource) readIndexKeys(ctx context.Context, sorter *extSort) error {
 		}
 	}
 }
+
+// addIndexKeys adds to the sort the index keys of the entry v of sort key
+// sk, the same as ixKeys gives, decoding only the fields they need.
+func addIndexKeys(sorter *extSort, order providers.Order, sk, v []byte) error {
+	r := reader{b: v}
+	if r.byte() != codecVersion {
+		return errCorrupt
+	}
+	r.uvarint() // seq
+	size, mtime := r.varint(), r.varint()
+	if r.err != nil {
+		return r.err
+	}
+	var mt, sz [8]byte
+	if mtime != 0 { // 0: unknown, all zero bytes (mtimeValue)
+		binary.BigEndian.PutUint64(mt[:], uint64(mtime)^(1<<63))
+	}
+	binary.BigEndian.PutUint64(sz[:], uint64(size)^(1<<63))
+	key := unsafe.String(unsafe.SliceData(sk), len(sk))
+	if order != providers.ByteOrder {
+		key = order.FromSortKey(key)
+	}
+	base := path.Base(key)
+	if err := sorter.add(0, mt[:], sk); err != nil {
+		return err
+	}
+	if err := sorter.add(1, sz[:], sk); err != nil {
+		return err
+	}
+	return sorter.add(2, unsafe.Slice(unsafe.StringData(base), len(base)), zeroByte, sk)
+}
+
+var zeroByte = []byte{0}
 
 // ixBuckets are the order index buckets by sort tag (ixKeys' order).
 var ixBuckets = [3][]byte{ixMtime, ixSize, ixName}

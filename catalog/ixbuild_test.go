@@ -19,7 +19,7 @@ import (
 func ixObj(i, gen int) providers.Object {
 	t0 := time.Unix(1_700_000_000, 0).UTC()
 	return providers.Object{
-		Key:          fmt.Sprintf("dir%02d/%05d/%s-%d.jpg", i%7, i, []string{"zeta", "alpha", "mü", "Ωmega"}[i%4], i*7919%1000),
+		Key:          fmt.Sprintf("dir%02d/%05d/%s-%d.jpg", i%7, i, []string{"zeta", "alpha", "mü", "Ωmega", "ＡＢ\ue000"}[i%5], i*7919%1000),
 		Size:         int64((i*104729+gen)%5000 + 1),
 		ETag:         fmt.Sprintf("%d-%d", i, gen),
 		LastModified: t0.Add(time.Duration((i*7907+gen*13)%100000) * time.Millisecond),
@@ -41,7 +41,7 @@ func wantIndexes(t *testing.T, c *Catalog, s *Source) {
 		var want [3][]string
 		objs := src.Bucket(objectBucket)
 		if err := objs.ForEach(func(k, v []byte) error {
-			e, err := decodeEntry(string(k), v)
+			e, err := decodeEntry(s.order.FromSortKey(string(k)), v)
 			if err != nil {
 				return err
 			}
@@ -105,11 +105,15 @@ func importN(t *testing.T, s *Source, from, n, gen int) {
 // maintaining them commit by commit gives — from one sorted run in memory
 // and from many merged from disk.
 func TestDeferredIndexBuild(t *testing.T) {
-	for _, runBytes := range []int{0, 4 << 10} {
-		t.Run(fmt.Sprintf("runBytes=%d", runBytes), func(t *testing.T) {
+	for _, tc := range []struct {
+		runBytes int
+		order    providers.Order
+	}{{0, providers.ByteOrder}, {4 << 10, providers.ByteOrder}, {4 << 10, providers.UTF16Order}} {
+		runBytes, order := tc.runBytes, tc.order
+		t.Run(fmt.Sprintf("runBytes=%d,utf16=%v", runBytes, order == providers.UTF16Order), func(t *testing.T) {
 			ctx := context.Background()
 			c := openT(t, t.TempDir())
-			s := c.Source("s", providers.ByteOrder).Indexed(true)
+			s := c.Source("s", order).Indexed(true)
 			s.b.(*boltSource).build.runBytes = runBytes
 			if err := s.DeferIndexes(ctx); err != nil {
 				t.Fatal(err)
@@ -139,7 +143,7 @@ func TestDeferredIndexBuild(t *testing.T) {
 
 			// The same objects committed with the indexes maintained
 			// give the same index buckets.
-			inline := c.Source("inline", providers.ByteOrder).Indexed(true)
+			inline := c.Source("inline", order).Indexed(true)
 			for i := 0; i < 3000; i += 500 {
 				importN(t, inline, i, 500, 0)
 			}
