@@ -395,3 +395,65 @@ func TestIndexBuildSuperseded(t *testing.T) {
 		})
 	}
 }
+
+// Notification commits from other goroutines while the build runs — they
+// go through the group commit, and the build's transactions give way to
+// them — all end up in the indexes.
+func TestIndexBuildUnderConcurrentNotifications(t *testing.T) {
+	ctx := context.Background()
+	c := openT(t, t.TempDir())
+	s := c.Source("s", providers.ByteOrder).Indexed(true)
+	s.b.(*boltSource).build = buildKnobs{runBytes: 64 << 10, readN: 500, txKeys: 2000}
+	if err := s.DeferIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20_000
+	for i := 0; i < n; i += 5000 {
+		importN(t, s, i, 5000, 0)
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	commits := make(chan int, 4)
+	for g := range 4 {
+		go func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 9))
+			k := 0
+			defer func() { commits <- k }()
+			for gen := 1; ; gen++ {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				i := rng.IntN(n + 1000)
+				m := Mutation{Object: ixObj(i, gen*4+g), Origin: Notification}
+				if rng.IntN(4) == 0 {
+					m = Mutation{Object: providers.Object{Key: ixObj(i, 0).Key}, Delete: true, Origin: Notification}
+				}
+				if _, err := s.Commit(ctx, []Mutation{m}); err != nil {
+					errs <- err
+					return
+				}
+				k++
+			}
+		}()
+	}
+	_, err := s.BuildIndexes(ctx)
+	close(stop)
+	total := 0
+	for range 4 {
+		if e := <-errs; e != nil {
+			t.Fatal(e)
+		}
+		total += <-commits
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total == 0 {
+		t.Fatal("no notification committed during the build")
+	}
+	t.Logf("%d notification commits during the build", total)
+	wantIndexes(t, c, s)
+}
