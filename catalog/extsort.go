@@ -3,6 +3,7 @@ package catalog
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"container/heap"
 	"context"
 	"encoding/binary"
@@ -98,7 +99,7 @@ func (s *extSort) spill() error {
 			s.free <- b
 			if err != nil {
 				s.mu.Lock()
-				s.err = cmpErr(s.err, err)
+				s.err = cmp.Or(s.err, err)
 				s.mu.Unlock()
 			}
 		}()
@@ -107,13 +108,6 @@ func (s *extSort) spill() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 func (s *extSort) writeRun(b *recBuf) error {

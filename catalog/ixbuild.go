@@ -177,6 +177,24 @@ func (s *boltSource) buildIndexes(ctx context.Context) error {
 	return s.fixUpIndexes(ctx)
 }
 
+// buildUpdate runs fn in a write transaction of a build still under way
+// (errSuperseded otherwise), and returns the group's mark taken at its end,
+// for the yield to waiting notification commits that follows it.
+func (s *boltSource) buildUpdate(fn func(src *bolt.Bucket) error) (mark uint64, err error) {
+	err = s.c.db.Update(func(tx *bolt.Tx) error {
+		src := s.bucket(tx)
+		if src == nil || indexState(src) != ixBuilding {
+			return errSuperseded
+		}
+		if err := fn(src); err != nil {
+			return err
+		}
+		mark = s.c.group.mark()
+		return nil
+	})
+	return mark, err
+}
+
 // readIndexKeys feeds the sort every object's index keys, tagged with their
 // index, reading the objects in bounded read transactions: a long one
 // would block a commit that must grow the file's memory map. A key that
@@ -277,12 +295,7 @@ func (s *boltSource) appendIndexKeys(ctx context.Context, it *sortedRecs) error 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var mark uint64
-		err := s.c.db.Update(func(tx *bolt.Tx) error {
-			src := s.bucket(tx)
-			if src == nil || indexState(src) != ixBuilding {
-				return errSuperseded
-			}
+		mark, err := s.buildUpdate(func(src *bolt.Bucket) error {
 			dirty := src.Bucket(ixDirty)
 			check := dirty.Cursor()
 			anyDirty, _ := check.First()
@@ -310,7 +323,6 @@ func (s *boltSource) appendIndexKeys(ctx context.Context, it *sortedRecs) error 
 					return err
 				}
 			}
-			mark = s.c.group.mark()
 			return nil
 		})
 		if err != nil {
@@ -333,12 +345,7 @@ func (s *boltSource) fixUpIndexes(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var mark uint64
-		err := s.c.db.Update(func(tx *bolt.Tx) error {
-			src := s.bucket(tx)
-			if src == nil || indexState(src) != ixBuilding {
-				return errSuperseded
-			}
+		mark, err := s.buildUpdate(func(src *bolt.Bucket) error {
 			objs, dirty := src.Bucket(objectBucket), src.Bucket(ixDirty)
 			ix := &indexes{mtime: src.Bucket(ixMtime), size: src.Bucket(ixSize), name: src.Bucket(ixName)}
 			type fix struct{ sk, pre []byte }
@@ -367,7 +374,6 @@ func (s *boltSource) fixUpIndexes(ctx context.Context) error {
 					return err
 				}
 			}
-			mark = s.c.group.mark()
 			if k, _ := dirty.Cursor().First(); k != nil {
 				return nil
 			}

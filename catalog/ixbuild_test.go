@@ -70,14 +70,19 @@ func wantIndexes(t *testing.T, c *Catalog, s *Source) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.View(context.Background(), func(sn *Snapshot) error {
-		if !sn.Indexed() {
-			t.Error("the built source's snapshot is not Indexed")
-		}
-		return nil
-	}); err != nil {
+	if !readsIndexed(t, s) {
+		t.Error("the built source's snapshot is not Indexed")
+	}
+}
+
+// readsIndexed says whether a reader of s sees its indexes.
+func readsIndexed(t *testing.T, s *Source) bool {
+	t.Helper()
+	var on bool
+	if err := s.View(context.Background(), func(sn *Snapshot) error { on = sn.Indexed(); return nil }); err != nil {
 		t.Fatal(err)
 	}
+	return on
 }
 
 func firstDiff(a, b []string) int {
@@ -121,13 +126,8 @@ func TestDeferredIndexBuild(t *testing.T) {
 			for i := 0; i < 3000; i += 500 {
 				importN(t, s, i, 500, 0)
 			}
-			if err := s.View(ctx, func(sn *Snapshot) error {
-				if sn.Indexed() {
-					t.Error("a deferred source reads as indexed before its build")
-				}
-				return nil
-			}); err != nil {
-				t.Fatal(err)
+			if readsIndexed(t, s) {
+				t.Error("a deferred source reads as indexed before its build")
 			}
 			built, err := s.BuildIndexes(ctx)
 			if err != nil || !built {
@@ -237,13 +237,8 @@ func TestIndexBuildInterrupted(t *testing.T) {
 	if _, err := s.BuildIndexes(ctx); !errors.Is(err, stop) {
 		t.Fatalf("BuildIndexes = %v, want the step's error", err)
 	}
-	if err := s.View(ctx, func(sn *Snapshot) error {
-		if sn.Indexed() {
-			t.Error("a half-built index reads as indexed")
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	if readsIndexed(t, s) {
+		t.Error("a half-built index reads as indexed")
 	}
 	// Commits in between record themselves as during a build.
 	importN(t, s, 2990, 20, 1)
@@ -412,17 +407,19 @@ func TestIndexBuildUnderConcurrentNotifications(t *testing.T) {
 		importN(t, s, i, 5000, 0)
 	}
 	stop := make(chan struct{})
-	errs := make(chan error, 4)
-	commits := make(chan int, 4)
+	type result struct {
+		commits int
+		err     error
+	}
+	results := make(chan result, 4)
 	for g := range 4 {
 		go func() {
 			rng := rand.New(rand.NewPCG(uint64(g), 9))
-			k := 0
-			defer func() { commits <- k }()
+			var r result
+			defer func() { results <- r }()
 			for gen := 1; ; gen++ {
 				select {
 				case <-stop:
-					errs <- nil
 					return
 				default:
 				}
@@ -431,11 +428,10 @@ func TestIndexBuildUnderConcurrentNotifications(t *testing.T) {
 				if rng.IntN(4) == 0 {
 					m = Mutation{Object: providers.Object{Key: ixObj(i, 0).Key}, Delete: true, Origin: Notification}
 				}
-				if _, err := s.Commit(ctx, []Mutation{m}); err != nil {
-					errs <- err
+				if _, r.err = s.Commit(ctx, []Mutation{m}); r.err != nil {
 					return
 				}
-				k++
+				r.commits++
 			}
 		}()
 	}
@@ -443,10 +439,11 @@ func TestIndexBuildUnderConcurrentNotifications(t *testing.T) {
 	close(stop)
 	total := 0
 	for range 4 {
-		if e := <-errs; e != nil {
-			t.Fatal(e)
+		r := <-results
+		if r.err != nil {
+			t.Fatal(r.err)
 		}
-		total += <-commits
+		total += r.commits
 	}
 	if err != nil {
 		t.Fatal(err)
